@@ -1,0 +1,46 @@
+# raftbench — see README.md. Every target works on a fresh clone: Go fetches
+# the modules named in go.mod through the module proxy.
+
+GO        ?= go
+PKGS      ?= ./...
+SEEDS     ?= 100000
+FUZZTIME  ?= 10s
+STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Fuzz targets run briefly by `make test`, as package:FuzzFunc pairs.
+FUZZ_TARGETS ?=
+
+.PHONY: test vet unit fuzz-short lint sim bench cover
+
+## test: vet, the race-enabled test suite, and a short run of every fuzz target.
+test: vet unit fuzz-short
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+## lint: formatting and staticcheck.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(STATICCHECK) $(PKGS)
+
+## sim: a long soak of the core simulator, e.g. make sim SEEDS=100000.
+sim:
+	$(GO) test -count=1 -timeout 0 -run '^TestSimulation$$' ./core/ -sim.seeds=$(SEEDS) -v
+
+## bench: Go benchmarks with allocations.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## cover: statement coverage of core.
+cover:
+	$(GO) test -count=1 -cover ./core/...

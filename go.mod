@@ -1,0 +1,3 @@
+module github.com/raftbench/raftbench
+
+go 1.26
