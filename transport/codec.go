@@ -1,0 +1,334 @@
+package transport
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+
+	"github.com/raftbench/raftbench/core"
+)
+
+// Codec errors. Decoding never panics: every malformed input maps to one of
+// these (wrapped with the detail), so a reader can count it and close that
+// one connection.
+var (
+	// ErrFrameTooLarge: a frame header announces more bytes than the
+	// configured maximum frame size.
+	ErrFrameTooLarge = errors.New("transport: frame too large")
+	// ErrBadFrame: a frame body is truncated, has trailing bytes, or holds a
+	// value out of range.
+	ErrBadFrame = errors.New("transport: bad frame")
+)
+
+// Frame flag bits. Unknown bits are rejected so a future version cannot be
+// misread silently.
+const (
+	flagReject   = 1 << 0
+	flagSnapshot = 1 << 1
+	knownFlags   = flagReject | flagSnapshot
+)
+
+// minEntrySize is the fewest bytes an encoded entry can take (term, index,
+// type, data length: one byte each). The decoder bounds an entry count by
+// remaining/minEntrySize before allocating, so a tiny frame cannot make it
+// allocate a huge slice.
+const minEntrySize = 4
+
+func uvarintLen(x uint64) int {
+	// 1 byte per started 7 bits; x|1 makes 0 take one byte.
+	return (bits.Len64(x|1) + 6) / 7
+}
+
+// MessageSize is the size in bytes of m's frame body (without the length
+// prefix). It walks the message without allocating, so the writer can
+// refuse an oversized message before encoding it.
+func MessageSize(m *core.Message) int {
+	n := 2 // type, flags
+	n += uvarintLen(m.From) + uvarintLen(m.To) + uvarintLen(m.Term) +
+		uvarintLen(m.LogTerm) + uvarintLen(m.Index) + uvarintLen(m.Commit) +
+		uvarintLen(m.RejectHint) + uvarintLen(m.Context)
+	n += uvarintLen(uint64(len(m.Entries)))
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		n += uvarintLen(e.Term) + uvarintLen(e.Index) + 1 +
+			uvarintLen(uint64(len(e.Data))) + len(e.Data)
+	}
+	if s := m.Snapshot; s != nil {
+		n += uvarintLen(s.Meta.Index) + uvarintLen(s.Meta.Term)
+		for _, ids := range [][]uint64{s.Meta.Conf.Voters, s.Meta.Conf.VotersOutgoing, s.Meta.Conf.Learners} {
+			n += uvarintLen(uint64(len(ids)))
+			for _, id := range ids {
+				n += uvarintLen(id)
+			}
+		}
+		n += uvarintLen(uint64(len(s.Data))) + len(s.Data)
+	}
+	return n
+}
+
+// FrameSize is the size of m's whole frame: length prefix plus body.
+func FrameSize(m *core.Message) int {
+	b := MessageSize(m)
+	return uvarintLen(uint64(b)) + b
+}
+
+// AppendFrame appends m's frame (uvarint body length, then the body) to dst
+// and returns the extended slice. It does not check the maximum frame size;
+// callers compare FrameSize first.
+func AppendFrame(dst []byte, m *core.Message) []byte {
+	dst = binary.AppendUvarint(dst, uint64(MessageSize(m)))
+	return AppendMessage(dst, m)
+}
+
+// AppendMessage appends m's frame body (no length prefix) to dst.
+func AppendMessage(dst []byte, m *core.Message) []byte {
+	var flags byte
+	if m.Reject {
+		flags |= flagReject
+	}
+	if m.Snapshot != nil {
+		flags |= flagSnapshot
+	}
+	dst = append(dst, byte(m.Type), flags)
+	for _, v := range [...]uint64{m.From, m.To, m.Term, m.LogTerm, m.Index, m.Commit, m.RejectHint, m.Context} {
+		dst = binary.AppendUvarint(dst, v)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(m.Entries)))
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		dst = binary.AppendUvarint(dst, e.Term)
+		dst = binary.AppendUvarint(dst, e.Index)
+		dst = append(dst, byte(e.Type))
+		dst = binary.AppendUvarint(dst, uint64(len(e.Data)))
+		dst = append(dst, e.Data...)
+	}
+	if s := m.Snapshot; s != nil {
+		dst = binary.AppendUvarint(dst, s.Meta.Index)
+		dst = binary.AppendUvarint(dst, s.Meta.Term)
+		for _, ids := range [][]uint64{s.Meta.Conf.Voters, s.Meta.Conf.VotersOutgoing, s.Meta.Conf.Learners} {
+			dst = binary.AppendUvarint(dst, uint64(len(ids)))
+			for _, id := range ids {
+				dst = binary.AppendUvarint(dst, id)
+			}
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(s.Data)))
+		dst = append(dst, s.Data...)
+	}
+	return dst
+}
+
+// decoder walks a frame body. The first error sticks; later reads return
+// zero values, so DecodeMessage checks once at the end of each section.
+type decoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: at byte %d: %s", ErrBadFrame, d.off, fmt.Sprintf(format, args...))
+	}
+}
+
+func (d *decoder) remaining() int { return len(d.b) - d.off }
+
+func (d *decoder) byte1(what string) byte {
+	if d.err != nil {
+		return 0
+	}
+	if d.off >= len(d.b) {
+		d.fail("truncated reading %s", what)
+		return 0
+	}
+	c := d.b[d.off]
+	d.off++
+	return c
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		if n == 0 {
+			d.fail("truncated varint %s", what)
+		} else {
+			d.fail("varint %s overflows 64 bits", what)
+		}
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+// bytes returns a length-prefixed byte string aliasing the body, with its
+// capacity clipped so an append by the owner cannot overwrite what follows.
+func (d *decoder) bytes(what string) []byte {
+	n := d.uvarint(what + " length")
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(d.remaining()) {
+		d.fail("%s length %d exceeds the %d bytes left", what, n, d.remaining())
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	end := d.off + int(n)
+	s := d.b[d.off:end:end]
+	d.off = end
+	return s
+}
+
+// count reads a element count and checks that the remaining bytes can hold
+// that many elements of at least minSize bytes each.
+func (d *decoder) count(what string, minSize int) int {
+	n := d.uvarint(what)
+	if d.err != nil {
+		return 0
+	}
+	if n > uint64(d.remaining()/minSize) {
+		d.fail("%s count %d cannot fit in the %d bytes left", what, n, d.remaining())
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) ids(what string) []uint64 {
+	n := d.count(what, 1)
+	if n == 0 || d.err != nil {
+		return nil
+	}
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = d.uvarint(what)
+	}
+	return ids
+}
+
+// DecodeMessage decodes one frame body (as produced by AppendMessage).
+// Every length is checked against the body; trailing bytes, unknown flags, a
+// message type outside 1..core.MaxMessageType and an unknown entry type are
+// errors wrapping ErrBadFrame. The returned message's entry and snapshot
+// Data alias body: the caller hands body over with the message.
+func DecodeMessage(body []byte) (core.Message, error) {
+	d := decoder{b: body}
+	var m core.Message
+	t := core.MessageType(d.byte1("type"))
+	flags := d.byte1("flags")
+	if d.err != nil {
+		return core.Message{}, d.err
+	}
+	if t == 0 || t > core.MaxMessageType {
+		d.fail("message type %d outside 1..%d", t, core.MaxMessageType)
+		return core.Message{}, d.err
+	}
+	if flags&^knownFlags != 0 {
+		d.fail("unknown flags %#x", flags)
+		return core.Message{}, d.err
+	}
+	m.Type = t
+	m.Reject = flags&flagReject != 0
+	m.From = d.uvarint("from")
+	m.To = d.uvarint("to")
+	m.Term = d.uvarint("term")
+	m.LogTerm = d.uvarint("log term")
+	m.Index = d.uvarint("index")
+	m.Commit = d.uvarint("commit")
+	m.RejectHint = d.uvarint("reject hint")
+	m.Context = d.uvarint("context")
+	if n := d.count("entries", minEntrySize); n > 0 && d.err == nil {
+		m.Entries = make([]core.Entry, n)
+		for i := range m.Entries {
+			e := &m.Entries[i]
+			e.Term = d.uvarint("entry term")
+			e.Index = d.uvarint("entry index")
+			et := core.EntryType(d.byte1("entry type"))
+			if d.err == nil && et > core.EntryConfChange {
+				d.fail("entry type %d unknown", et)
+			}
+			e.Type = et
+			e.Data = d.bytes("entry data")
+			if d.err != nil {
+				break
+			}
+		}
+	}
+	if flags&flagSnapshot != 0 && d.err == nil {
+		s := &core.Snapshot{}
+		s.Meta.Index = d.uvarint("snapshot index")
+		s.Meta.Term = d.uvarint("snapshot term")
+		s.Meta.Conf.Voters = d.ids("voters")
+		s.Meta.Conf.VotersOutgoing = d.ids("outgoing voters")
+		s.Meta.Conf.Learners = d.ids("learners")
+		s.Data = d.bytes("snapshot data")
+		m.Snapshot = s
+	}
+	if d.err == nil && d.remaining() != 0 {
+		d.fail("%d trailing bytes", d.remaining())
+	}
+	if d.err != nil {
+		return core.Message{}, d.err
+	}
+	return m, nil
+}
+
+// ReadFrame reads one frame from r and returns its body in a newly
+// allocated slice (so messages decoded from it can be handed over without
+// copying). A length above maxFrame fails with ErrFrameTooLarge before
+// anything is allocated; a body cut short fails with ErrBadFrame wrapping
+// io.ErrUnexpectedEOF. A clean io.EOF before the first byte is returned as
+// io.EOF.
+//
+// maxFrame bounds the body; the length prefix is not counted.
+func ReadFrame(r *bufio.Reader, maxFrame int) ([]byte, error) {
+	n, err := readUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(maxFrame) {
+		return nil, fmt.Errorf("%w: %d bytes announced, limit %d", ErrFrameTooLarge, n, maxFrame)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: empty frame", ErrBadFrame)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("%w: body of %d bytes: %w", ErrBadFrame, n, err)
+	}
+	return body, nil
+}
+
+// readUvarint is binary.ReadUvarint with errors mapped onto ours: io.EOF
+// only when no byte was read at all.
+func readUvarint(r io.ByteReader) (uint64, error) {
+	var x uint64
+	var s uint
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		c, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				return 0, fmt.Errorf("%w: truncated frame length: %w", ErrBadFrame, io.ErrUnexpectedEOF)
+			}
+			return 0, err
+		}
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				break
+			}
+			return x | uint64(c)<<s, nil
+		}
+		x |= uint64(c&0x7f) << s
+		s += 7
+	}
+	return 0, fmt.Errorf("%w: frame length overflows 64 bits", ErrBadFrame)
+}

@@ -1,0 +1,142 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults and limits for Options. The limits exist so a typo (a frame size
+// in bytes meant as MiB, a zero backoff that would spin) is an error at
+// start-up instead of a mystery at run time.
+const (
+	// DefaultMaxFrameSize bounds one message on the wire. It must exceed the
+	// Raft MaxSizePerMsg (typically 1 MiB) plus overhead, and any snapshot
+	// sent in one message; 16 MiB leaves room for both while bounding what a
+	// hostile or broken peer can make us allocate per connection.
+	DefaultMaxFrameSize = 16 << 20
+	MinMaxFrameSize     = 1 << 10
+	MaxMaxFrameSize     = 1 << 30
+
+	// DefaultQueueLen is messages per peer (and per stream class). With
+	// Raft's pipelining (a few hundred in-flight appends at most) plus
+	// heartbeats, 1024 is never reached by a healthy peer; a full queue
+	// means the peer is slow or gone, and dropping is the right answer.
+	DefaultQueueLen = 1024
+	MaxQueueLen     = 1 << 20
+
+	DefaultBackoffMin = 10 * time.Millisecond
+	DefaultBackoffMax = time.Second
+
+	DefaultDialTimeout      = 2 * time.Second
+	DefaultHandshakeTimeout = 2 * time.Second
+	// DefaultWriteTimeout is how long one coalesced write may take before
+	// the connection is judged stuck (a peer that never reads) and closed.
+	DefaultWriteTimeout = 10 * time.Second
+
+	// DefaultUnreachableAfter: report Unreachable after this many dial
+	// failures in a row. One failure may be a restart race; two are not.
+	DefaultUnreachableAfter = 2
+)
+
+// Options are the settings every transport shares. Transports embed them in
+// their own Config. Zero fields take defaults (EnsureDefaults); Validate
+// then reports every remaining problem.
+type Options struct {
+	// ID is this node's ID (non-zero).
+	ID uint64
+	// ClusterID is exchanged in the handshake: nodes of different clusters
+	// refuse to talk. Zero is allowed but then every zero-ID cluster matches.
+	ClusterID uint64
+	// MaxFrameSize bounds a frame body in bytes, on send (larger messages
+	// are dropped as DropTooLarge) and on receive (a larger header closes
+	// the connection).
+	MaxFrameSize int
+	// QueueLen is the number of messages queued per peer and stream class
+	// before Send drops.
+	QueueLen int
+	// BackoffMin and BackoffMax bound the wait between dial attempts to a
+	// peer; the wait doubles after each failure.
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	// DialTimeout bounds one dial; HandshakeTimeout bounds the handshake
+	// exchange on both sides; WriteTimeout bounds one coalesced write.
+	DialTimeout      time.Duration
+	HandshakeTimeout time.Duration
+	WriteTimeout     time.Duration
+	// UnreachableAfter is the number of consecutive dial failures after
+	// which Handler.Unreachable is called (then again on every further
+	// failure).
+	UnreachableAfter int
+	// Logger receives connection-level events (dial failures, rejected
+	// connections). nil discards them.
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.MaxFrameSize == 0 {
+		o.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if o.QueueLen == 0 {
+		o.QueueLen = DefaultQueueLen
+	}
+	if o.BackoffMin == 0 {
+		o.BackoffMin = DefaultBackoffMin
+	}
+	if o.BackoffMax == 0 {
+		o.BackoffMax = max(DefaultBackoffMax, o.BackoffMin)
+	}
+	if o.DialTimeout == 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.UnreachableAfter == 0 {
+		o.UnreachableAfter = DefaultUnreachableAfter
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every invalid field, each naming the field, its value
+// and the limit, joined into one error wrapping ErrInvalidConfig.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if o.ID == 0 {
+		bad("ID = 0, must be non-zero")
+	}
+	if o.MaxFrameSize < MinMaxFrameSize || o.MaxFrameSize > MaxMaxFrameSize {
+		bad("MaxFrameSize = %d, must be in [%d, %d]", o.MaxFrameSize, MinMaxFrameSize, MaxMaxFrameSize)
+	}
+	if o.QueueLen < 1 || o.QueueLen > MaxQueueLen {
+		bad("QueueLen = %d, must be in [1, %d]", o.QueueLen, MaxQueueLen)
+	}
+	if o.BackoffMin <= 0 {
+		bad("BackoffMin = %v, must be > 0", o.BackoffMin)
+	}
+	if o.BackoffMax < o.BackoffMin {
+		bad("BackoffMax = %v, must be >= BackoffMin (%v)", o.BackoffMax, o.BackoffMin)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"DialTimeout", o.DialTimeout}, {"HandshakeTimeout", o.HandshakeTimeout}, {"WriteTimeout", o.WriteTimeout}} {
+		if d.v <= 0 {
+			bad("%s = %v, must be > 0", d.name, d.v)
+		}
+	}
+	if o.UnreachableAfter < 1 {
+		bad("UnreachableAfter = %d, must be >= 1", o.UnreachableAfter)
+	}
+	return errors.Join(errs...)
+}
