@@ -1,0 +1,146 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// PebbleOptions configures OpenPebble. The zero value is usable: every zero
+// field takes the default named in its comment.
+type PebbleOptions struct {
+	// GroupID is the Raft group whose log this is. Every key carries it, so
+	// several groups can share one Pebble instance later. Default 0.
+	GroupID uint64
+
+	// FS is the filesystem Pebble runs on. Default vfs.Default (the OS);
+	// tests pass vfs.NewMem or vfs.NewCrashableMem.
+	FS vfs.FS
+
+	// MemTableSize is the size of one Pebble memtable, in [1 MiB, 4 GiB).
+	// Default 64 MiB. See pebbleOptions for why it is larger than Pebble's.
+	MemTableSize uint64
+
+	// CacheSize is Pebble's block cache in bytes, at least 1 MiB. Default
+	// 16 MiB: reads are mostly of the recent tail, which the memtables hold.
+	CacheSize int64
+
+	// WALMinSyncInterval delays each WAL fsync until at least this long
+	// after the previous one, so more concurrent saves share it (higher
+	// throughput, higher latency). At most 10ms. Default 0: a synced save
+	// is never held back; concurrent saves still share fsyncs through
+	// Pebble's group commit.
+	WALMinSyncInterval time.Duration
+
+	// TermCacheRuns bounds the term cache: how many runs of equal terms in
+	// the log's tail are answered from memory, in [1, 1<<20]. Default 1024.
+	TermCacheRuns int
+
+	// Logger receives Pebble's log messages. Default: Pebble's own logger.
+	Logger pebble.Logger
+}
+
+// ErrInvalidOptions marks a PebbleOptions that failed validation.
+var ErrInvalidOptions = errors.New("wal: invalid options")
+
+// Limits that Validate enforces, named so error messages can quote them.
+const (
+	minMemTableSize       = 1 << 20
+	maxMemTableSize       = 4 << 30 // Pebble's own limit: must be < 4 GiB
+	minCacheSize          = 1 << 20
+	maxWALMinSyncInterval = 10 * time.Millisecond
+	maxTermCacheRuns      = 1 << 20
+)
+
+// withDefaults returns o with every zero field set to its default.
+func (o PebbleOptions) withDefaults() PebbleOptions {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = 64 << 20
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 16 << 20
+	}
+	if o.TermCacheRuns == 0 {
+		o.TermCacheRuns = 1024
+	}
+	return o
+}
+
+// Validate reports every field outside its allowed range, each with its
+// value and the limit, in one error matching ErrInvalidOptions. It expects
+// defaults applied; OpenPebble does both.
+func (o PebbleOptions) Validate() error {
+	var bad []string
+	if o.MemTableSize < minMemTableSize || o.MemTableSize >= maxMemTableSize {
+		bad = append(bad, fmt.Sprintf("MemTableSize %d outside [%d, %d)", o.MemTableSize, minMemTableSize, maxMemTableSize))
+	}
+	if o.CacheSize < minCacheSize {
+		bad = append(bad, fmt.Sprintf("CacheSize %d below minimum %d", o.CacheSize, minCacheSize))
+	}
+	if o.WALMinSyncInterval < 0 || o.WALMinSyncInterval > maxWALMinSyncInterval {
+		bad = append(bad, fmt.Sprintf("WALMinSyncInterval %v outside [0, %v]", o.WALMinSyncInterval, maxWALMinSyncInterval))
+	}
+	if o.TermCacheRuns < 1 || o.TermCacheRuns > maxTermCacheRuns {
+		bad = append(bad, fmt.Sprintf("TermCacheRuns %d outside [1, %d]", o.TermCacheRuns, maxTermCacheRuns))
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidOptions, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// pebbleFormat is the Pebble on-disk format we create and expect. It is
+// pinned rather than left to Pebble's default so an upgrade of Pebble never
+// changes the files we write without a deliberate change here. It includes
+// FormatWALSyncChunks, with which Pebble's WAL replay tells a torn unsynced
+// tail (dropped, as the durability contract allows) from corruption of
+// synced data (an error).
+const pebbleFormat = pebble.FormatValueSeparation
+
+// pebbleOptions translates o (defaults applied) into Pebble options chosen
+// for a Raft log: sequential appends, reads of the recent tail, and a prefix
+// deleted wholesale at each compaction.
+func (o PebbleOptions) pebbleOptions() *pebble.Options {
+	minSync := o.WALMinSyncInterval
+	return &pebble.Options{
+		FS:                 o.FS,
+		Logger:             o.Logger,
+		FormatMajorVersion: pebbleFormat,
+		CacheSize:          o.CacheSize,
+
+		// A large memtable (64 MiB against Pebble's 4 MiB) absorbs bursts of
+		// appends without flushes, and entries that are compacted (range
+		// deleted) before their memtable flushes are dropped by the flush
+		// and never written to an sstable: the log's write amplification
+		// falls as the memtable grows relative to the compaction lag.
+		MemTableSize: o.MemTableSize,
+		// Four queued memtables let appends continue while one or two
+		// flush, instead of stalling every save behind a slow flush.
+		MemTableStopWritesThreshold: 4,
+
+		// Appends have ever-increasing keys, so flushed sstables barely
+		// overlap and L0 compactions are cheap moves; a high stop threshold
+		// keeps a burst of flushes from stalling writes, since Raft latency
+		// is what we sell.
+		L0CompactionThreshold: 4,
+		L0StopWritesThreshold: 64,
+		// Compactions mostly drop range-deleted prefixes, which is cheap.
+		// One at a time normally leaves the CPU and disk to the WAL; a
+		// second is allowed when compaction debt builds up.
+		CompactionConcurrencyRange: func() (int, int) { return 1, 2 },
+
+		// WAL: synced saves fsync it on every commit already, so background
+		// syncing (WALBytesPerSync) would only add I/O on the hot path. It
+		// stays 0, as does WALMinSyncInterval unless the caller trades
+		// latency for fewer fsyncs.
+		WALBytesPerSync:    0,
+		WALMinSyncInterval: func() time.Duration { return minSync },
+	}
+}

@@ -1,0 +1,410 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/raftbench/raftbench/core"
+)
+
+// PebbleLog is a Log stored in a Pebble instance. See the package comment
+// for the key layout, the encoding and the durability contract.
+//
+// Locking: wmu serialises writers, so each write is planned against the
+// state the previous one left and reaches Pebble in the same order. mu
+// guards the in-memory state that readers use; a writer takes it only to
+// publish its change (and, when it deletes entries, across the Pebble apply
+// as well, so no reader sees the old bounds over the new keys). Neither lock
+// is held while a write waits for its fsync: readers and the next writer
+// proceed, and concurrent synced writes share one fsync (group commit).
+type PebbleLog struct {
+	dir     string
+	group   uint64
+	db      *pebble.DB
+	lock    *pebble.Lock
+	hsKey   []byte
+	snapKey []byte
+
+	wmu      sync.Mutex
+	inflight sync.WaitGroup // synced writes applied but not yet fsynced
+
+	// failed holds the first write error whose outcome is unknown (a failed
+	// commit or fsync). From then on every call returns it: the in-memory
+	// state may no longer match the disk, and guessing would risk silent
+	// loss.
+	failed atomic.Pointer[error]
+
+	mu     sync.RWMutex
+	closed bool
+	hard   core.HardState
+	snap   core.SnapshotMeta
+	// last is the last index held; the first is always snap.Index+1.
+	//
+	// Invariant: Pebble holds exactly the entries [snap.Index+1, last] of
+	// this group (after the write in progress, if any, is published).
+	last  uint64
+	terms *termCache
+}
+
+var _ Log = (*PebbleLog)(nil)
+
+// formatVersion is the version of the key layout and encodings. It is
+// stored under formatKey when a directory is created and checked on every
+// open, so a build never misreads a directory written by another version.
+const formatVersion = 1
+
+// formatMagic starts the format marker's value; a marker without it means
+// the Pebble directory belongs to someone else.
+const formatMagic = "raftbench-wal\x00"
+
+// OpenPebble opens (creating it if needed) the log of opts.GroupID in the
+// Pebble directory dir. A directory of another format version is
+// ErrFormatVersion, one open elsewhere is ErrLocked, and stored data that
+// fails verification is ErrCorrupt; every error names dir.
+func OpenPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
+	l, err := openPebble(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("wal: open %s: %w", dir, err)
+	}
+	return l, nil
+}
+
+func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	// Take Pebble's directory lock ourselves, so that its failure, and only
+	// its failure, is reported as ErrLocked.
+	lock, err := pebble.LockDirectory(dir, opts.FS)
+	if err != nil {
+		return nil, fmt.Errorf("%w (another process or Log has it open): %w", ErrLocked, err)
+	}
+	po := opts.pebbleOptions()
+	po.Lock = lock
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		_ = lock.Close()
+		return nil, pebbleErr(err)
+	}
+	l := &PebbleLog{
+		dir:     dir,
+		group:   opts.GroupID,
+		db:      db,
+		lock:    lock,
+		hsKey:   makeKey(kindHardState, opts.GroupID, 0),
+		snapKey: makeKey(kindSnapshot, opts.GroupID, 0),
+		terms:   newTermCache(opts.TermCacheRuns),
+	}
+	if err := l.load(); err != nil {
+		return nil, errors.Join(err, db.Close(), lock.Close())
+	}
+	return l, nil
+}
+
+// pebbleErr marks Pebble's own corruption reports as ErrCorrupt too, so
+// callers need one test for "the data is damaged".
+func pebbleErr(err error) error {
+	if pebble.IsCorruptionError(err) {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return err
+}
+
+// load checks the format marker and reads the group's state into memory.
+func (l *PebbleLog) load() error {
+	if err := l.checkFormat(); err != nil {
+		return err
+	}
+	if v, ok, err := l.get(l.hsKey); err != nil {
+		return err
+	} else if ok {
+		if l.hard, ok = decodeHardState(l.hsKey, v); !ok {
+			return &CorruptError{Group: l.group, What: "hard state", Reason: "checksum mismatch or malformed"}
+		}
+	}
+	if v, ok, err := l.get(l.snapKey); err != nil {
+		return err
+	} else if ok {
+		if l.snap, ok = decodeSnapshotMeta(l.snapKey, v); !ok {
+			return &CorruptError{Group: l.group, What: "snapshot metadata", Reason: "checksum mismatch or malformed"}
+		}
+	}
+	return l.loadBounds()
+}
+
+// checkFormat accepts a directory with our marker at formatVersion, and
+// stamps an empty one; anything else is ErrFormatVersion.
+func (l *PebbleLog) checkFormat() error {
+	v, ok, err := l.get(formatKey)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		empty, err := l.isEmpty()
+		if err != nil {
+			return err
+		}
+		if !empty {
+			return fmt.Errorf("%w: the Pebble data here has no wal format marker", ErrFormatVersion)
+		}
+		val := binary.AppendUvarint([]byte(formatMagic), formatVersion)
+		return pebbleErr(l.db.Set(formatKey, val, pebble.Sync))
+	}
+	rest, found := bytes.CutPrefix(v, []byte(formatMagic))
+	if !found {
+		return fmt.Errorf("%w: format marker %q is not a wal's", ErrFormatVersion, v)
+	}
+	ver, n := binary.Uvarint(rest)
+	if n <= 0 || n != len(rest) {
+		return fmt.Errorf("%w: format marker %q is malformed", ErrFormatVersion, v)
+	}
+	if ver != formatVersion {
+		return fmt.Errorf("%w: directory has version %d, this build reads version %d", ErrFormatVersion, ver, formatVersion)
+	}
+	return nil
+}
+
+// isEmpty reports whether the Pebble instance holds no key at all.
+func (l *PebbleLog) isEmpty() (bool, error) {
+	it, err := l.db.NewIter(nil)
+	if err != nil {
+		return false, pebbleErr(err)
+	}
+	empty := !it.First()
+	return empty, pebbleErr(errors.Join(it.Error(), it.Close()))
+}
+
+// loadBounds finds the group's first and last entries and seeds the term
+// cache with the last one. It checks that the entries start right after the
+// snapshot, without scanning the log: every entry is verified when read.
+func (l *PebbleLog) loadBounds() error {
+	it, err := l.db.NewIter(&pebble.IterOptions{
+		LowerBound: entryKey(l.group, 0),
+		UpperBound: entryKey(l.group, maxIndex),
+	})
+	if err != nil {
+		return pebbleErr(err)
+	}
+	defer it.Close()
+	l.last = l.snap.Index
+	if !it.First() {
+		return pebbleErr(it.Error())
+	}
+	_, first, _ := parseEntryKey(it.Key())
+	if first != l.snap.Index+1 {
+		return &CorruptError{Group: l.group, What: "log", Reason: fmt.Sprintf(
+			"entries start at %d, but the snapshot is at %d", first, l.snap.Index)}
+	}
+	if !it.Last() {
+		return pebbleErr(it.Error())
+	}
+	val, err := it.ValueAndErr()
+	if err != nil {
+		return pebbleErr(err)
+	}
+	e, err := decodeEntry(it.Key(), val)
+	if err != nil {
+		return err
+	}
+	l.last = e.Index
+	l.terms.reset(e.Index, e.Term)
+	return nil
+}
+
+// get returns a copy of the value at key, and whether there is one.
+func (l *PebbleLog) get(key []byte) ([]byte, bool, error) {
+	v, closer, err := l.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, pebbleErr(err)
+	}
+	v = bytes.Clone(v)
+	return v, true, closer.Close()
+}
+
+// usable returns the error every call must return once the log is closed
+// or has failed. Callers hold mu (either way) or wmu.
+func (l *PebbleLog) usable() error {
+	if l.closed {
+		return ErrClosed
+	}
+	if err := l.failed.Load(); err != nil {
+		return fmt.Errorf("wal: %s: an earlier write failed: %w", l.dir, *err)
+	}
+	return nil
+}
+
+// fail records err as the log's permanent failure (the first one wins).
+func (l *PebbleLog) fail(err error) {
+	l.failed.CompareAndSwap(nil, &err)
+}
+
+// InitialState implements core.Storage.
+func (l *PebbleLog) InitialState() (core.HardState, core.ConfState, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return core.HardState{}, core.ConfState{}, err
+	}
+	return l.hard, cloneConf(l.snap.Conf), nil
+}
+
+// FirstIndex implements core.Storage.
+func (l *PebbleLog) FirstIndex() (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	return l.snap.Index + 1, nil
+}
+
+// LastIndex implements core.Storage.
+func (l *PebbleLog) LastIndex() (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	return l.last, nil
+}
+
+// SnapshotMeta implements core.Storage.
+func (l *PebbleLog) SnapshotMeta() (core.SnapshotMeta, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return core.SnapshotMeta{}, err
+	}
+	return cloneMeta(l.snap), nil
+}
+
+// Term implements core.Storage. Terms of the log's tail come from the term
+// cache; older ones, and the first lookups after an open, read Pebble.
+func (l *PebbleLog) Term(i uint64) (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	return l.termAt(i)
+}
+
+// termAt is Term without locking; the caller holds mu or wmu.
+func (l *PebbleLog) termAt(i uint64) (uint64, error) {
+	if err := checkTermRange(i, l.snap.Index+1, l.last); err != nil {
+		return 0, err
+	}
+	if i == l.snap.Index {
+		return l.snap.Term, nil
+	}
+	if t, ok := l.terms.term(i); ok {
+		return t, nil
+	}
+	key := entryKey(l.group, i)
+	v, ok, err := l.get(key)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, &CorruptError{Group: l.group, What: "entry", Index: i, HasIndex: true, Reason: "missing"}
+	}
+	e, err := decodeEntry(key, v)
+	return e.Term, err
+}
+
+// Entries implements core.Storage. Every entry read is verified against its
+// checksum: a damaged entry that the read reaches fails the call with a
+// *CorruptError naming its index, rather than returning a shorter result
+// that would look like a byte-limit cut. Reads that stop before it succeed.
+func (l *PebbleLog) Entries(lo, hi, maxBytes uint64) ([]core.Entry, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	if err := checkEntriesRange(lo, hi, l.snap.Index+1, l.last); err != nil {
+		return nil, err
+	}
+	if lo >= hi {
+		return nil, nil
+	}
+	return l.readEntries(lo, hi, maxBytes)
+}
+
+// readEntries reads [lo, hi) (within the log) cut to maxBytes.
+func (l *PebbleLog) readEntries(lo, hi, maxBytes uint64) (ents []core.Entry, err error) {
+	it, err := l.db.NewIter(&pebble.IterOptions{
+		LowerBound: entryKey(l.group, lo),
+		UpperBound: entryKey(l.group, hi),
+	})
+	if err != nil {
+		return nil, pebbleErr(err)
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil && cerr != nil {
+			ents, err = nil, pebbleErr(cerr)
+		}
+	}()
+	ents = make([]core.Entry, 0, min(hi-lo, 256))
+	var size uint64
+	next := lo
+	for ok := it.First(); ok; ok = it.Next() {
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return nil, pebbleErr(err)
+		}
+		e, err := decodeEntry(it.Key(), val)
+		if err != nil {
+			return nil, err
+		}
+		if e.Index != next {
+			return nil, &CorruptError{Group: l.group, What: "entry", Index: next, HasIndex: true, Reason: "missing"}
+		}
+		// Same cut as core.LimitSize: at least one entry, then stop
+		// before the one that would pass the limit.
+		if size += e.Size(); len(ents) > 0 && size > maxBytes {
+			return ents, nil
+		}
+		e.Data = bytes.Clone(e.Data) // val is Pebble's until Next
+		ents = append(ents, e)
+		next++
+	}
+	if err := it.Error(); err != nil {
+		return nil, pebbleErr(err)
+	}
+	if next != hi {
+		return nil, &CorruptError{Group: l.group, What: "entry", Index: next, HasIndex: true, Reason: "missing"}
+	}
+	return ents, nil
+}
+
+// Close implements Log. It waits for synced saves in flight, then closes
+// Pebble and releases the directory lock.
+func (l *PebbleLog) Close() error {
+	l.wmu.Lock()
+	l.mu.Lock()
+	closed := l.closed
+	l.closed = true
+	l.mu.Unlock()
+	l.wmu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	l.inflight.Wait()
+	if err := errors.Join(l.db.Close(), l.lock.Close()); err != nil {
+		return fmt.Errorf("wal: close %s: %w", l.dir, err)
+	}
+	return nil
+}

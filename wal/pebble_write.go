@@ -1,0 +1,246 @@
+package wal
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/raftbench/raftbench/core"
+)
+
+// Save implements Log.
+//
+// The batch holds the hard state, one Set per entry (encoded in place in the
+// batch's buffer, so no copy of the data is made on the way) and, when the
+// new run ends before the old last index, one range deletion of the rest.
+// Overwritten entries need no deletion: their keys are simply set again.
+//
+// A synced save is applied to Pebble (memtable and WAL buffer) under wmu and
+// then waits for the fsync with no lock held, so saves from several
+// goroutines share fsyncs through Pebble's group commit, and readers never
+// wait for the disk.
+func (l *PebbleLog) Save(hs core.HardState, ents []core.Entry, sync bool) error {
+	b, err := l.applySave(hs, ents, sync)
+	if err != nil || b == nil {
+		return err
+	}
+	return l.syncWait(b)
+}
+
+// applySave plans and applies a save under wmu. It returns the batch to wait
+// for when the save is synced and its fsync is still due.
+func (l *PebbleLog) applySave(hs core.HardState, ents []core.Entry, sync bool) (*pebble.Batch, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	ents, err := prepareAppend(ents, l.snap.Index+1, l.last, l.termAt)
+	if err != nil {
+		return nil, err
+	}
+	if len(ents) == 0 && hs.IsEmpty() && !sync {
+		return nil, nil
+	}
+
+	size := 0
+	for i := range ents {
+		size += keyLen + encodedEntryLen(&ents[i]) + batchRecordOverhead
+	}
+	b := l.db.NewBatchWithSize(size + 128)
+	if !hs.IsEmpty() {
+		if err := b.Set(l.hsKey, encodeHardState(l.hsKey, hs), nil); err != nil {
+			return nil, l.abandon(b, err)
+		}
+	}
+	for i := range ents {
+		e := &ents[i]
+		op := b.SetDeferred(keyLen, encodedEntryLen(e))
+		putKey(op.Key, kindEntry, l.group, e.Index)
+		encodeEntry(op.Value, op.Key, e)
+		if err := op.Finish(); err != nil {
+			return nil, l.abandon(b, err)
+		}
+	}
+	newLast, truncates := l.last, false
+	if len(ents) > 0 {
+		newLast, truncates = ents[len(ents)-1].Index, ents[0].Index <= l.last
+		if newLast < l.last {
+			if err := b.DeleteRange(entryKey(l.group, newLast+1), entryKey(l.group, l.last+1), nil); err != nil {
+				return nil, l.abandon(b, err)
+			}
+		}
+	}
+	if b.Empty() {
+		// Nothing to write but a sync was asked for: a synced empty log
+		// record makes every earlier unsynced save durable.
+		if err := b.LogData(nil, nil); err != nil {
+			return nil, l.abandon(b, err)
+		}
+	}
+
+	publish := func() {
+		if !hs.IsEmpty() {
+			l.hard = hs
+		}
+		if len(ents) > 0 {
+			l.last = newLast
+			l.terms.add(ents[0].Index, len(ents), func(k int) uint64 { return ents[k].Term })
+		}
+	}
+	// Readers may see the new state before it is durable; core learns of
+	// durability only from the runtime, after Save returns.
+	return l.commit(b, sync, truncates, publish)
+}
+
+// batchRecordOverhead bounds the bytes a batch spends per record beyond key
+// and value: a kind byte and two varint lengths.
+const batchRecordOverhead = 1 + 2*5
+
+// commit applies b and publishes its effect on the in-memory state. With
+// exclusive, mu is held across the apply too, so no reader checks bounds
+// against the old state while Pebble already holds the new keys (needed
+// whenever entries are deleted or overwritten). The caller holds wmu.
+func (l *PebbleLog) commit(b *pebble.Batch, sync, exclusive bool, publish func()) (*pebble.Batch, error) {
+	if exclusive {
+		l.mu.Lock()
+	}
+	var err error
+	if sync {
+		err = l.db.ApplyNoSyncWait(b, pebble.Sync)
+	} else {
+		err = b.Commit(pebble.NoSync)
+	}
+	if !exclusive {
+		l.mu.Lock()
+	}
+	if err == nil {
+		publish()
+	}
+	l.mu.Unlock()
+	if err != nil {
+		// The batch may or may not have reached the WAL: stop here rather
+		// than guess.
+		l.fail(err)
+		return nil, l.abandon(b, err)
+	}
+	if !sync {
+		return nil, l.abandon(b, nil)
+	}
+	l.inflight.Add(1) // before wmu is released, so Close waits for it
+	return b, nil
+}
+
+// syncWait waits, holding no lock, for b's fsync.
+func (l *PebbleLog) syncWait(b *pebble.Batch) error {
+	defer l.inflight.Done()
+	err := b.SyncWait()
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		l.fail(err)
+		return fmt.Errorf("wal: %s: sync: %w", l.dir, pebbleErr(err))
+	}
+	return nil
+}
+
+// abandon closes an unapplied or finished batch and returns err wrapped with
+// context (nil stays nil, unless closing fails).
+func (l *PebbleLog) abandon(b *pebble.Batch, err error) error {
+	cerr := b.Close()
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("wal: %s: write: %w", l.dir, pebbleErr(err))
+	}
+	return nil
+}
+
+// Compact implements Log with one synced batch: the new snapshot metadata
+// and a range deletion of every entry up to index. A range deletion is a
+// single record however long the prefix, and Pebble drops the covered
+// entries during flushes and compactions; the space comes back lazily.
+func (l *PebbleLog) Compact(index uint64, conf core.ConfState) error {
+	b, err := l.applyCompact(index, conf)
+	if err != nil || b == nil {
+		return err
+	}
+	return l.syncWait(b)
+}
+
+func (l *PebbleLog) applyCompact(index uint64, conf core.ConfState) (*pebble.Batch, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	if index <= l.snap.Index {
+		return nil, nil
+	}
+	if index > l.last {
+		return nil, fmt.Errorf("wal: compact to %d beyond last index %d: %w", index, l.last, core.ErrUnavailable)
+	}
+	term, err := l.termAt(index)
+	if err != nil {
+		return nil, err
+	}
+	meta := core.SnapshotMeta{Index: index, Term: term, Conf: cloneConf(conf)}
+	return l.applySnapshot(meta, true)
+}
+
+// SaveSnapshot implements Log with one synced batch, like Compact.
+func (l *PebbleLog) SaveSnapshot(meta core.SnapshotMeta) error {
+	b, err := l.applySaveSnapshot(cloneMeta(meta))
+	if err != nil || b == nil {
+		return err
+	}
+	return l.syncWait(b)
+}
+
+func (l *PebbleLog) applySaveSnapshot(meta core.SnapshotMeta) (*pebble.Batch, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	if meta.Index < l.snap.Index {
+		return nil, fmt.Errorf("wal: snapshot at %d, have %d: %w", meta.Index, l.snap.Index, ErrSnapshotOutOfDate)
+	}
+	keepTail := false
+	if meta.Index <= l.last {
+		t, err := l.termAt(meta.Index)
+		if err != nil {
+			return nil, err
+		}
+		keepTail = t == meta.Term
+	}
+	return l.applySnapshot(meta, keepTail)
+}
+
+// applySnapshot writes meta and deletes the entries it covers, and with
+// keepTail false every entry of the group. The caller holds wmu.
+func (l *PebbleLog) applySnapshot(meta core.SnapshotMeta, keepTail bool) (*pebble.Batch, error) {
+	b := l.db.NewBatch()
+	end := uint64(maxIndex)
+	if keepTail {
+		end = meta.Index + 1
+	}
+	if err := b.Set(l.snapKey, encodeSnapshotMeta(l.snapKey, meta), nil); err != nil {
+		return nil, l.abandon(b, err)
+	}
+	// Start at 0, not at the first index: a range deletion costs the same
+	// whatever it spans, and this leaves nothing of the group behind.
+	if err := b.DeleteRange(entryKey(l.group, 0), entryKey(l.group, end), nil); err != nil {
+		return nil, l.abandon(b, err)
+	}
+	return l.commit(b, true, true, func() {
+		l.snap = meta
+		if keepTail {
+			l.terms.compact(meta.Index + 1)
+			return
+		}
+		l.last = meta.Index
+		l.terms.reset(meta.Index, meta.Term)
+	})
+}
