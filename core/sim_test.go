@@ -1,0 +1,770 @@
+package core
+
+import (
+	"cmp"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// The simulator runs whole clusters of Rafts in one goroutine against a
+// seeded network and seeded disks, and checks Raft's safety properties after
+// every step. Everything random comes from the seed, so a failing seed
+// replays exactly.
+
+var (
+	simSeeds = flag.Int("sim.seeds", 0, "simulator seeds per cluster size (0: the default for make test)")
+	simSeed  = flag.Int64("sim.seed", -1, "replay one simulator seed (with -sim.nodes)")
+	simNodes = flag.Int("sim.nodes", 3, "cluster size for -sim.seed")
+	simTrace = flag.Bool("sim.trace", false, "log every simulator event of a replayed seed")
+)
+
+// simOptions shape one simulated run.
+type simOptions struct {
+	nodes       int
+	faultRounds int // rounds of random faults before everything heals
+	drop, dup   float64
+	maxDelay    int // message delay in rounds: [0, maxDelay]
+	maxDiskLag  int // rounds a save takes: [0, maxDiskLag]
+	crashes     bool
+	partitions  bool
+	transfers   bool
+	reads       bool
+	compact     bool // compact logs, so lagging followers need snapshots
+	crashRate   float64 // per node and round; 0 means the default 0.004
+	partRate    float64 // chance per round of a new partition; 0 means 0.01
+	noPreVote   bool
+	noCheckQ    bool
+	msgEntries  int // entries per append (MaxSizePerMsg); 0 means 4
+	minDown     int // rounds a crashed node stays down; 0 means 5
+}
+
+const (
+	simElection  = 10
+	simHeartbeat = 2
+	// simLivenessBound is how many rounds after every fault heals a new
+	// proposal must be committed within. An election needs at most a couple
+	// of randomized timeouts (each < 2·ET) when nothing is lost; the bound
+	// leaves room for split votes and for check-quorum leases to run out.
+	simLivenessBound = 25 * simElection
+)
+
+type simWrite struct {
+	due     int
+	hs      HardState
+	ents    []Entry
+	snap    *Snapshot
+	after   []Message
+	lastIdx uint64
+	lastT   uint64
+}
+
+type simNode struct {
+	id      uint64
+	r       *Raft
+	store   *MemoryStorage
+	up      bool
+	writes  []simWrite
+	applied uint64 // last applied index in this incarnation
+	commit  uint64 // last seen commit in this incarnation
+	downAt  int
+}
+
+type simMsg struct {
+	due int
+	m   Message
+}
+
+type sim struct {
+	t      *testing.T
+	opts   simOptions
+	seed   int64
+	rng    *rand.Rand
+	round  int
+	steps  int
+	nodes  []*simNode
+	net    []simMsg
+	cut    map[[2]uint64]bool // cut[{from,to}]: messages from→to are lost
+	trace  bool
+	failed string
+
+	leaders   map[uint64]uint64 // term → leader
+	committed map[uint64]Entry  // index → the entry applied there, by anyone
+	maxCommit uint64
+	proposals int
+	readReqs  map[uint64]uint64 // ReadIndex ctx → max commit when issued
+	nextCtx   uint64
+	healedIn  int // rounds from healing to the liveness probe committing
+	snaps     int // snapshots installed
+}
+
+func newSim(t *testing.T, seed int64, opts simOptions) *sim {
+	s := &sim{
+		t: t, opts: opts, seed: seed,
+		rng:       rand.New(rand.NewPCG(uint64(seed), 0x5eed)),
+		cut:       map[[2]uint64]bool{},
+		leaders:   map[uint64]uint64{},
+		committed: map[uint64]Entry{},
+		readReqs:  map[uint64]uint64{},
+		nextCtx:   1 << 32,
+	}
+	for i := 1; i <= opts.nodes; i++ {
+		n := &simNode{id: uint64(i), store: NewMemoryStorage()}
+		s.nodes = append(s.nodes, n)
+		s.start(n)
+	}
+	return s
+}
+
+func (s *sim) voters() []uint64 {
+	ids := make([]uint64, s.opts.nodes)
+	for i := range ids {
+		ids[i] = uint64(i + 1)
+	}
+	return ids
+}
+
+func (s *sim) logf(format string, args ...any) {
+	if s.trace {
+		s.t.Logf("r%d "+format, append([]any{s.round}, args...)...)
+	}
+}
+
+// violate records the first safety violation; the run stops there.
+func (s *sim) violate(format string, args ...any) {
+	if s.failed == "" {
+		s.failed = fmt.Sprintf("round %d: ", s.round) + fmt.Sprintf(format, args...)
+	}
+}
+
+func (s *sim) start(n *simNode) {
+	r, err := New(Config{
+		ID: n.id, Voters: s.voters(),
+		ElectionTicks: simElection, HeartbeatTicks: simHeartbeat,
+		MaxInflight: 4, MaxSizePerMsg: uint64(cmp.Or(s.opts.msgEntries, 4) * (entryOverhead + 8)),
+		Storage: n.store, Rand: rand.New(rand.NewPCG(uint64(s.seed), n.id)),
+		DisablePreVote: s.opts.noPreVote, DisableCheckQuorum: s.opts.noCheckQ,
+	})
+	if err != nil {
+		s.violate("restart of %d failed: %v", n.id, err)
+		return
+	}
+	n.r, n.up, n.writes, n.applied, n.commit = r, true, nil, r.log.applying, r.Committed()
+}
+
+func (s *sim) crash(n *simNode) {
+	s.logf("crash %d (loses %d unsynced saves)", n.id, len(n.writes))
+	n.up, n.r, n.writes, n.downAt = false, nil, nil, s.round
+}
+
+// maxDelay and maxDiskLag are the profile's during the fault phase; once
+// everything heals the network and the disks are healthy again (at most one
+// round of delay), so the liveness bound measures Raft, not the profile.
+func (s *sim) maxDelay() int {
+	if s.round >= s.opts.faultRounds {
+		return min(s.opts.maxDelay, 1)
+	}
+	return s.opts.maxDelay
+}
+
+func (s *sim) maxDiskLag() int {
+	if s.round >= s.opts.faultRounds {
+		return min(s.opts.maxDiskLag, 1)
+	}
+	return s.opts.maxDiskLag
+}
+
+// send puts a message on the network, unless a partition or loss eats it.
+func (s *sim) send(m Message) {
+	lost := s.cut[[2]uint64{m.From, m.To}] || (s.round < s.opts.faultRounds && s.rng.Float64() < s.opts.drop)
+	if m.Type == MsgSnap {
+		// A runtime streams snapshots and learns whether the transfer
+		// succeeded; tell the leader, as it would.
+		if l := s.nodes[m.From-1]; l.up {
+			l.r.ReportSnapshot(m.To, !lost)
+		}
+	}
+	if lost {
+		return
+	}
+	copies := 1
+	if s.round < s.opts.faultRounds && s.rng.Float64() < s.opts.dup {
+		copies = 2
+	}
+	for range copies {
+		delay := 0
+		if d := s.maxDelay(); d > 0 {
+			delay = s.rng.IntN(d + 1)
+		}
+		s.net = append(s.net, simMsg{due: s.round + delay, m: m})
+	}
+}
+
+// handleReady takes a node's Ready as a runtime would: send now, queue the
+// save, apply, advance.
+func (s *sim) handleReady(n *simNode) {
+	if !n.r.HasReady() {
+		return
+	}
+	rd := n.r.Ready()
+	if s.trace {
+		s.logf("ready %d: soft=%v hs=%+v ents=%d commit=%d now=%d after=%d", n.id, rd.SoftState, rd.HardState, len(rd.Entries), len(rd.CommittedEntries), len(rd.Messages), len(rd.MessagesAfterPersist))
+	}
+	for _, m := range rd.Messages {
+		s.send(m)
+	}
+	if !rd.HardState.IsEmpty() || len(rd.Entries) > 0 || rd.Snapshot != nil || len(rd.MessagesAfterPersist) > 0 {
+		w := simWrite{hs: rd.HardState, ents: rd.Entries, snap: rd.Snapshot, after: rd.MessagesAfterPersist}
+		if k := len(rd.Entries); k > 0 {
+			w.lastIdx, w.lastT = rd.Entries[k-1].Index, rd.Entries[k-1].Term
+		} else if rd.Snapshot != nil {
+			w.lastIdx, w.lastT = rd.Snapshot.Meta.Index, rd.Snapshot.Meta.Term
+		}
+		lag := 0
+		if d := s.maxDiskLag(); d > 0 {
+			lag = s.rng.IntN(d + 1)
+		}
+		w.due = s.round + lag
+		// Saves complete in order, as one WAL writer would.
+		if k := len(n.writes); k > 0 {
+			w.due = max(w.due, n.writes[k-1].due)
+		}
+		n.writes = append(n.writes, w)
+	}
+	if rd.Snapshot != nil {
+		n.applied = rd.Snapshot.Meta.Index
+		s.snaps++
+	}
+	for _, e := range rd.CommittedEntries {
+		s.apply(n, e)
+	}
+	for _, rs := range rd.ReadStates {
+		if want, ok := s.readReqs[rs.Context]; ok {
+			if rs.Index < want {
+				s.violate("node %d: ReadIndex %d returned %d, below the commit index %d known when it was issued", n.id, rs.Context, rs.Index, want)
+			}
+			delete(s.readReqs, rs.Context)
+		}
+	}
+	n.r.Advance(rd)
+}
+
+func (s *sim) apply(n *simNode, e Entry) {
+	if e.Index != n.applied+1 {
+		s.violate("node %d applied index %d after %d", n.id, e.Index, n.applied)
+	}
+	n.applied = e.Index
+	if prev, ok := s.committed[e.Index]; ok {
+		if prev.Term != e.Term || string(prev.Data) != string(e.Data) {
+			s.violate("state machine safety: node %d applied %d/%d %x at index %d, another node applied %d/%d %x",
+				n.id, e.Index, e.Term, e.Data, e.Index, prev.Index, prev.Term, prev.Data)
+		}
+		return
+	}
+	s.committed[e.Index] = e
+}
+
+// completeWrites makes due saves durable, then releases their messages.
+func (s *sim) completeWrites(n *simNode) {
+	for len(n.writes) > 0 && n.writes[0].due <= s.round {
+		w := n.writes[0]
+		n.writes = n.writes[1:]
+		if !w.hs.IsEmpty() {
+			if w.hs.Commit < n.store.HardState().Commit {
+				s.violate("node %d persisted commit %d below the stored %d", n.id, w.hs.Commit, n.store.HardState().Commit)
+			}
+			n.store.SetHardState(w.hs)
+		}
+		if w.snap != nil {
+			if err := n.store.ApplySnapshot(w.snap.Meta); err != nil {
+				s.violate("node %d: %v", n.id, err)
+			}
+		}
+		if err := n.store.Append(w.ents); err != nil {
+			s.violate("node %d: %v", n.id, err)
+		}
+		for _, m := range w.after {
+			s.send(m)
+		}
+		s.logf("persisted %d: hs=%+v last=%d/%d", n.id, w.hs, w.lastIdx, w.lastT)
+		if w.lastIdx > 0 {
+			n.r.Persisted(w.lastIdx, w.lastT)
+		}
+	}
+}
+
+func (s *sim) deliver() {
+	// Deliver every due message; the random delays reorder them.
+	var later []simMsg
+	due := s.net[:0:0]
+	for _, sm := range s.net {
+		if sm.due <= s.round {
+			due = append(due, sm)
+		} else {
+			later = append(later, sm)
+		}
+	}
+	s.net = later
+	s.rng.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
+	for _, sm := range due {
+		n := s.nodes[sm.m.To-1]
+		if !n.up {
+			continue
+		}
+		s.steps++
+		s.logf("deliver %s", fmtMsg(sm.m))
+		if err := n.r.Step(sm.m); err != nil {
+			s.violate("node %d: Step(%s from %d): %v", n.id, sm.m.Type, sm.m.From, err)
+		}
+		s.handleReady(n)
+		s.check()
+	}
+}
+
+func (s *sim) leader() *simNode {
+	var best *simNode
+	for _, n := range s.nodes {
+		if n.up && n.r.Role() == Leader && (best == nil || n.r.Term() > best.r.Term()) {
+			best = n
+		}
+	}
+	return best
+}
+
+func (s *sim) propose() {
+	n := s.nodes[s.rng.IntN(len(s.nodes))]
+	if l := s.leader(); l != nil && s.rng.IntN(4) > 0 {
+		n = l // mostly at the leader, sometimes at a follower (refused)
+	}
+	if !n.up {
+		return
+	}
+	k := 1 + s.rng.IntN(3)
+	ents := make([]Entry, k)
+	for i := range ents {
+		s.proposals++
+		ents[i].Data = binary.BigEndian.AppendUint64(nil, uint64(s.proposals))
+	}
+	_, _, err := n.r.Propose(ents...)
+	if err != nil && err != ErrNotLeader && err != ErrProposalDropped {
+		s.violate("node %d: Propose: %v", n.id, err)
+	}
+}
+
+// faults changes crash and partition state at random during the fault
+// phase, and heals everything at its end.
+func (s *sim) faults() {
+	if s.round == s.opts.faultRounds {
+		s.logf("heal")
+		clear(s.cut)
+		for _, n := range s.nodes {
+			if !n.up {
+				s.start(n)
+			}
+		}
+		return
+	}
+	if s.round > s.opts.faultRounds {
+		return
+	}
+	if s.opts.crashes {
+		rate := s.opts.crashRate
+		if rate == 0 {
+			rate = 0.004
+		}
+		for _, n := range s.nodes {
+			if n.up && s.rng.Float64() < rate {
+				s.crash(n)
+			} else if !n.up && s.round-n.downAt > cmp.Or(s.opts.minDown, 5) && s.rng.Float64() < 0.05 {
+				s.logf("restart %d", n.id)
+				s.start(n)
+			}
+		}
+	}
+	partRate := s.opts.partRate
+	if partRate == 0 {
+		partRate = 0.01
+	}
+	if s.opts.partitions && s.rng.Float64() < partRate {
+		clear(s.cut)
+		ids := s.voters()
+		cutBoth := func(a, b uint64) { s.cut[[2]uint64{a, b}], s.cut[[2]uint64{b, a}] = true, true }
+		switch s.rng.IntN(5) {
+		case 0: // heal
+			s.logf("partition: heal")
+		case 1: // isolate one node (often the leader)
+			x := ids[s.rng.IntN(len(ids))]
+			if l := s.leader(); l != nil && s.rng.IntN(2) == 0 {
+				x = l.id
+			}
+			for _, y := range ids {
+				if y != x {
+					cutBoth(x, y)
+				}
+			}
+			s.logf("partition: isolate %d", x)
+		case 2: // split into two groups
+			s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+			k := 1 + s.rng.IntN(len(ids)-1)
+			for _, a := range ids[:k] {
+				for _, b := range ids[k:] {
+					cutBoth(a, b)
+				}
+			}
+			s.logf("partition: split %v | %v", ids[:k], ids[k:])
+		case 3: // asymmetric: one node cannot send to anyone, but hears all
+			x := ids[s.rng.IntN(len(ids))]
+			for _, y := range ids {
+				if y != x {
+					s.cut[[2]uint64{x, y}] = true
+				}
+			}
+			s.logf("partition: %d is mute", x)
+		case 4: // partial: one node reaches only one other
+			x := ids[s.rng.IntN(len(ids))]
+			var keep uint64
+			for keep = x; keep == x; keep = ids[s.rng.IntN(len(ids))] {
+			}
+			for _, y := range ids {
+				if y != x && y != keep {
+					cutBoth(x, y)
+				}
+			}
+			s.logf("partition: %d reaches only %d", x, keep)
+		}
+	}
+}
+
+// compact folds a prefix of a node's durable, applied log into a snapshot
+// now and then, keeping a short tail, as a runtime's snapshot policy would.
+func (s *sim) compact() {
+	for _, n := range s.nodes {
+		if !n.up || s.rng.Float64() >= 0.02 {
+			continue
+		}
+		last, _ := n.store.LastIndex()
+		upto := min(n.applied, last)
+		if upto < 8 {
+			continue
+		}
+		upto -= 4
+		if err := n.store.Compact(upto, n.r.Conf()); err != nil {
+			s.violate("node %d: compact %d: %v", n.id, upto, err)
+		}
+	}
+}
+
+// check asserts the safety properties that must hold after every step.
+func (s *sim) check() {
+	for _, n := range s.nodes {
+		if !n.up {
+			continue
+		}
+		r := n.r
+		if r.Role() == Leader {
+			if l, ok := s.leaders[r.Term()]; ok && l != n.id {
+				s.violate("election safety: %d and %d both lead term %d", l, n.id, r.Term())
+			} else if !ok {
+				s.leaders[r.Term()] = n.id
+				s.checkLeaderCompleteness(n)
+			}
+		}
+		c := r.Committed()
+		if c < n.commit {
+			s.violate("node %d: commit index went back from %d to %d", n.id, n.commit, c)
+		}
+		if c > n.commit && r.Role() == Leader {
+			s.checkDurableQuorum(c)
+		}
+		n.commit = c
+		s.maxCommit = max(s.maxCommit, c)
+		if r.log.applying < n.applied {
+			s.violate("node %d: applied went back", n.id)
+		}
+	}
+}
+
+// checkLeaderCompleteness: a new leader's log holds every entry committed
+// (applied by anyone) so far.
+func (s *sim) checkLeaderCompleteness(n *simNode) {
+	first, _ := n.r.log.firstIndex()
+	for idx, e := range s.committed {
+		if idx < first {
+			continue // inside the leader's snapshot, so committed there
+		}
+		t, err := n.r.log.term(idx)
+		if err != nil || t != e.Term {
+			s.violate("leader completeness: leader %d of term %d lacks committed entry %d/%d (has term %d, %v)", n.id, n.r.Term(), idx, e.Term, t, err)
+			return
+		}
+	}
+}
+
+// checkDurableQuorum: an index a leader commits is durable on a majority.
+func (s *sim) checkDurableQuorum(idx uint64) {
+	var want uint64
+	if l := s.leader(); l != nil {
+		t, err := l.r.log.term(idx)
+		if err != nil {
+			return
+		}
+		want = t
+	}
+	have := 0
+	for _, n := range s.nodes {
+		if t, err := n.store.Term(idx); (err == nil && t == want) || err == ErrCompacted {
+			have++
+		}
+	}
+	if have < len(s.nodes)/2+1 {
+		s.violate("durability: index %d committed while durable on only %d of %d", idx, have, len(s.nodes))
+	}
+}
+
+// checkLogMatching: if two logs hold an entry with the same index and term,
+// they are identical up to it.
+func (s *sim) checkLogMatching() {
+	type view struct {
+		id    uint64
+		terms []uint64 // terms[i] is the term at index first+i
+		first uint64
+	}
+	var views []view
+	for _, n := range s.nodes {
+		if !n.up {
+			continue
+		}
+		first, _ := n.r.log.firstIndex()
+		last := n.r.log.lastIndex()
+		v := view{id: n.id, first: first}
+		for i := first; i <= last; i++ {
+			t, err := n.r.log.term(i)
+			if err != nil {
+				s.violate("node %d: term(%d): %v", n.id, i, err)
+				return
+			}
+			v.terms = append(v.terms, t)
+		}
+		views = append(views, v)
+	}
+	for a := range views {
+		for b := a + 1; b < len(views); b++ {
+			va, vb := views[a], views[b]
+			lo := max(va.first, vb.first)
+			hi := min(va.first+uint64(len(va.terms)), vb.first+uint64(len(vb.terms)))
+			agreeFrom := uint64(0)
+			for i := hi; i > lo; i-- {
+				if va.terms[i-1-va.first] == vb.terms[i-1-vb.first] {
+					agreeFrom = i - 1
+					break
+				}
+			}
+			for i := lo; i < agreeFrom; i++ {
+				if va.terms[i-va.first] != vb.terms[i-vb.first] {
+					s.violate("log matching: nodes %d and %d agree at %d but differ at %d", va.id, vb.id, agreeFrom, i)
+					return
+				}
+			}
+		}
+	}
+}
+
+// run drives the cluster: a fault phase, then a healed phase in which a new
+// proposal must commit within simLivenessBound rounds.
+func (s *sim) run() {
+	total := s.opts.faultRounds + simLivenessBound
+	var target, targetTerm uint64 // the liveness probe proposal, once placed
+	for s.round = 0; s.round < total && s.failed == ""; s.round++ {
+		s.faults()
+		for _, n := range s.nodes {
+			if n.up {
+				s.steps++
+				n.r.Tick()
+				s.handleReady(n)
+			}
+		}
+		if s.round < s.opts.faultRounds {
+			if s.rng.Float64() < 0.3 {
+				s.propose()
+			}
+			if l := s.leader(); l != nil && s.opts.transfers && s.rng.Float64() < 0.003 {
+				to := uint64(1 + s.rng.IntN(len(s.nodes)))
+				s.logf("transfer %d -> %d", l.id, to)
+				if err := l.r.TransferLeader(to); err != nil {
+					s.violate("TransferLeader: %v", err)
+				}
+				s.handleReady(l)
+			}
+			if l := s.leader(); l != nil && s.opts.reads && s.rng.Float64() < 0.05 {
+				s.nextCtx++
+				if err := l.r.ReadIndex(s.nextCtx); err == nil {
+					s.readReqs[s.nextCtx] = s.maxCommit
+				} else if err != ErrReadNotReady {
+					s.violate("ReadIndex: %v", err)
+				}
+				s.handleReady(l)
+			}
+		} else if l := s.leader(); l != nil {
+			// Liveness: propose a marked entry and wait for it to commit;
+			// propose again if a leader change lost it.
+			if target != 0 {
+				if e, ok := s.committed[target]; ok {
+					if string(e.Data) == "liveness" {
+						s.healedIn = s.round - s.opts.faultRounds
+						s.logf("liveness probe committed at %d", target)
+						break
+					}
+					target = 0
+				} else if l.r.Term() != targetTerm {
+					target = 0
+				}
+			}
+			if target == 0 {
+				if first, term, err := l.r.Propose(Entry{Data: []byte("liveness")}); err == nil {
+					target, targetTerm = first, term
+				}
+				s.handleReady(l)
+			}
+		}
+		if s.opts.compact {
+			s.compact()
+		}
+		for _, n := range s.nodes {
+			if n.up {
+				s.completeWrites(n)
+				s.handleReady(n)
+			}
+		}
+		s.deliver()
+		for _, n := range s.nodes {
+			if n.up {
+				s.handleReady(n)
+			}
+		}
+		if s.round%10 == 0 {
+			s.checkLogMatching()
+			if s.trace {
+				if l := s.leader(); l != nil {
+					st := l.r.Status()
+					s.logf("status leader %d t%d commit %d last %d progress %+v", l.id, st.Term, st.Commit, st.LastIndex, st.Progress)
+				} else {
+					s.logf("status: no leader")
+				}
+			}
+		}
+	}
+	s.checkLogMatching()
+	if s.failed == "" && s.round >= total {
+		s.violate("liveness: no proposal committed within %d rounds after the faults healed", simLivenessBound)
+	}
+}
+
+// simProfiles are the fault mixes every seed cycles through.
+var simProfiles = []simOptions{
+	{faultRounds: 400, drop: 0.05, dup: 0.05, maxDelay: 3, maxDiskLag: 2, crashes: true, partitions: true, transfers: true, reads: true, compact: true},
+	{faultRounds: 300, drop: 0.2, dup: 0.1, maxDelay: 5, maxDiskLag: 3, crashes: true, partitions: false, reads: true},
+	{faultRounds: 300, drop: 0.01, maxDelay: 1, maxDiskLag: 1, partitions: true, transfers: true, compact: true},
+	{faultRounds: 200, maxDelay: 0, maxDiskLag: 0, crashes: true, transfers: true, reads: true, compact: true},
+	// Churn: crashes and partitions every few election timeouts with slow
+	// disks — the ground where the Figure 8 scenario and lost votes live.
+	{faultRounds: 400, drop: 0.02, maxDelay: 2, maxDiskLag: 4, crashes: true, crashRate: 0.02, partitions: true, partRate: 0.05, reads: true},
+	// Without the lease a deposed leader keeps leading its minority: reads
+	// and commits there must still be safe.
+	{faultRounds: 400, drop: 0.05, dup: 0.05, maxDelay: 3, maxDiskLag: 3, crashes: true, crashRate: 0.01, partitions: true, partRate: 0.03, reads: true, transfers: true, noPreVote: true, noCheckQ: true, compact: true},
+	{faultRounds: 300, drop: 0.05, maxDelay: 2, maxDiskLag: 2, crashes: true, partitions: true, partRate: 0.03, reads: true, noCheckQ: true},
+	// One entry per append, long message delays and quick restarts: votes
+	// and appends arrive after their sender's world has moved on.
+	{faultRounds: 400, drop: 0.05, dup: 0.05, maxDelay: 8, maxDiskLag: 5, crashes: true, crashRate: 0.03, minDown: 1, partitions: true, partRate: 0.03, msgEntries: 1, noPreVote: true, noCheckQ: true},
+	{faultRounds: 400, drop: 0.02, maxDelay: 6, maxDiskLag: 6, crashes: true, crashRate: 0.03, minDown: 1, msgEntries: 1, reads: true, compact: true},
+}
+
+func simReplay(seed int64, nodes int) string {
+	return fmt.Sprintf("go test ./core/ -run '^TestSimulation$' -sim.seed=%d -sim.nodes=%d -sim.trace -v", seed, nodes)
+}
+
+// simStats sum up what the seeds did, to show the runs exercise the
+// protocol rather than idling.
+type simStats struct {
+	committed, terms, snaps, maxHealed int
+}
+
+func runSeed(t *testing.T, seed int64, nodes int, trace bool, st *simStats) (steps int, failure string) {
+	opts := simProfiles[int(seed)%len(simProfiles)]
+	opts.nodes = nodes
+	s := newSim(t, seed, opts)
+	s.trace = trace
+	s.run()
+	if st != nil {
+		st.committed += len(s.committed)
+		st.terms += len(s.leaders)
+		st.snaps += s.snaps
+		st.maxHealed = max(st.maxHealed, s.healedIn)
+	}
+	return s.steps, s.failed
+}
+
+// TestSimulation runs thousands of seeded clusters of 3, 5 and 7 nodes under
+// message loss, duplication, reordering, delay, partitions (symmetric,
+// asymmetric and partial), crashes that lose unsynced writes, leadership
+// transfers and ReadIndex, checking safety after every step and liveness
+// after the faults heal.
+func TestSimulation(t *testing.T) {
+	if *simSeed >= 0 {
+		steps, failure := runSeed(t, *simSeed, *simNodes, *simTrace, nil)
+		fmt.Printf("sim: 1 seeds, %d steps, %d violations\n", steps, btoi(failure != ""))
+		if failure != "" {
+			t.Fatalf("seed %d, %d nodes: %s", *simSeed, *simNodes, failure)
+		}
+		return
+	}
+	perSize := *simSeeds
+	if perSize == 0 {
+		perSize = 700
+		if testing.Short() {
+			perSize = 50
+		}
+	}
+	var seeds, steps, violations atomic.Int64
+	var report []string
+	var st simStats
+	for _, nodes := range []int{3, 5, 7} {
+		for seed := int64(0); seed < int64(perSize); seed++ {
+			st, failure := runSeed(t, seed, nodes, false, &st)
+			seeds.Add(1)
+			steps.Add(int64(st))
+			if failure != "" {
+				violations.Add(1)
+				if len(report) < 10 {
+					report = append(report, fmt.Sprintf("seed %d, %d nodes: %s\n  replay: %s", seed, nodes, failure, simReplay(seed, nodes)))
+				}
+			}
+		}
+	}
+	fmt.Printf("sim: %d seeds, %d steps, %d violations\n", seeds.Load(), steps.Load(), violations.Load())
+	t.Logf("entries committed %d, leader terms %d, snapshots installed %d, slowest recovery after healing %d rounds (bound %d)",
+		st.committed, st.terms, st.snaps, st.maxHealed, simLivenessBound)
+	if st.committed == 0 || st.terms == 0 {
+		t.Fatalf("the simulator committed %d entries in %d terms: it is not exercising Raft", st.committed, st.terms)
+	}
+	if len(report) > 0 {
+		t.Fatalf("%d of %d seeds violated Raft's properties:\n%s", violations.Load(), seeds.Load(), strings.Join(report, "\n"))
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func fmtMsg(m Message) string {
+	return fmt.Sprintf("%s %d->%d t%d idx=%d lt=%d ents=%d commit=%d rej=%v hint=%d ctx=%d", m.Type, m.From, m.To, m.Term, m.Index, m.LogTerm, len(m.Entries), m.Commit, m.Reject, m.RejectHint, m.Context)
+}
+
+var _ = slices.Contains[[]int]
