@@ -101,6 +101,7 @@ type sim struct {
 	nextCtx   uint64
 	healedIn  int // rounds from healing to the liveness probe committing
 	snaps     int // snapshots installed
+	staleReads int
 }
 
 func newSim(t *testing.T, seed int64, opts simOptions) *sim {
@@ -334,6 +335,26 @@ func (s *sim) leader() *simNode {
 		}
 	}
 	return best
+}
+
+// anyLeader picks at random among the nodes that believe they lead: a
+// deposed leader that has not noticed yet must be as safe as the real one.
+func (s *sim) anyLeader() *simNode {
+	var ls []*simNode
+	for _, n := range s.nodes {
+		if n.up && n.r.Role() == Leader {
+			ls = append(ls, n)
+		}
+	}
+	if len(ls) == 0 {
+		return nil
+	}
+	// Deposed leaders are where reads go wrong: favour them.
+	slices.SortFunc(ls, func(a, b *simNode) int { return cmp.Compare(a.r.Term(), b.r.Term()) })
+	if len(ls) > 1 && s.rng.IntN(2) == 0 {
+		return ls[0]
+	}
+	return ls[s.rng.IntN(len(ls))]
 }
 
 func (s *sim) propose() {
@@ -600,9 +621,12 @@ func (s *sim) run() {
 				}
 				s.handleReady(l)
 			}
-			if l := s.leader(); l != nil && s.opts.reads && s.rng.Float64() < 0.05 {
+			if l := s.anyLeader(); l != nil && s.opts.reads && s.rng.Float64() < 0.2 {
 				s.nextCtx++
 				if err := l.r.ReadIndex(s.nextCtx); err == nil {
+					if l.r.Term() < s.leader().r.Term() {
+						s.staleReads++
+					}
 					s.readReqs[s.nextCtx] = s.maxCommit
 				} else if err != ErrReadNotReady {
 					s.violate("ReadIndex: %v", err)
@@ -690,7 +714,7 @@ func simReplay(seed int64, nodes int) string {
 // simStats sum up what the seeds did, to show the runs exercise the
 // protocol rather than idling.
 type simStats struct {
-	committed, terms, snaps, maxHealed int
+	committed, terms, snaps, maxHealed, staleReads int
 }
 
 func runSeed(t *testing.T, seed int64, nodes int, trace bool, st *simStats) (steps int, failure string) {
@@ -703,6 +727,7 @@ func runSeed(t *testing.T, seed int64, nodes int, trace bool, st *simStats) (ste
 		st.committed += len(s.committed)
 		st.terms += len(s.leaders)
 		st.snaps += s.snaps
+		st.staleReads += s.staleReads
 		st.maxHealed = max(st.maxHealed, s.healedIn)
 	}
 	return s.steps, s.failed
@@ -746,8 +771,8 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	fmt.Printf("sim: %d seeds, %d steps, %d violations\n", seeds.Load(), steps.Load(), violations.Load())
-	t.Logf("entries committed %d, leader terms %d, snapshots installed %d, slowest recovery after healing %d rounds (bound %d)",
-		st.committed, st.terms, st.snaps, st.maxHealed, simLivenessBound)
+	t.Logf("entries committed %d, leader terms %d, snapshots installed %d, reads on deposed leaders %d, slowest recovery after healing %d rounds (bound %d)",
+		st.committed, st.terms, st.snaps, st.staleReads, st.maxHealed, simLivenessBound)
 	if st.committed == 0 || st.terms == 0 {
 		t.Fatalf("the simulator committed %d entries in %d terms: it is not exercising Raft", st.committed, st.terms)
 	}
@@ -767,4 +792,3 @@ func fmtMsg(m Message) string {
 	return fmt.Sprintf("%s %d->%d t%d idx=%d lt=%d ents=%d commit=%d rej=%v hint=%d ctx=%d", m.Type, m.From, m.To, m.Term, m.Index, m.LogTerm, len(m.Entries), m.Commit, m.Reject, m.RejectHint, m.Context)
 }
 
-var _ = slices.Contains[[]int]
