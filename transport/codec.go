@@ -149,16 +149,20 @@ func (d *decoder) byte1(what string) byte {
 	return c
 }
 
-func (d *decoder) uvarint(what string) uint64 {
+func (d *decoder) uvarint(what string) uint64 { return d.uvarintOf(what, "") }
+
+// uvarintOf reads a varint named what+suffix; the name is only assembled on
+// failure, so the hot path does not allocate.
+func (d *decoder) uvarintOf(what, suffix string) uint64 {
 	if d.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b[d.off:])
 	if n <= 0 {
 		if n == 0 {
-			d.fail("truncated varint %s", what)
+			d.fail("truncated varint %s%s", what, suffix)
 		} else {
-			d.fail("varint %s overflows 64 bits", what)
+			d.fail("varint %s%s overflows 64 bits", what, suffix)
 		}
 		return 0
 	}
@@ -169,7 +173,7 @@ func (d *decoder) uvarint(what string) uint64 {
 // bytes returns a length-prefixed byte string aliasing the body, with its
 // capacity clipped so an append by the owner cannot overwrite what follows.
 func (d *decoder) bytes(what string) []byte {
-	n := d.uvarint(what + " length")
+	n := d.uvarintOf(what, " length")
 	if d.err != nil {
 		return nil
 	}

@@ -213,7 +213,7 @@ func (t *Transport) track(c *quicgo.Conn) bool {
 
 func (t *Transport) untrack(c *quicgo.Conn) {
 	t.mu.Lock()
-	delete(t.conns, c)
+	delete(t.conns, c) // a no-op once Close has taken the map
 	t.mu.Unlock()
 }
 
@@ -268,14 +268,16 @@ func (t *Transport) Stats() transport.Stats { return t.eng.Stats() }
 // CONNECTION_CLOSE so peers notice at once, then the UDP socket.
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
-		t.cancel()
-		_ = t.ln.Close()
-		t.eng.Close()
+		// Take the connection list first: cancelling ctx makes the
+		// goroutines that watch each connection untrack it.
 		t.mu.Lock()
 		t.closed = true
 		conns := t.conns
 		t.conns = nil
 		t.mu.Unlock()
+		t.cancel()
+		_ = t.ln.Close()
+		t.eng.Close()
 		for c := range conns {
 			_ = c.CloseWithError(0, "closing")
 		}
