@@ -48,11 +48,6 @@ type progress struct {
 	recentActive bool
 	inflights    inflights
 	isLearner    bool
-	// stalledBeats counts heartbeat responses since Match last moved while
-	// entries remained to send. Enough of them (about an election timeout)
-	// and a replicating follower is presumed to have lost an append: a lost
-	// last append produces no rejection to learn from.
-	stalledBeats int
 }
 
 func (pr *progress) becomeProbe() {
@@ -92,7 +87,6 @@ func (pr *progress) maybeUpdate(n uint64) bool {
 	pr.Match = n
 	pr.Next = max(pr.Next, n+1)
 	pr.probeSent = false
-	pr.stalledBeats = 0
 	return true
 }
 

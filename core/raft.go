@@ -760,26 +760,23 @@ func (r *Raft) handleRejection(m Message, pr *progress) {
 }
 
 func (r *Raft) handleHeartbeatResponse(m Message, pr *progress) {
-	switch pr.State {
-	case stateProbe:
-		pr.probeSent = false
-	case stateReplicate:
-		// Under load appends are acknowledged continuously. If Match has
-		// stood still for about an election timeout while entries remain,
-		// an append was lost (a lost last append produces no rejection to
-		// learn from): fall back to probing from Match. Waiting that long
-		// keeps links whose round trip exceeds the heartbeat interval
-		// pipelining.
-		if pr.Match < r.log.lastIndex() {
-			pr.stalledBeats++
-			if pr.stalledBeats >= max(2, r.electionTicks/r.heartbeatTicks) {
-				pr.becomeProbe()
-				pr.stalledBeats = 0
+	if pr.Match < r.log.lastIndex() {
+		switch pr.State {
+		case stateProbe:
+			pr.probeSent = false // the probe may have been lost: send again
+		case stateReplicate:
+			// Send an append at Next-1 (entry-less if nothing is new). On
+			// an ordered link it arrives after the appends in flight and
+			// succeeds; if one of them was lost it is rejected, and the
+			// rejection moves the follower to probe within one heartbeat —
+			// a lost last append would otherwise produce no rejection at
+			// all. A full window that will never be acknowledged gives up
+			// its oldest slot for it.
+			if pr.inflights.full() {
+				pr.inflights.freeFirst()
 			}
 		}
-	}
-	if pr.Match < r.log.lastIndex() {
-		r.sendAppends(m.From, false)
+		r.sendAppends(m.From, true)
 	}
 	if m.Context != 0 {
 		r.ackRead(m.Context, m.From)
@@ -889,15 +886,22 @@ func (r *Raft) bcastHeartbeat(ctx uint64) {
 	}
 }
 
-// appendEntries gives ents this term and the next indexes and adds them to
-// the unstable tail. The leader's own Match moves only in Persisted.
-func (r *Raft) appendEntries(ents []Entry) {
+// appendEntries adds ents to the unstable tail with this term and the next
+// indexes, copying them (the caller's slice is not retained). It returns the
+// first index given. The leader's own Match moves only in Persisted.
+func (r *Raft) appendEntries(ents []Entry) uint64 {
+	u := &r.log.unstable
+	// Invariant: the tail ends at lastIndex (it starts right after storage
+	// or the pending snapshot even when empty), so appending there extends
+	// the log.
 	first := r.log.lastIndex() + 1
-	for i := range ents {
-		ents[i].Term = r.term
-		ents[i].Index = first + uint64(i)
+	n := len(u.entries)
+	u.entries = append(u.entries, ents...)
+	for i := range u.entries[n:] {
+		e := &u.entries[n+i]
+		e.Term, e.Index = r.term, first+uint64(i)
 	}
-	r.log.append(ents)
+	return first
 }
 
 // Propose appends a batch of commands to the leader's log and starts
@@ -923,11 +927,9 @@ func (r *Raft) Propose(ents ...Entry) (first, term uint64, err error) {
 			return 0, 0, fmt.Errorf("core: Propose: entry %d has type %s; only Normal entries may be proposed this way", i, ents[i].Type)
 		}
 	}
-	batch := make([]Entry, len(ents))
-	copy(batch, ents)
-	r.appendEntries(batch)
+	first = r.appendEntries(ents)
 	r.bcastAppend(false)
-	return batch[0].Index, r.term, r.checkLog()
+	return first, r.term, r.checkLog()
 }
 
 // ReadIndex asks for a linearizable read point (thesis §6.4). ctx must be

@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // ErrCompacted is returned by Storage when the requested index lies below the
@@ -130,7 +131,15 @@ func (ms *MemoryStorage) Append(ents []Entry) error {
 		return fmt.Errorf("core: memory storage: append at %d leaves a hole after %d", ents[0].Index, ms.lastIndex())
 	}
 	keep := ents[0].Index - ms.ents[0].Index
-	ms.ents = append(ms.ents[:keep:keep], ents...)
+	if keep == uint64(len(ms.ents)) {
+		// Plain append: slices handed out by Entries are capped at their
+		// length, so growing in place cannot disturb them.
+		ms.ents = append(ms.ents, ents...)
+		return nil
+	}
+	// Truncation: copy the kept prefix so no slice handed out earlier sees
+	// its entries overwritten.
+	ms.ents = append(slices.Clone(ms.ents[:keep]), ents...)
 	return nil
 }
 
