@@ -111,6 +111,21 @@ func decodeEntry(key, val []byte) (core.Entry, error) {
 	return e, nil
 }
 
+// entrySizeHint returns the core.Entry.Size of the entry encoded in val
+// without verifying it (false when val cannot be an entry). It lets a read
+// stop at its byte limit before looking at the next entry's checksum.
+func entrySizeHint(val []byte) (uint64, bool) {
+	if len(val) < crcLen+2 {
+		return 0, false
+	}
+	_, n := binary.Uvarint(val[crcLen:])
+	if n <= 0 || crcLen+n+1 > len(val) {
+		return 0, false
+	}
+	e := core.Entry{Data: val[crcLen+n+1:]}
+	return e.Size(), true
+}
+
 // Hard state value: crc32c(key ‖ body), then term, vote, commit as uvarints.
 
 func encodeHardState(key []byte, hs core.HardState) []byte {

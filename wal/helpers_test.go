@@ -123,3 +123,10 @@ func checkLog(t *testing.T, l Log, snapIndex, snapTerm uint64, want []core.Entry
 		}
 	}
 }
+
+// testLogger sends Pebble's messages to the test log instead of stderr.
+type testLogger struct{ t testing.TB }
+
+func (l testLogger) Infof(format string, args ...any)  { l.t.Logf(format, args...) }
+func (l testLogger) Errorf(format string, args ...any) { l.t.Logf(format, args...) }
+func (l testLogger) Fatalf(format string, args ...any) { l.t.Fatalf(format, args...) }

@@ -40,7 +40,9 @@ type PebbleOptions struct {
 	// the log's tail are answered from memory, in [1, 1<<20]. Default 1024.
 	TermCacheRuns int
 
-	// Logger receives Pebble's log messages. Default: Pebble's own logger.
+	// Logger receives Pebble's log messages. Default: errors go to Pebble's
+	// default logger (the standard log package) and informational messages,
+	// a few lines per open and flush, are dropped.
 	Logger pebble.Logger
 }
 
@@ -69,6 +71,9 @@ func (o PebbleOptions) withDefaults() PebbleOptions {
 	}
 	if o.TermCacheRuns == 0 {
 		o.TermCacheRuns = 1024
+	}
+	if o.Logger == nil {
+		o.Logger = quietLogger{}
 	}
 	return o
 }
@@ -109,9 +114,16 @@ const pebbleFormat = pebble.FormatValueSeparation
 // deleted wholesale at each compaction.
 func (o PebbleOptions) pebbleOptions() *pebble.Options {
 	minSync := o.WALMinSyncInterval
+	logger := o.Logger
 	return &pebble.Options{
 		FS:                 o.FS,
-		Logger:             o.Logger,
+		Logger:             logger,
+		// Pebble's default reaction to a damaged file is Fatalf, which ends
+		// the process. The read that found it returns the error too, which
+		// we report as ErrCorrupt: log it and let the caller decide.
+		EventListener: &pebble.EventListener{
+			DataCorruption: func(info pebble.DataCorruptionInfo) { logger.Errorf("wal: %s", info) },
+		},
 		FormatMajorVersion: pebbleFormat,
 		CacheSize:          o.CacheSize,
 
@@ -144,3 +156,13 @@ func (o PebbleOptions) pebbleOptions() *pebble.Options {
 		WALMinSyncInterval: func() time.Duration { return minSync },
 	}
 }
+
+// quietLogger drops Pebble's informational messages and passes errors and
+// fatal errors on to Pebble's default logger.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (quietLogger) Errorf(format string, args ...any) { pebble.DefaultLogger.Errorf(format, args...) }
+
+func (quietLogger) Fatalf(format string, args ...any) { pebble.DefaultLogger.Fatalf(format, args...) }

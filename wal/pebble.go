@@ -365,6 +365,13 @@ func (l *PebbleLog) readEntries(lo, hi, maxBytes uint64) (ents []core.Entry, err
 		if err != nil {
 			return nil, pebbleErr(err)
 		}
+		// Same cut as core.LimitSize: at least one entry, then stop
+		// before the one that would pass the limit. The size is known
+		// before the entry is verified, so an entry the limit cuts off
+		// does not fail the read even if it is damaged.
+		if sz, ok := entrySizeHint(val); ok && len(ents) > 0 && size+sz > maxBytes {
+			return ents, nil
+		}
 		e, err := decodeEntry(it.Key(), val)
 		if err != nil {
 			return nil, err
@@ -372,11 +379,7 @@ func (l *PebbleLog) readEntries(lo, hi, maxBytes uint64) (ents []core.Entry, err
 		if e.Index != next {
 			return nil, &CorruptError{Group: l.group, What: "entry", Index: next, HasIndex: true, Reason: "missing"}
 		}
-		// Same cut as core.LimitSize: at least one entry, then stop
-		// before the one that would pass the limit.
-		if size += e.Size(); len(ents) > 0 && size > maxBytes {
-			return ents, nil
-		}
+		size += e.Size()
 		e.Data = bytes.Clone(e.Data) // val is Pebble's until Next
 		ents = append(ents, e)
 		next++
