@@ -85,6 +85,54 @@ func AppendFrame(dst []byte, m *core.Message) []byte {
 
 // AppendMessage appends m's frame body (no length prefix) to dst.
 func AppendMessage(dst []byte, m *core.Message) []byte {
+	e := encoder{buf: dst}
+	e.message(m)
+	return e.buf
+}
+
+// encoder appends a message to buf. With zeroCopyMin > 0, a data field of
+// at least that many bytes is not copied: the bytes encoded so far and the
+// caller's data slice are appended to segs instead, to be written with one
+// vectored write (writev on TCP). That saves one memory pass over large
+// appends, which is most of the sender's CPU for 1 MiB messages.
+type encoder struct {
+	buf         []byte
+	segs        [][]byte
+	mark        int // buf[mark:] is not yet in segs
+	zeroCopyMin int
+	zeroCopied  int // bytes referenced rather than copied
+}
+
+// cut moves buf[mark:] into segs, capacity clipped so later appends to buf
+// cannot change what segs holds.
+func (e *encoder) cut() {
+	if len(e.buf) > e.mark {
+		e.segs = append(e.segs, e.buf[e.mark:len(e.buf):len(e.buf)])
+	}
+	e.mark = len(e.buf)
+}
+
+func (e *encoder) data(d []byte) {
+	e.buf = binary.AppendUvarint(e.buf, uint64(len(d)))
+	if e.zeroCopyMin > 0 && len(d) >= e.zeroCopyMin {
+		e.cut()
+		e.segs = append(e.segs, d)
+		e.zeroCopied += len(d)
+		return
+	}
+	e.buf = append(e.buf, d...)
+}
+
+// size is the number of bytes encoded so far, copied or referenced.
+func (e *encoder) size() int { return len(e.buf) + e.zeroCopied }
+
+// reset empties the encoder for reuse, keeping buf's storage.
+func (e *encoder) reset() {
+	clear(e.segs)
+	e.buf, e.segs, e.mark, e.zeroCopied = e.buf[:0], e.segs[:0], 0, 0
+}
+
+func (e *encoder) message(m *core.Message) {
 	var flags byte
 	if m.Reject {
 		flags |= flagReject
@@ -92,32 +140,29 @@ func AppendMessage(dst []byte, m *core.Message) []byte {
 	if m.Snapshot != nil {
 		flags |= flagSnapshot
 	}
-	dst = append(dst, byte(m.Type), flags)
+	e.buf = append(e.buf, byte(m.Type), flags)
 	for _, v := range [...]uint64{m.From, m.To, m.Term, m.LogTerm, m.Index, m.Commit, m.RejectHint, m.Context} {
-		dst = binary.AppendUvarint(dst, v)
+		e.buf = binary.AppendUvarint(e.buf, v)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(m.Entries)))
+	e.buf = binary.AppendUvarint(e.buf, uint64(len(m.Entries)))
 	for i := range m.Entries {
-		e := &m.Entries[i]
-		dst = binary.AppendUvarint(dst, e.Term)
-		dst = binary.AppendUvarint(dst, e.Index)
-		dst = append(dst, byte(e.Type))
-		dst = binary.AppendUvarint(dst, uint64(len(e.Data)))
-		dst = append(dst, e.Data...)
+		ent := &m.Entries[i]
+		e.buf = binary.AppendUvarint(e.buf, ent.Term)
+		e.buf = binary.AppendUvarint(e.buf, ent.Index)
+		e.buf = append(e.buf, byte(ent.Type))
+		e.data(ent.Data)
 	}
 	if s := m.Snapshot; s != nil {
-		dst = binary.AppendUvarint(dst, s.Meta.Index)
-		dst = binary.AppendUvarint(dst, s.Meta.Term)
+		e.buf = binary.AppendUvarint(e.buf, s.Meta.Index)
+		e.buf = binary.AppendUvarint(e.buf, s.Meta.Term)
 		for _, ids := range [][]uint64{s.Meta.Conf.Voters, s.Meta.Conf.VotersOutgoing, s.Meta.Conf.Learners} {
-			dst = binary.AppendUvarint(dst, uint64(len(ids)))
+			e.buf = binary.AppendUvarint(e.buf, uint64(len(ids)))
 			for _, id := range ids {
-				dst = binary.AppendUvarint(dst, id)
+				e.buf = binary.AppendUvarint(e.buf, id)
 			}
 		}
-		dst = binary.AppendUvarint(dst, uint64(len(s.Data)))
-		dst = append(dst, s.Data...)
+		e.data(s.Data)
 	}
-	return dst
 }
 
 // decoder walks a frame body. The first error sticks; later reads return

@@ -645,26 +645,48 @@ func (l *lane) connect() (Stream, error) {
 	return s, nil
 }
 
-// write encodes batch into pooled buffers and writes them, flushing every
-// flushBytes, so a batch of small messages costs one write call. Messages
-// too large for a frame are dropped here, before anything is sent.
+// zeroCopyMin is the data size from which the writer references a
+// message's entry (or snapshot) data instead of copying it into the write
+// buffer. Below it, copying is cheaper than an extra iovec (and, on TLS or
+// QUIC, an extra Write call).
+const zeroCopyMin = 64 << 10
+
+// write encodes batch into a pooled buffer and writes it, flushing every
+// flushBytes, so a batch of small messages costs one write call. Large data
+// is not copied but written from the caller's slices in the same vectored
+// write (net.Buffers: one writev on a TCP connection). Messages too large
+// for a frame are dropped here, before anything is sent.
 func (l *lane) write(s Stream, batch []core.Message) error {
 	e, c := l.p.e, l.p.c
-	buf := bytebufferpool.Get()
-	defer bytebufferpool.Put(buf)
+	pb := bytebufferpool.Get()
+	enc := encoder{buf: pb.B[:0], zeroCopyMin: zeroCopyMin}
+	defer func() {
+		pb.B = enc.buf[:0]
+		enc.reset()
+		bytebufferpool.Put(pb)
+	}()
 	pending := 0
 	flush := func() error {
-		if len(buf.B) == 0 {
+		n := enc.size()
+		if n == 0 {
 			return nil
 		}
 		_ = s.SetWriteDeadline(time.Now().Add(e.opts.WriteTimeout))
-		_, err := s.Write(buf.B)
+		var err error
+		if len(enc.segs) == 0 {
+			_, err = s.Write(enc.buf)
+		} else {
+			enc.cut()
+			bufs := net.Buffers(enc.segs)
+			_, err = bufs.WriteTo(s)
+		}
 		if err != nil {
 			return err
 		}
 		c.msgsSent.Add(uint64(pending))
-		c.bytesSent.Add(uint64(len(buf.B)))
-		buf.B, pending = buf.B[:0], 0
+		c.bytesSent.Add(uint64(n))
+		enc.reset()
+		pending = 0
 		return nil
 	}
 	for i := range batch {
@@ -676,10 +698,10 @@ func (l *lane) write(s Stream, batch []core.Message) error {
 				"size", size, "limit", e.opts.MaxFrameSize)
 			continue
 		}
-		buf.B = binary.AppendUvarint(buf.B, uint64(size))
-		buf.B = AppendMessage(buf.B, m)
+		enc.buf = binary.AppendUvarint(enc.buf, uint64(size))
+		enc.message(m)
 		pending++
-		if len(buf.B) >= flushBytes {
+		if enc.size() >= flushBytes {
 			if err := flush(); err != nil {
 				l.drop(DropWriteError, pending+len(batch)-i-1)
 				return err
