@@ -18,7 +18,7 @@ import (
 // replays exactly.
 
 var (
-	simSeeds = flag.Int("sim.seeds", 0, "simulator seeds per cluster size (0: the default for make test)")
+	simSeeds = flag.Int("sim.seeds", 0, "simulator seeds in total, spread over 3, 5 and 7 nodes (0: the default for make test)")
 	simSeed  = flag.Int64("sim.seed", -1, "replay one simulator seed (with -sim.nodes)")
 	simNodes = flag.Int("sim.nodes", 3, "cluster size for -sim.seed")
 	simTrace = flag.Bool("sim.trace", false, "log every simulator event of a replayed seed")
@@ -747,13 +747,14 @@ func TestSimulation(t *testing.T) {
 		}
 		return
 	}
-	perSize := *simSeeds
-	if perSize == 0 {
-		perSize = 700
+	total := *simSeeds
+	if total == 0 {
+		total = 2100
 		if testing.Short() {
-			perSize = 50
+			total = 150
 		}
 	}
+	perSize := (total + 2) / 3
 	var seeds, steps, violations atomic.Int64
 	var report []string
 	var st simStats

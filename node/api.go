@@ -1,0 +1,145 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/raftbench/raftbench/core"
+	"github.com/raftbench/raftbench/transport"
+	"github.com/raftbench/raftbench/wal"
+)
+
+var (
+	// ErrNotLeader is matched (errors.Is) by every *NotLeaderError.
+	ErrNotLeader = errors.New("node: not the leader")
+	// ErrStopped is returned by every call on a stopped node, and to calls
+	// in flight when it stops.
+	ErrStopped = errors.New("node: stopped")
+	// ErrTimeout is returned when the caller's context ends first. The
+	// command may still be applied later: retry it with the same client
+	// session so the state machine applies it once.
+	ErrTimeout = errors.New("node: timed out")
+	// ErrProposalTooLarge is returned for a command larger than
+	// Config.MaxBatchBytes (it could never be batched) or than
+	// Config.MaxSizePerMsg (it could never be replicated).
+	ErrProposalTooLarge = errors.New("node: proposal too large")
+	// ErrLeadershipLost is returned for commands accepted by a leader that
+	// lost its leadership before they were applied. Their outcome is
+	// unknown: the new leader may or may not have them. Retry with the same
+	// client session.
+	ErrLeadershipLost = errors.New("node: leadership lost; outcome unknown")
+	// ErrInvalidConfig is wrapped by every error Config.Validate returns.
+	ErrInvalidConfig = errors.New("node: invalid config")
+)
+
+// NotLeaderError says this node is not the leader, and who is when known.
+type NotLeaderError struct {
+	// Leader is the current leader's ID, or core.None when unknown (say,
+	// during an election).
+	Leader uint64
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == core.None {
+		return "node: not the leader (leader unknown)"
+	}
+	return fmt.Sprintf("node: not the leader (leader is %d)", e.Leader)
+}
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// StateMachine is what the replicated log drives. Apply and Read are called
+// from one goroutine, never concurrently, so an implementation needs no
+// locks of its own for them.
+type StateMachine interface {
+	// Apply applies committed commands in log order and returns one result
+	// per command; results[i] answers cmds[i]. It must be deterministic:
+	// every replica applies the same commands and must reach the same
+	// state. The Data slices must not be retained past the call unless
+	// copied (they may alias the log).
+	Apply(cmds []Command) []any
+	// Read answers a read-only query against the state as of the last
+	// Apply. Node.Read calls it once the state machine has caught up with a
+	// linearizable read point.
+	Read(query []byte) (any, error)
+}
+
+// Command is one committed command.
+type Command struct {
+	Index uint64
+	Term  uint64
+	Data  []byte
+}
+
+// Config configures a node. Zero-valued fields marked "default" take the
+// default named; everything else must be set. Validate names every problem.
+type Config struct {
+	// ID is this node's ID (non-zero).
+	ID uint64
+	// Peers maps every voter's ID (this node's included) to its transport
+	// address. The node adds the others to Transport.
+	Peers map[uint64]string
+	// Transport carries messages. The node starts it and owns it: Stop
+	// closes it.
+	Transport transport.Transport
+	// Log is the durable Raft log. The node owns it: Stop closes it.
+	Log wal.Log
+	// StateMachine is what committed commands are applied to.
+	StateMachine StateMachine
+
+	// TickInterval is the length of one core tick. Default 10ms.
+	TickInterval time.Duration
+	// ElectionTicks is the election timeout in ticks. Default 100 (1 s at
+	// the default tick): long enough that a loaded 2-core machine's GC
+	// pauses and fsync stalls do not trigger needless elections.
+	ElectionTicks int
+	// HeartbeatTicks is the heartbeat interval in ticks. Default 10.
+	HeartbeatTicks int
+
+	// MaxBatchEntries and MaxBatchBytes bound how many pending proposals one
+	// round of the Raft loop folds into one core Propose (and so one log
+	// append and one fsync). Defaults 4096 and 4 MiB.
+	MaxBatchEntries int
+	MaxBatchBytes   int
+	// MaxInflight is the pipeline window per follower. Default 256.
+	MaxInflight int
+	// MaxSizePerMsg bounds the entry bytes of one AppendEntries. Default
+	// 1 MiB.
+	MaxSizePerMsg uint64
+
+	// DisablePreVote and DisableCheckQuorum turn those off (both are on by
+	// default; see core.Config).
+	DisablePreVote     bool
+	DisableCheckQuorum bool
+	// NoSync saves the log without fsync: faster, but a machine crash can
+	// lose acknowledged writes. For benchmarks that measure everything but
+	// the disk.
+	NoSync bool
+
+	// Seed seeds the election-timeout randomness. Default: derived from ID
+	// and the current time.
+	Seed uint64
+	// Logger receives the node's log lines. Default: slog.Default().
+	Logger Logger
+}
+
+// Logger is the logging the node needs; *slog.Logger satisfies it.
+type Logger interface {
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+// Status is a node's state as of the last round of its Raft loop.
+type Status struct {
+	ID      uint64
+	Role    core.Role
+	Term    uint64
+	Leader  uint64
+	Commit  uint64
+	Applied uint64
+	// Progress is the leader's view of every member (leader only).
+	Progress map[uint64]core.ProgressStatus
+}

@@ -1,0 +1,568 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftbench/raftbench/core"
+	"github.com/raftbench/raftbench/transport"
+)
+
+// Node runs one Raft replica. Its goroutines:
+//
+//   - the Raft loop owns the core.Raft: it ticks it, steps received
+//     messages, folds pending proposals into one Propose per round, and
+//     handles the Ready — sending messages that may leave now, queueing the
+//     save, handing committed entries to the applier. It never waits on the
+//     disk or the network.
+//   - the WAL writer saves what the loop queued, merging everything queued
+//     since its last save into one write (one fsync), then sends the
+//     messages that had to wait for it and reports the save durable.
+//   - the applier applies committed commands to the StateMachine in
+//     batches, completes the proposers' futures with the results, and
+//     serves linearizable reads once it has caught up with their read point.
+//   - the transport's own goroutines deliver messages into the loop's inbox.
+type Node struct {
+	cfg    Config
+	id     uint64
+	raft   *core.Raft // owned by the loop goroutine
+	log    Logger
+	tr     transport.Transport
+	writer *walWriter
+	app    *applier
+
+	// mu guards the loop's inbound queues; wake has room for one pending
+	// wake-up so producers never block.
+	mu          sync.Mutex
+	props       []*proposal
+	propBytes   int
+	inbox       []core.Message
+	unreachable []uint64
+	acks        []persistAck
+	reads       []*readReq
+	ctrl        []func()
+	stopped     bool
+	wake        chan struct{}
+
+	// Loop-owned state.
+	readCtx       uint64
+	pendingReads  map[uint64][]*readReq // ReadIndex context → reads waiting for it
+	readBacklog   []*readReq            // reads waiting for the leader's first commit
+	lastSoft      core.SoftState
+	leaderChanged chan struct{} // closed and replaced on every leader change
+
+	status   atomic.Pointer[Status]
+	metrics  metrics
+	stopc    chan struct{}
+	loopDone chan struct{}
+	stopOnce sync.Once
+	stopErr  error
+	fatal    atomic.Pointer[error]
+}
+
+// proposal is one Propose call waiting for its command to apply.
+type proposal struct {
+	data  []byte
+	index uint64
+	term  uint64
+	done  chan result
+}
+
+type result struct {
+	val any
+	err error
+}
+
+// complete delivers the outcome; done has room for exactly one.
+func (p *proposal) complete(val any, err error) { p.done <- result{val, err} }
+
+type readReq struct {
+	query []byte
+	done  chan result
+}
+
+type persistAck struct{ index, term uint64 }
+
+// Start validates cfg, restores the Raft state from cfg.Log, starts the
+// transport and the node's goroutines, and returns the running node.
+func Start(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	voters := peerIDs(cfg.Peers)
+	raft, err := core.New(core.Config{
+		ID: cfg.ID, Voters: voters,
+		ElectionTicks: cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
+		MaxInflight: cfg.MaxInflight, MaxSizePerMsg: cfg.MaxSizePerMsg,
+		DisablePreVote: cfg.DisablePreVote, DisableCheckQuorum: cfg.DisableCheckQuorum,
+		Storage: cfg.Log,
+		Rand:    rand.New(rand.NewPCG(cfg.Seed, cfg.ID)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node %d: %w", cfg.ID, err)
+	}
+	n := &Node{
+		cfg: cfg, id: cfg.ID, raft: raft, log: cfg.Logger, tr: cfg.Transport,
+		wake:          make(chan struct{}, 1),
+		pendingReads:  map[uint64][]*readReq{},
+		leaderChanged: make(chan struct{}),
+		stopc:         make(chan struct{}),
+		loopDone:      make(chan struct{}),
+	}
+	n.app = newApplier(n)
+	n.writer = newWALWriter(n)
+	for id, addr := range cfg.Peers {
+		if id == cfg.ID {
+			continue
+		}
+		if err := cfg.Transport.AddPeer(id, addr); err != nil {
+			return nil, fmt.Errorf("node %d: add peer %d at %s: %w", cfg.ID, id, addr, err)
+		}
+	}
+	if err := cfg.Transport.Start(handler{n}); err != nil {
+		return nil, fmt.Errorf("node %d: start transport: %w", cfg.ID, err)
+	}
+	n.publishStatus()
+	go n.app.run()
+	go n.writer.run()
+	go n.run()
+	return n, nil
+}
+
+// ID is this node's ID.
+func (n *Node) ID() uint64 { return n.id }
+
+// handler feeds the transport's deliveries into the loop's inbox.
+type handler struct{ n *Node }
+
+func (h handler) Deliver(msgs []core.Message) {
+	h.n.mu.Lock()
+	h.n.inbox = append(h.n.inbox, msgs...)
+	h.n.mu.Unlock()
+	h.n.metrics.received.Add(uint64(len(msgs)))
+	h.n.signal()
+}
+
+func (h handler) Unreachable(peer uint64) {
+	h.n.mu.Lock()
+	h.n.unreachable = append(h.n.unreachable, peer)
+	h.n.mu.Unlock()
+	h.n.signal()
+}
+
+// signal wakes the loop without ever blocking.
+func (n *Node) signal() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Propose replicates cmd and returns the state machine's result for it once
+// it is applied. Errors: *NotLeaderError (try the leader), ErrTimeout (ctx
+// ended; outcome unknown), ErrLeadershipLost (outcome unknown),
+// ErrProposalTooLarge, ErrStopped.
+func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
+	if len(cmd) > n.cfg.MaxBatchBytes || uint64(len(cmd)) > n.cfg.MaxSizePerMsg {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrProposalTooLarge, len(cmd), min(n.cfg.MaxBatchBytes, int(n.cfg.MaxSizePerMsg)))
+	}
+	p := &proposal{data: cmd, done: make(chan result, 1)}
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return nil, ErrStopped
+	}
+	n.props = append(n.props, p)
+	n.mu.Unlock()
+	n.signal()
+	select {
+	case r := <-p.done:
+		return r.val, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	}
+}
+
+// Read answers query linearizably: it obtains a read point from the leader
+// (ReadIndex, confirmed by a heartbeat quorum), waits until this node has
+// applied it, and then asks the state machine. Only the leader serves reads;
+// others return *NotLeaderError.
+func (n *Node) Read(ctx context.Context, query []byte) (any, error) {
+	r := &readReq{query: query, done: make(chan result, 1)}
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return nil, ErrStopped
+	}
+	n.reads = append(n.reads, r)
+	n.mu.Unlock()
+	n.signal()
+	select {
+	case res := <-r.done:
+		return res.val, res.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	}
+}
+
+// Status returns the node's state as of the last round of its loop.
+func (n *Node) Status() Status {
+	s := *n.status.Load()
+	s.Applied = n.app.applied.Load()
+	return s
+}
+
+// TransferLeadership hands leadership to the voter to and returns once to
+// leads, or with an error when this node is not the leader, to is not a
+// voter, or ctx ends first.
+func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
+	errc := make(chan error, 1)
+	if !n.do(func() { errc <- n.raft.TransferLeader(to) }) {
+		return ErrStopped
+	}
+	select {
+	case err := <-errc:
+		if errors.Is(err, core.ErrNotLeader) {
+			return &NotLeaderError{Leader: n.Status().Leader}
+		}
+		if err != nil {
+			return fmt.Errorf("node %d: transfer to %d: %w", n.id, to, err)
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	}
+	for {
+		n.mu.Lock()
+		changed := n.leaderChanged
+		n.mu.Unlock()
+		if n.Status().Leader == to {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-n.loopDone:
+			return ErrStopped
+		case <-ctx.Done():
+			return fmt.Errorf("%w: transfer to %d: %w", ErrTimeout, to, ctx.Err())
+		}
+	}
+}
+
+// do runs f on the loop goroutine. It reports false if the node stopped.
+func (n *Node) do(f func()) bool {
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return false
+	}
+	n.ctrl = append(n.ctrl, f)
+	n.mu.Unlock()
+	n.signal()
+	return true
+}
+
+// Err returns the fatal error that stopped the node on its own (a storage
+// failure), if any.
+func (n *Node) Err() error {
+	if p := n.fatal.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Done is closed once the node's loop has exited: after Stop, or after a
+// fatal error (see Err).
+func (n *Node) Done() <-chan struct{} { return n.loopDone }
+
+// Stop shuts the node down: the loop ends, saves already queued complete,
+// and the transport and the log are closed. Calls in flight fail with
+// ErrStopped. Stop is idempotent and returns the first close error.
+func (n *Node) Stop() error {
+	n.stopOnce.Do(func() {
+		n.mu.Lock()
+		n.stopped = true
+		n.mu.Unlock()
+		close(n.stopc)
+		<-n.loopDone
+		n.writer.stop()
+		n.app.stop()
+		errs := []error{n.tr.Close(), n.cfg.Log.Close()}
+		n.failQueued(ErrStopped)
+		n.stopErr = errors.Join(errs...)
+	})
+	return n.stopErr
+}
+
+// failQueued fails everything still waiting on the node.
+func (n *Node) failQueued(err error) {
+	n.mu.Lock()
+	props, reads := n.props, n.reads
+	n.props, n.reads, n.propBytes = nil, nil, 0
+	n.mu.Unlock()
+	for _, p := range props {
+		p.complete(nil, err)
+	}
+	for _, r := range reads {
+		r.done <- result{nil, err}
+	}
+	for _, rs := range n.pendingReads {
+		for _, r := range rs {
+			r.done <- result{nil, err}
+		}
+	}
+	n.pendingReads = map[uint64][]*readReq{}
+	for _, r := range n.readBacklog {
+		r.done <- result{nil, err}
+	}
+	n.readBacklog = nil
+}
+
+// run is the Raft loop.
+func (n *Node) run() {
+	defer close(n.loopDone)
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		idle := time.Now()
+		select {
+		case <-n.stopc:
+			return
+		case <-ticker.C:
+			n.raft.Tick()
+		case <-n.wake:
+		}
+		busy := time.Now()
+		n.metrics.addIdle(busy.Sub(idle))
+		n.round()
+		n.metrics.addBusy(time.Since(busy))
+		if err := n.raft.Err(); err != nil {
+			n.die(fmt.Errorf("node %d: raft: %w", n.id, err))
+			return
+		}
+		if err := n.writer.err(); err != nil {
+			n.die(err)
+			return
+		}
+	}
+}
+
+// die records a fatal error and stops the node's intake. The caller still
+// has to call Stop to release the transport and the log.
+func (n *Node) die(err error) {
+	n.fatal.CompareAndSwap(nil, &err)
+	n.log.Error("node stopping on a fatal error", "node", n.id, "err", err)
+	n.mu.Lock()
+	n.stopped = true
+	n.mu.Unlock()
+	n.failQueued(fmt.Errorf("%w: %w", ErrStopped, err))
+	n.app.failAll(fmt.Errorf("%w: %w", ErrStopped, err))
+}
+
+// round is one iteration of the loop: take everything queued, feed it to
+// core, and handle the resulting Ready.
+func (n *Node) round() {
+	r := n.raft
+	n.mu.Lock()
+	acks, inbox, unreachable, reads, ctrl := n.acks, n.inbox, n.unreachable, n.reads, n.ctrl
+	n.acks, n.inbox, n.unreachable, n.reads, n.ctrl = nil, nil, nil, nil, nil
+	props := n.takeBatchLocked()
+	if len(n.props) > 0 {
+		n.signal() // more proposals than one batch: come back at once
+	}
+	n.mu.Unlock()
+
+	for _, a := range acks {
+		r.Persisted(a.index, a.term)
+	}
+	for _, m := range inbox {
+		if err := r.Step(m); err != nil && r.Err() == nil {
+			n.log.Warn("dropped an invalid message", "node", n.id, "from", m.From, "type", m.Type.String(), "err", err)
+		}
+	}
+	for _, id := range unreachable {
+		r.ReportUnreachable(id)
+	}
+	if len(props) > 0 {
+		n.propose(props)
+	}
+	if len(reads) > 0 || len(n.readBacklog) > 0 {
+		n.startReads(append(n.readBacklog, reads...))
+	}
+	for _, f := range ctrl {
+		f()
+	}
+	for r.HasReady() && r.Err() == nil {
+		n.handleReady()
+	}
+	n.publishStatus()
+}
+
+// takeBatchLocked takes up to one batch of proposals off the queue.
+func (n *Node) takeBatchLocked() []*proposal {
+	k, bytes := 0, 0
+	for k < len(n.props) && k < n.cfg.MaxBatchEntries {
+		b := len(n.props[k].data)
+		if k > 0 && bytes+b > n.cfg.MaxBatchBytes {
+			break
+		}
+		bytes += b
+		k++
+	}
+	batch := n.props[:k:k]
+	n.props = n.props[k:]
+	if len(n.props) == 0 {
+		n.props = nil
+	}
+	return batch
+}
+
+// propose folds a batch of proposals into one core Propose.
+func (n *Node) propose(props []*proposal) {
+	r := n.raft
+	if r.Role() != core.Leader {
+		err := &NotLeaderError{Leader: r.Lead()}
+		for _, p := range props {
+			p.complete(nil, err)
+		}
+		return
+	}
+	ents := make([]core.Entry, len(props))
+	for i, p := range props {
+		ents[i] = core.Entry{Type: core.EntryNormal, Data: p.data}
+	}
+	first, term, err := r.Propose(ents...)
+	if err != nil {
+		var e error = &NotLeaderError{Leader: r.Transferee()}
+		if !errors.Is(err, core.ErrProposalDropped) && !errors.Is(err, core.ErrNotLeader) {
+			e = fmt.Errorf("node %d: propose: %w", n.id, err)
+		}
+		for _, p := range props {
+			p.complete(nil, e)
+		}
+		return
+	}
+	for i, p := range props {
+		p.index, p.term = first+uint64(i), term
+	}
+	n.app.register(props)
+	n.metrics.proposals.Add(uint64(len(props)))
+	n.metrics.batches.Add(1)
+}
+
+// startReads asks core for one read point shared by every read queued this
+// round.
+func (n *Node) startReads(reads []*readReq) {
+	n.readBacklog = nil
+	n.readCtx++
+	switch err := n.raft.ReadIndex(n.readCtx); {
+	case err == nil:
+		n.pendingReads[n.readCtx] = reads
+	case errors.Is(err, core.ErrReadNotReady):
+		// A new leader has not committed its first entry: retry next round.
+		n.readBacklog = reads
+	default:
+		e := error(&NotLeaderError{Leader: n.raft.Lead()})
+		if !errors.Is(err, core.ErrNotLeader) {
+			e = fmt.Errorf("node %d: read index: %w", n.id, err)
+		}
+		for _, r := range reads {
+			r.done <- result{nil, e}
+		}
+	}
+}
+
+// handleReady carries out one Ready (see core.Ready for the contract).
+func (n *Node) handleReady() {
+	r := n.raft
+	rd := r.Ready()
+	if rd.SoftState != nil {
+		n.softStateChanged(*rd.SoftState)
+	}
+	if len(rd.Messages) > 0 {
+		n.tr.Send(rd.Messages)
+		n.metrics.sent.Add(uint64(len(rd.Messages)))
+	}
+	if rd.Snapshot != nil {
+		// Snapshot install needs the state machine image, which the
+		// snapshot work (membership and compaction issue) adds; core only
+		// emits one after a log has been compacted, which this runtime
+		// never does yet.
+		r.Advance(rd)
+		n.die(fmt.Errorf("node %d: received a snapshot at index %d, which this runtime cannot install yet", n.id, rd.Snapshot.Meta.Index))
+		return
+	}
+	if !rd.HardState.IsEmpty() || len(rd.Entries) > 0 || len(rd.MessagesAfterPersist) > 0 {
+		req := saveReq{hs: rd.HardState, ents: rd.Entries, after: rd.MessagesAfterPersist, sync: rd.MustSync && !n.cfg.NoSync}
+		n.writer.enqueue(req)
+	}
+	r.Advance(rd)
+	if len(rd.CommittedEntries) > 0 {
+		n.app.enqueueEntries(rd.CommittedEntries)
+	}
+	for _, rs := range rd.ReadStates {
+		if reads, ok := n.pendingReads[rs.Context]; ok {
+			delete(n.pendingReads, rs.Context)
+			n.app.enqueueReads(rs.Index, reads)
+		}
+	}
+}
+
+func (n *Node) softStateChanged(ss core.SoftState) {
+	prev := n.lastSoft
+	n.lastSoft = ss
+	if ss.Role == core.Candidate && prev.Role != core.Candidate {
+		n.metrics.elections.Add(1)
+	}
+	if prev.Role == core.Leader && ss.Role != core.Leader {
+		// Commands in flight may or may not survive under the new leader;
+		// their proposers must retry (with the same session) to find out.
+		n.app.failAll(ErrLeadershipLost)
+		for ctx, rs := range n.pendingReads {
+			for _, r := range rs {
+				r.done <- result{nil, ErrLeadershipLost}
+			}
+			delete(n.pendingReads, ctx)
+		}
+		for _, r := range n.readBacklog {
+			r.done <- result{nil, &NotLeaderError{Leader: ss.Lead}}
+		}
+		n.readBacklog = nil
+	}
+	if ss.Lead != prev.Lead {
+		if ss.Lead != core.None {
+			n.metrics.leaderChanges.Add(1)
+		}
+		n.mu.Lock()
+		close(n.leaderChanged)
+		n.leaderChanged = make(chan struct{})
+		n.mu.Unlock()
+	}
+}
+
+// publishStatus makes the loop's view readable by other goroutines.
+func (n *Node) publishStatus() {
+	st := n.raft.Status()
+	s := &Status{ID: n.id, Role: st.Role, Term: st.Term, Leader: st.Lead, Commit: st.Commit}
+	if st.Progress != nil {
+		s.Progress = st.Progress
+		inflight := 0
+		for id, p := range st.Progress {
+			if id != n.id {
+				inflight += p.Inflight
+			}
+		}
+		n.metrics.inflight.Store(int64(inflight))
+	}
+	n.status.Store(s)
+}
+
+func peerIDs(peers map[uint64]string) []uint64 {
+	return slices.Sorted(maps.Keys(peers))
+}
