@@ -116,8 +116,8 @@ func (o PebbleOptions) pebbleOptions() *pebble.Options {
 	minSync := o.WALMinSyncInterval
 	logger := o.Logger
 	return &pebble.Options{
-		FS:                 o.FS,
-		Logger:             logger,
+		FS:     o.FS,
+		Logger: logger,
 		// Pebble's default reaction to a damaged file is Fatalf, which ends
 		// the process. The read that found it returns the error too, which
 		// we report as ErrCorrupt: log it and let the caller decide.

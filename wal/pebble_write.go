@@ -106,6 +106,11 @@ func (l *PebbleLog) commit(b *pebble.Batch, sync, exclusive bool, publish func()
 	}
 	var err error
 	if sync {
+		// ApplyNoSyncWait returns once the batch is in the memtable and
+		// queued for the WAL, in commit order; syncWait then waits for the
+		// fsync. Pebble marks it experimental; CockroachDB uses it for this
+		// very purpose (Raft log writes). Without it, a synced Commit under
+		// wmu would serialise fsyncs and defeat group commit.
 		err = l.db.ApplyNoSyncWait(b, pebble.Sync)
 	} else {
 		err = b.Commit(pebble.NoSync)
