@@ -54,6 +54,7 @@ func (r *recorder) snapshot() []Command {
 // its own Pebble WAL in a temp dir.
 type testCluster struct {
 	t         *testing.T
+	tb        testing.TB
 	kind      string // "tcp" or "quic"
 	clusterID uint64
 	addrs     map[uint64]string
@@ -64,12 +65,13 @@ type testCluster struct {
 	net       *fault.Network
 	faults    map[uint64]*fault.Transport
 	mod       func(*Config)
+	mu        sync.Mutex // guards nodes and sms against load goroutines
 }
 
 func newTestCluster(t *testing.T, n int, kind string, newSM func() StateMachine, mod func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{
-		t: t, kind: kind, clusterID: 7,
+		t: t, tb: t, kind: kind, clusterID: 7,
 		addrs: map[uint64]string{}, dirs: map[uint64]string{}, nodes: map[uint64]*Node{},
 		sms: map[uint64]StateMachine{}, newSM: newSM, net: fault.NewNetwork(), faults: map[uint64]*fault.Transport{},
 		mod: mod,
@@ -89,7 +91,7 @@ func newTestCluster(t *testing.T, n int, kind string, newSM func() StateMachine,
 }
 
 func (c *testCluster) newTransport(id uint64, addr string) transport.Transport {
-	c.t.Helper()
+	c.tb.Helper()
 	opts := transport.Options{ID: id, ClusterID: c.clusterID, Logger: slog.New(slog.DiscardHandler)}
 	var inner transport.Transport
 	var err error
@@ -100,21 +102,21 @@ func (c *testCluster) newTransport(id uint64, addr string) transport.Transport {
 		inner, err = tcp.New(tcp.Config{Options: opts, ListenAddr: addr})
 	}
 	if err != nil {
-		c.t.Fatalf("transport for %d: %v", id, err)
+		c.tb.Fatalf("transport for %d: %v", id, err)
 	}
 	ft, err := fault.Wrap(inner, fault.Config{ID: id, Network: c.net, Seed: id})
 	if err != nil {
-		c.t.Fatalf("fault wrapper for %d: %v", id, err)
+		c.tb.Fatalf("fault wrapper for %d: %v", id, err)
 	}
 	c.faults[id] = ft
 	return ft
 }
 
 func (c *testCluster) start(id uint64, tr transport.Transport) {
-	c.t.Helper()
+	c.tb.Helper()
 	lg, err := wal.OpenPebble(c.dirs[id], wal.PebbleOptions{})
 	if err != nil {
-		c.t.Fatalf("open wal of %d: %v", id, err)
+		c.tb.Fatalf("open wal of %d: %v", id, err)
 	}
 	sm := c.newSM()
 	cfg := Config{
@@ -128,30 +130,41 @@ func (c *testCluster) start(id uint64, tr transport.Transport) {
 	}
 	n, err := Start(cfg)
 	if err != nil {
-		c.t.Fatalf("start node %d: %v", id, err)
+		c.tb.Fatalf("start node %d: %v", id, err)
 	}
+	c.mu.Lock()
 	c.nodes[id], c.sms[id] = n, sm
+	c.mu.Unlock()
 }
 
 // stop stops a node (its saves complete; what it has not saved is lost).
 func (c *testCluster) stop(id uint64) {
-	c.t.Helper()
-	if n := c.nodes[id]; n != nil {
+	c.tb.Helper()
+	c.mu.Lock()
+	n := c.nodes[id]
+	delete(c.nodes, id)
+	c.mu.Unlock()
+	if n != nil {
 		if err := n.Stop(); err != nil {
-			c.t.Errorf("stop %d: %v", id, err)
+			c.tb.Errorf("stop %d: %v", id, err)
 		}
-		delete(c.nodes, id)
 	}
 }
 
 // restart starts a stopped node again on its WAL directory and address.
 func (c *testCluster) restart(id uint64) {
-	c.t.Helper()
+	c.tb.Helper()
 	c.start(id, c.newTransport(id, c.addrs[id]))
 }
 
 func (c *testCluster) stopAll() {
+	c.mu.Lock()
+	var ids []uint64
 	for id := range c.nodes {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	for _, id := range ids {
 		c.stop(id)
 	}
 }
@@ -305,4 +318,46 @@ func TestCluster_ReplicatesAndAgrees(t *testing.T) {
 			}
 		})
 	}
+}
+
+// benchCluster is testCluster for benchmarks (testing.B instead of T).
+type benchClusterT struct {
+	*testCluster
+	b *testing.B
+}
+
+func newBenchCluster(b *testing.B, kind string) *benchClusterT {
+	c := &testCluster{
+		kind: kind, clusterID: 7,
+		addrs: map[uint64]string{}, dirs: map[uint64]string{}, nodes: map[uint64]*Node{},
+		sms: map[uint64]StateMachine{}, newSM: func() StateMachine { return &nopSM{} },
+		net: fault.NewNetwork(), faults: map[uint64]*fault.Transport{},
+	}
+	c.tb = b
+	trs := map[uint64]transport.Transport{}
+	for id := uint64(1); id <= 3; id++ {
+		c.dirs[id] = filepath.Join(b.TempDir(), fmt.Sprintf("node%d", id))
+		tr := c.newTransport(id, "127.0.0.1:0")
+		trs[id] = tr
+		c.addrs[id] = tr.Addr()
+	}
+	for id := uint64(1); id <= 3; id++ {
+		c.start(id, trs[id])
+	}
+	b.Cleanup(c.stopAll)
+	return &benchClusterT{c, b}
+}
+
+func (c *benchClusterT) waitLeaderB() uint64 {
+	var lead uint64
+	waitFor(c.b, 10*time.Second, "a leader", func() bool {
+		for id, n := range c.nodes {
+			if n.Status().Role == core.Leader {
+				lead = id
+				return true
+			}
+		}
+		return false
+	})
+	return lead
 }
