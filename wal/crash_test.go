@@ -131,3 +131,23 @@ func crashOnce(t *testing.T, seed uint64) {
 	t.Fatalf("recovered %v\nwhich is no state after save %d (the last synced) or later; last state %v",
 		got, lastSynced, history[len(history)-1])
 }
+
+// TestEmptySyncedSaveIsABarrier: a synced Save with nothing in it makes the
+// unsynced saves before it durable.
+func TestEmptySyncedSaveIsABarrier(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	opts := PebbleOptions{FS: fs, Logger: testLogger{t}}
+	l := mustOpen(t, "wal", opts)
+	if err := l.Save(core.HardState{Term: 2}, run(1, 5, 2), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Save(core.HardState{}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{}) // synced data only
+	l.Close()
+	opts.FS = crashed
+	l = mustOpen(t, "wal", opts)
+	defer l.Close()
+	checkLog(t, l, 0, 0, run(1, 5, 2))
+}
