@@ -1,0 +1,447 @@
+package kv
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/raftbench/raftbench/node"
+)
+
+// DefaultMaxSessions is StoreOptions.MaxSessions' default. A session costs
+// about 100 bytes plus its cached reply, so 100,000 sessions are ~10 MB: far
+// more clients than a benchmark runs, so a live client is never evicted by
+// sheer numbers, yet bounded so a workload that churns client IDs cannot
+// grow the state (and every snapshot) without limit.
+const DefaultMaxSessions = 100_000
+
+// ErrInvalidOptions is wrapped by every error StoreOptions.Validate returns.
+var ErrInvalidOptions = errors.New("kv: invalid options")
+
+// StoreOptions configures a Store. Every replica of a group must use the
+// same options: MaxSessions decides evictions, which are part of the
+// replicated state.
+type StoreOptions struct {
+	// MaxSessions bounds how many client sessions are kept; opening one
+	// more evicts the least recently used. Default DefaultMaxSessions.
+	MaxSessions int
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *StoreOptions) EnsureDefaults() {
+	if o.MaxSessions == 0 {
+		o.MaxSessions = DefaultMaxSessions
+	}
+}
+
+// Validate reports every invalid field with its value and limit.
+func (o StoreOptions) Validate() error {
+	var errs []error
+	if o.MaxSessions < 1 {
+		errs = append(errs, fmt.Errorf("%w: MaxSessions is %d, must be at least 1", ErrInvalidOptions, o.MaxSessions))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the replicated key-value state machine; it implements
+// node.StateMachine. Apply, Read and Restore are meant to be called from one
+// goroutine (the node's apply loop); Hash, Snapshot, Len and Stats may be
+// called from any goroutine at any time, which a test harness comparing
+// replicas needs.
+type Store struct {
+	maxSessions int
+
+	// mu guards everything below. Apply holds it for a whole batch, so a
+	// concurrent Hash or Snapshot sees the state between batches, never in
+	// the middle of one.
+	mu sync.RWMutex
+	// data maps keys to values. Invariant: a value slice is never written
+	// into after it is stored, because Results hand it out without copying.
+	data     map[string][]byte
+	sessions map[uint64]*session
+	// lru holds every session, least recently used first. Invariant: its
+	// order is the order of the sessions' last use in the log, which every
+	// replica applies identically, so every replica evicts the same one.
+	lru *sessionList
+	// appliedIndex is the log index of the last command applied.
+	appliedIndex uint64
+
+	stats counters
+}
+
+// session is one client's exactly-once record.
+type session struct {
+	clientID uint64
+	// lastSeq is the highest sequence number applied for this client;
+	// reply is what it was answered, given again to any retry of it.
+	lastSeq uint64
+	reply   Result
+	// lastIndex is the log index of the session's last use (informational
+	// and hashed; the eviction order is lru's).
+	lastIndex  uint64
+	prev, next *session
+}
+
+var _ node.StateMachine = (*Store)(nil)
+
+// NewStore returns an empty Store.
+func NewStore(opts StoreOptions) (*Store, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		maxSessions: opts.MaxSessions,
+		data:        make(map[string][]byte),
+		sessions:    make(map[uint64]*session),
+		lru:         newSessionList(),
+	}
+	return s, nil
+}
+
+// Apply applies cmds in order and returns one Result per command. A command
+// that does not decode gets a StatusBadCommand result and changes nothing
+// but the applied index: the log is what it is, and one bad entry must not
+// stop a replica.
+func (s *Store) Apply(cmds []node.Command) []any {
+	results := make([]any, len(cmds))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range cmds {
+		results[i] = s.applyOne(cmds[i].Index, cmds[i].Data)
+	}
+	return results
+}
+
+func (s *Store) applyOne(index uint64, data []byte) Result {
+	s.appliedIndex = index
+	c, err := DecodeCommand(data)
+	if err != nil {
+		s.stats.bad.Add(1)
+		return Result{Status: StatusBadCommand, Detail: err.Error()}
+	}
+	sess := s.sessions[c.ClientID]
+	if sess == nil {
+		if c.Op != OpOpen {
+			s.stats.expired.Add(1)
+			return Result{Status: StatusSessionExpired, Detail: fmt.Sprintf(
+				"no session for client %d (%v seq %d): evicted or never opened", c.ClientID, c.Op, c.Seq)}
+		}
+		s.stats.opens.Add(1)
+		sess = &session{clientID: c.ClientID, lastSeq: c.Seq, reply: Result{Status: StatusOK}, lastIndex: index}
+		s.sessions[c.ClientID] = sess
+		s.lru.pushBack(sess)
+		s.evictOverflow()
+		return sess.reply
+	}
+	switch {
+	case c.Seq < sess.lastSeq:
+		s.stats.stale.Add(1)
+		return Result{Status: StatusStaleSequence, Detail: fmt.Sprintf(
+			"client %d %v seq %d is below the session's last seq %d", c.ClientID, c.Op, c.Seq, sess.lastSeq)}
+	case c.Seq == sess.lastSeq:
+		// A retry of the last command: answer as the first time. The
+		// client is evidently alive, so this counts as a use.
+		s.stats.duplicates.Add(1)
+		s.touch(sess, index)
+		return sess.reply
+	}
+	// A sequence number may skip ahead: a client that gave up on a command
+	// moves on, and the abandoned one, if it shows up later, is stale.
+	sess.reply = s.execute(&c)
+	sess.lastSeq = c.Seq
+	s.touch(sess, index)
+	return sess.reply
+}
+
+// execute runs a decoded command that passed the session checks.
+func (s *Store) execute(c *Command) Result {
+	switch c.Op {
+	case OpPut:
+		s.stats.puts.Add(1)
+		s.data[string(c.Key)] = cloneValue(c.Value)
+		return Result{Status: StatusOK}
+	case OpDelete:
+		s.stats.deletes.Add(1)
+		_, found := s.data[string(c.Key)]
+		delete(s.data, string(c.Key))
+		return Result{Status: StatusOK, Found: found}
+	case OpCAS:
+		cur, found := s.data[string(c.Key)]
+		match := !found
+		if !c.ExpectAbsent {
+			match = found && bytes.Equal(cur, c.Expected)
+		}
+		if !match {
+			s.stats.casMismatched.Add(1)
+			return Result{Status: StatusCASMismatch, Found: found, Value: cur}
+		}
+		s.stats.casSwapped.Add(1)
+		s.data[string(c.Key)] = cloneValue(c.Value)
+		return Result{Status: StatusOK}
+	}
+	// OpOpen on a live session with a higher seq cannot decode (open is
+	// always seq 1), and DecodeCommand rejects every other op.
+	panic(fmt.Sprintf("kv: execute %v: unreachable", c.Op))
+}
+
+// cloneValue copies a value out of the log's buffer. An empty value is
+// stored as nil: Found, not the slice, says whether a key exists.
+func cloneValue(v []byte) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return bytes.Clone(v)
+}
+
+func (s *Store) touch(sess *session, index uint64) {
+	sess.lastIndex = index
+	s.lru.moveToBack(sess)
+}
+
+// evictOverflow evicts least recently used sessions until the bound holds.
+func (s *Store) evictOverflow() {
+	for len(s.sessions) > s.maxSessions {
+		victim := s.lru.front()
+		s.lru.remove(victim)
+		delete(s.sessions, victim.clientID)
+		s.stats.evictions.Add(1)
+	}
+}
+
+// Read answers a get query made by AppendGetQuery with a Result: StatusOK,
+// Found, and the Value (which the caller must not modify). It reads the
+// state as of the last Apply; node.Read makes that linearizable.
+func (s *Store) Read(query []byte) (any, error) {
+	key, err := DecodeGetQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("kv: read: %w", err)
+	}
+	s.stats.reads.Add(1)
+	s.mu.RLock()
+	v, found := s.data[string(key)]
+	s.mu.RUnlock()
+	return Result{Status: StatusOK, Found: found, Value: v}, nil
+}
+
+// Len returns the number of keys and of sessions.
+func (s *Store) Len() (keys, sessions int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.data), len(s.sessions)
+}
+
+// AppliedIndex returns the log index of the last command applied (0 before
+// any), as restored by Restore.
+func (s *Store) AppliedIndex() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.appliedIndex
+}
+
+// snapshotVersion is the first byte of a snapshot.
+const snapshotVersion = 1
+
+// Snapshot encodes the whole replicated state: applied index, data, and
+// sessions with their cached replies in eviction order. The encoding is
+// canonical (keys sorted), so equal states give equal bytes:
+//
+//	snapshot := version(1) appliedIndex(uvarint)
+//	            nkeys(uvarint) {key(bytes) value(bytes)}*   keys ascending
+//	            nsessions(uvarint) {clientID seq lastIndex (uvarints) result}*
+//	                                                        least recent first
+//
+// where bytes is a uvarint length then the bytes, and result is
+// AppendResult's encoding.
+func (s *Store) Snapshot() ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.appendStateLocked(nil), nil
+}
+
+// Hash returns a SHA-256 digest of the replicated state (what Snapshot
+// encodes): two replicas that applied the same log have equal hashes, and a
+// difference in any value, session or cached reply shows.
+func (s *Store) Hash() [32]byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return sha256.Sum256(s.appendStateLocked(nil))
+}
+
+func (s *Store) appendStateLocked(dst []byte) []byte {
+	dst = append(dst, snapshotVersion)
+	dst = binary.AppendUvarint(dst, s.appliedIndex)
+	keys := make([]string, 0, len(s.data))
+	for k := range s.data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = binary.AppendUvarint(dst, uint64(len(keys)))
+	for _, k := range keys {
+		dst = appendBytes(dst, []byte(k))
+		dst = appendBytes(dst, s.data[k])
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.sessions)))
+	for sess := s.lru.front(); sess != nil; sess = s.lru.after(sess) {
+		dst = binary.AppendUvarint(dst, sess.clientID)
+		dst = binary.AppendUvarint(dst, sess.lastSeq)
+		dst = binary.AppendUvarint(dst, sess.lastIndex)
+		dst = AppendResult(dst, sess.reply)
+	}
+	return dst
+}
+
+// Restore replaces the whole state with a snapshot made by Snapshot. The
+// snapshot is checked completely before anything changes: on error (which
+// wraps ErrBadEncoding) the store is as it was. A snapshot with more
+// sessions than this store's MaxSessions keeps the most recently used.
+func (s *Store) Restore(snap []byte) error {
+	d := decoder{buf: snap}
+	if v := d.byte("snapshot version"); d.err == nil && v != snapshotVersion {
+		d.fail("snapshot version %d, want %d", v, snapshotVersion)
+	}
+	applied := d.uvarint("applied index")
+	nkeys := d.uvarint("key count")
+	// Every key costs at least two bytes, every session at least five, so
+	// counts beyond what is left are garbage, not a reason to allocate.
+	if d.err == nil && nkeys > uint64(len(snap)-d.off)/2 {
+		d.fail("key count %d exceeds what %d bytes can hold", nkeys, len(snap)-d.off)
+		nkeys = 0
+	}
+	data := make(map[string][]byte, nkeys)
+	var prev string
+	for i := uint64(0); i < nkeys && d.err == nil; i++ {
+		k := string(d.bytes("key"))
+		v := cloneValue(d.bytes("value"))
+		if i > 0 && k <= prev {
+			d.fail("key %q not above the previous key %q", k, prev)
+		}
+		data[k], prev = v, k
+	}
+	nsess := d.uvarint("session count")
+	if d.err == nil && nsess > uint64(len(snap)-d.off)/5 {
+		d.fail("session count %d exceeds what %d bytes can hold", nsess, len(snap)-d.off)
+		nsess = 0
+	}
+	sessions := make(map[uint64]*session, nsess)
+	lru := newSessionList()
+	for i := uint64(0); i < nsess && d.err == nil; i++ {
+		sess := &session{
+			clientID:  d.uvarint("client ID"),
+			lastSeq:   d.uvarint("sequence number"),
+			lastIndex: d.uvarint("last index"),
+			reply:     d.result(),
+		}
+		switch {
+		case d.err != nil:
+		case sess.clientID == 0 || sess.lastSeq == 0:
+			d.fail("session with client ID %d seq %d", sess.clientID, sess.lastSeq)
+		case sessions[sess.clientID] != nil:
+			d.fail("client %d has two sessions", sess.clientID)
+		}
+		sess.reply.Value = cloneValue(sess.reply.Value)
+		sessions[sess.clientID] = sess
+		lru.pushBack(sess)
+	}
+	d.end()
+	if d.err != nil {
+		return fmt.Errorf("kv: restore snapshot: %w", d.err)
+	}
+	// A CAS mismatch reply shares its value with the data it saw; after a
+	// restore the reply has its own copy, which is equal and, like every
+	// value, never modified, so the difference cannot be observed.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appliedIndex, s.data, s.sessions, s.lru = applied, data, sessions, lru
+	s.evictOverflow()
+	return nil
+}
+
+// Stats counts what this Store object did since NewStore: how many commands
+// actually executed (per kind) and how many were answered without running.
+// Tests use it to prove exactly-once. It is per replica and not part of the
+// replicated state: Snapshot, Restore and Hash ignore it.
+type Stats struct {
+	Opens, Puts, Deletes, CASSwapped, CASMismatched uint64 // executed
+	Duplicates, Stale, Expired, Bad                 uint64 // answered, not executed
+	Evictions                                       uint64 // sessions evicted
+	Reads                                           uint64 // queries answered
+}
+
+// Executed is the number of data commands that ran (a mismatched CAS ran:
+// it read and decided).
+func (st Stats) Executed() uint64 {
+	return st.Puts + st.Deletes + st.CASSwapped + st.CASMismatched
+}
+
+// counters are atomics so Stats can be read while Apply runs.
+type counters struct {
+	opens, puts, deletes, casSwapped, casMismatched atomic.Uint64
+	duplicates, stale, expired, bad, evictions      atomic.Uint64
+	reads                                           atomic.Uint64
+}
+
+// Stats returns the counters; each is exact, but they are read one by one,
+// so while Apply runs they may be from slightly different moments.
+func (s *Store) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		Opens: c.opens.Load(), Puts: c.puts.Load(), Deletes: c.deletes.Load(),
+		CASSwapped: c.casSwapped.Load(), CASMismatched: c.casMismatched.Load(),
+		Duplicates: c.duplicates.Load(), Stale: c.stale.Load(), Expired: c.expired.Load(),
+		Bad: c.bad.Load(), Evictions: c.evictions.Load(), Reads: c.reads.Load(),
+	}
+}
+
+// sessionList is an intrusive doubly linked list of sessions around a
+// sentinel, so moving a session to the back on every use is O(1) without
+// allocating.
+type sessionList struct {
+	root session
+}
+
+// newSessionList returns an empty list. It must be used by pointer: the
+// ends point at root.
+func newSessionList() *sessionList {
+	l := &sessionList{}
+	l.root.prev, l.root.next = &l.root, &l.root
+	return l
+}
+
+func (l *sessionList) front() *session {
+	if l.root.next == &l.root {
+		return nil
+	}
+	return l.root.next
+}
+
+func (l *sessionList) after(s *session) *session {
+	if s.next == &l.root {
+		return nil
+	}
+	return s.next
+}
+
+func (l *sessionList) pushBack(s *session) {
+	s.prev, s.next = l.root.prev, &l.root
+	l.root.prev.next = s
+	l.root.prev = s
+}
+
+func (l *sessionList) remove(s *session) {
+	s.prev.next, s.next.prev = s.next, s.prev
+	s.prev, s.next = nil, nil
+}
+
+func (l *sessionList) moveToBack(s *session) {
+	if l.root.prev == s {
+		return
+	}
+	l.remove(s)
+	l.pushBack(s)
+}
