@@ -1,0 +1,356 @@
+package kv
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/raftbench/raftbench/node"
+)
+
+// Endpoint is what a Client needs of one replica. *node.Node satisfies it;
+// tests use fakes, and a multi-process harness can put an RPC stub behind
+// it. Propose and Read must return the Store's Result as their `any`.
+type Endpoint interface {
+	ID() uint64
+	Propose(ctx context.Context, cmd []byte) (any, error)
+	Read(ctx context.Context, query []byte) (any, error)
+}
+
+// ErrOutcomeUnknown is wrapped by a Client error when the command may or may
+// not have been applied: the caller's context ended while attempts were
+// unanswered, or the session expired after an attempt that may have reached
+// the log. Any other Client error means the command was not applied.
+var ErrOutcomeUnknown = errors.New("kv: outcome unknown")
+
+// ClientOptions configures a Client. Zero fields take the defaults named.
+type ClientOptions struct {
+	// ID is the client ID: it must be unique among every client that ever
+	// talks to the group, because the store answers by ID. Default: random
+	// (64 bits from crypto/rand, so collisions are negligible).
+	ID uint64
+	// AttemptTimeout bounds one attempt on one endpoint, so a dead or
+	// partitioned node costs one timeout, not the caller's whole deadline.
+	// Default 1s: the node's default election timeout, so an attempt on a
+	// leader that is being replaced can see the new leader elected.
+	AttemptTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the pause between failed attempts,
+	// which doubles from MinBackoff up to MaxBackoff (with jitter, so
+	// clients that failed together do not retry in lockstep). Defaults 2ms
+	// and 200ms: long enough not to spin on a cluster with no leader,
+	// short next to the second an election takes.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *ClientOptions) EnsureDefaults() {
+	if o.AttemptTimeout == 0 {
+		o.AttemptTimeout = time.Second
+	}
+	if o.MinBackoff == 0 {
+		o.MinBackoff = 2 * time.Millisecond
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = 200 * time.Millisecond
+	}
+}
+
+// Validate reports every invalid field with its value and limit.
+func (o ClientOptions) Validate() error {
+	var errs []error
+	if o.AttemptTimeout < 0 {
+		errs = append(errs, fmt.Errorf("%w: AttemptTimeout is %v, must not be negative", ErrInvalidOptions, o.AttemptTimeout))
+	}
+	if o.MinBackoff < 0 {
+		errs = append(errs, fmt.Errorf("%w: MinBackoff is %v, must not be negative", ErrInvalidOptions, o.MinBackoff))
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		errs = append(errs, fmt.Errorf("%w: MaxBackoff is %v, must be at least MinBackoff %v", ErrInvalidOptions, o.MaxBackoff, o.MinBackoff))
+	}
+	return errors.Join(errs...)
+}
+
+// Client issues commands to a replicated Store through a set of endpoints,
+// as one client session: it finds the leader, follows redirects, and retries
+// a command with the same sequence number until it is answered or the
+// caller's context ends, so the store applies it at most once.
+//
+// A Client is safe for concurrent use, but runs one command at a time (a
+// session answers only its last command); use several Clients for
+// concurrent load.
+type Client struct {
+	opts      ClientOptions
+	endpoints []Endpoint
+	byID      map[uint64]int
+
+	// mu serialises commands; everything below is guarded by it.
+	mu sync.Mutex
+	id uint64
+	// seq is the last sequence number used. Invariant: each number is
+	// used for one command only, and numbers only grow, so an abandoned
+	// command that reaches the log late is stale, not re-applied.
+	seq uint64
+	// open says the store has answered this ID's open command.
+	open bool
+	// leader is the index of the endpoint to try first.
+	leader int
+	rng    *rand.Rand
+}
+
+// NewClient returns a client that talks to endpoints (each with a distinct
+// non-zero ID). No request is sent until the first command.
+func NewClient(endpoints []Endpoint, opts ClientOptions) (*Client, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if len(endpoints) == 0 {
+		return nil, fmt.Errorf("%w: no endpoints", ErrInvalidOptions)
+	}
+	byID := make(map[uint64]int, len(endpoints))
+	for i, ep := range endpoints {
+		if ep == nil {
+			return nil, fmt.Errorf("%w: endpoint %d is nil", ErrInvalidOptions, i)
+		}
+		id := ep.ID()
+		if id == 0 {
+			return nil, fmt.Errorf("%w: endpoint %d has ID 0", ErrInvalidOptions, i)
+		}
+		if j, dup := byID[id]; dup {
+			return nil, fmt.Errorf("%w: endpoints %d and %d both have ID %d", ErrInvalidOptions, j, i, id)
+		}
+		byID[id] = i
+	}
+	c := &Client{opts: opts, endpoints: endpoints, byID: byID, id: opts.ID}
+	if c.id == 0 {
+		c.id = randomID()
+	}
+	c.rng = rand.New(rand.NewPCG(c.id, uint64(time.Now().UnixNano())))
+	return c, nil
+}
+
+func randomID() uint64 {
+	var b [8]byte
+	for {
+		_, _ = crand.Read(b[:]) // never fails (crypto/rand docs)
+		if id := binary.LittleEndian.Uint64(b[:]); id != 0 {
+			return id
+		}
+	}
+}
+
+// ID returns the client ID in use. It changes after the session expires:
+// the client then opens a new session under a fresh random ID, because
+// reusing the old one could let a late duplicate of an old command run.
+func (c *Client) ID() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id
+}
+
+// Put sets key to value.
+func (c *Client) Put(ctx context.Context, key, value []byte) error {
+	_, err := c.command(ctx, Command{Op: OpPut, Key: key, Value: value})
+	return err
+}
+
+// Delete removes key and reports whether it existed.
+func (c *Client) Delete(ctx context.Context, key []byte) (existed bool, err error) {
+	r, err := c.command(ctx, Command{Op: OpDelete, Key: key})
+	return r.Found, err
+}
+
+// CAS sets key to value if it currently holds expected, and reports whether
+// it did. A key that is absent holds no value, not even an empty one: use
+// CASAbsent for that.
+func (c *Client) CAS(ctx context.Context, key, expected, value []byte) (swapped bool, err error) {
+	r, err := c.command(ctx, Command{Op: OpCAS, Key: key, Expected: expected, Value: value})
+	return err == nil && r.Status == StatusOK, err
+}
+
+// CASAbsent sets key to value if key is absent, and reports whether it did.
+func (c *Client) CASAbsent(ctx context.Context, key, value []byte) (swapped bool, err error) {
+	r, err := c.command(ctx, Command{Op: OpCAS, Key: key, ExpectAbsent: true, Value: value})
+	return err == nil && r.Status == StatusOK, err
+}
+
+// Get returns key's value (which must not be modified) and whether it
+// exists, by a linearizable read (Endpoint.Read): it reflects every command
+// that completed before Get was called.
+func (c *Client) Get(ctx context.Context, key []byte) (value []byte, found bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, _, err := c.send(ctx, AppendGetQuery(nil, key), true)
+	if err != nil {
+		return nil, false, fmt.Errorf("kv: get %q (client %d): %w", key, c.id, err)
+	}
+	if err := r.Err(); err != nil {
+		return nil, false, fmt.Errorf("kv: get %q (client %d): %w", key, c.id, err)
+	}
+	return r.Value, r.Found, nil
+}
+
+// command runs one session command: it opens the session if needed, gives
+// the command the next sequence number, and sends it until answered.
+func (c *Client) command(ctx context.Context, cmd Command) (Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if !c.open {
+			if err := c.openSession(ctx); err != nil {
+				return Result{}, fmt.Errorf("kv: %v %q: %w", cmd.Op, cmd.Key, err)
+			}
+		}
+		c.seq++
+		cmd.ClientID, cmd.Seq = c.id, c.seq
+		enc, err := AppendCommand(nil, cmd)
+		if err != nil {
+			return Result{}, fmt.Errorf("kv: %v %q: %w", cmd.Op, cmd.Key, err)
+		}
+		r, mayHaveApplied, err := c.send(ctx, enc, false)
+		if err != nil {
+			return Result{}, fmt.Errorf("kv: %v %q (client %d seq %d): %w", cmd.Op, cmd.Key, cmd.ClientID, cmd.Seq, err)
+		}
+		if r.Status == StatusSessionExpired {
+			c.renew()
+			if !mayHaveApplied {
+				// Every earlier attempt was refused before reaching a
+				// log, so nothing of this command ran: run it again
+				// under the new session.
+				continue
+			}
+			return Result{}, fmt.Errorf("kv: %v %q (client %d seq %d): %w: %w",
+				cmd.Op, cmd.Key, cmd.ClientID, cmd.Seq, ErrOutcomeUnknown, r.Err())
+		}
+		if err := r.Err(); err != nil {
+			return Result{}, fmt.Errorf("kv: %v %q (client %d seq %d): %w", cmd.Op, cmd.Key, cmd.ClientID, cmd.Seq, err)
+		}
+		return r, nil
+	}
+}
+
+// openSession sends the open command (seq 1). A retried or duplicated open
+// is answered from the session like any retry, so it is safe to repeat.
+func (c *Client) openSession(ctx context.Context) error {
+	enc, err := AppendCommand(nil, Command{Op: OpOpen, ClientID: c.id, Seq: 1})
+	if err != nil {
+		return err
+	}
+	r, _, err := c.send(ctx, enc, false)
+	if err != nil {
+		return fmt.Errorf("open session for client %d: %w", c.id, err)
+	}
+	if err := r.Err(); err != nil {
+		// Stale: this ID's session is already past seq 1, so another
+		// client is using it — a caller-given ID that is not unique.
+		return fmt.Errorf("open session for client %d (client IDs must be unique): %w", c.id, err)
+	}
+	c.open, c.seq = true, 1
+	return nil
+}
+
+// renew drops an expired session: the next command opens a new one under a
+// fresh ID.
+func (c *Client) renew() {
+	c.id, c.seq, c.open = randomID(), 0, false
+}
+
+// send sends payload (a command, or a query if read) until some endpoint
+// answers or ctx ends. mayHaveApplied reports whether any attempt ended in a
+// way that leaves open whether the payload reached a log (anything but a
+// not-leader refusal).
+func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result, mayHaveApplied bool, err error) {
+	var lastErr error
+	attempts, failures, redirects := 0, 0, 0
+	for {
+		if ctx.Err() != nil {
+			return Result{}, mayHaveApplied, outcomeUnknown(ctx, attempts, lastErr)
+		}
+		ep := c.endpoints[c.leader]
+		actx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
+		var v any
+		if read {
+			v, err = ep.Read(actx, payload)
+		} else {
+			v, err = ep.Propose(actx, payload)
+		}
+		cancel()
+		attempts++
+		if err == nil {
+			r, ok := v.(Result)
+			if !ok {
+				return Result{}, mayHaveApplied, fmt.Errorf("endpoint %d answered a %T, not a kv.Result: is it running a kv.Store?", ep.ID(), v)
+			}
+			return r, mayHaveApplied, nil
+		}
+		lastErr = fmt.Errorf("endpoint %d: %w", ep.ID(), err)
+		if errors.Is(err, node.ErrProposalTooLarge) || errors.Is(err, ErrBadEncoding) {
+			// Permanent: no replica will take it. A proposal too large
+			// is refused before it reaches the log.
+			return Result{}, mayHaveApplied, lastErr
+		}
+		var nle *node.NotLeaderError
+		if errors.As(err, &nle) {
+			if i, known := c.byID[nle.Leader]; known && i != c.leader {
+				c.leader = i
+				redirects++
+				if redirects == 1 {
+					continue // a fresh hint: follow it at once
+				}
+				// Repeated hints: nodes disagree during an election;
+				// pause like any failure.
+			} else {
+				c.next()
+			}
+		} else {
+			// Timeout, lost leadership, stopped node, or a transport
+			// error: the leader may be gone, so try the next endpoint.
+			mayHaveApplied = true
+			redirects = 0
+			c.next()
+		}
+		failures++
+		if err := c.backoff(ctx, failures); err != nil {
+			return Result{}, mayHaveApplied, outcomeUnknown(ctx, attempts, lastErr)
+		}
+	}
+}
+
+func (c *Client) next() { c.leader = (c.leader + 1) % len(c.endpoints) }
+
+// backoff pauses before the failures-th retry: MinBackoff doubled per
+// failure, capped at MaxBackoff, with up to half of it taken off at random.
+// It returns early with ctx's error when ctx ends.
+func (c *Client) backoff(ctx context.Context, failures int) error {
+	d := c.opts.MinBackoff
+	for i := 1; i < failures && d < c.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.opts.MaxBackoff)
+	if half := d / 2; half > 0 {
+		d = half + time.Duration(c.rng.Int64N(int64(half)+1))
+	}
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func outcomeUnknown(ctx context.Context, attempts int, lastErr error) error {
+	if lastErr == nil {
+		return fmt.Errorf("%w: %w before any attempt", ErrOutcomeUnknown, context.Cause(ctx))
+	}
+	return fmt.Errorf("%w: %w after %d attempts (last: %w)", ErrOutcomeUnknown, context.Cause(ctx), attempts, lastErr)
+}
