@@ -110,9 +110,17 @@ func (r *Raft) Advance(rd Ready) {
 	if rd.SoftState != nil {
 		r.prevSoft = *rd.SoftState
 	}
-	if n := len(rd.CommittedEntries); n > 0 {
-		r.log.applying = max(r.log.applying, rd.CommittedEntries[n-1].Index)
+	for i := range rd.CommittedEntries {
+		e := &rd.CommittedEntries[i]
+		if e.Index <= r.log.applying {
+			continue
+		}
+		r.log.applying = e.Index
+		if e.Type == EntryConfChange {
+			r.applyConfChangeEntry(e)
+		}
 	}
+	r.maybeLeaveJoint()
 	r.msgs = dropFirst(r.msgs, len(rd.Messages))
 	r.msgsAfter = dropFirst(r.msgsAfter, len(rd.MessagesAfterPersist))
 	r.readStates = dropFirst(r.readStates, len(rd.ReadStates))

@@ -3,6 +3,7 @@ package core
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -42,6 +43,7 @@ type simOptions struct {
 	noCheckQ    bool
 	msgEntries  int // entries per append (MaxSizePerMsg); 0 means 4
 	minDown     int // rounds a crashed node stays down; 0 means 5
+	members     bool // membership changes, with two spare nodes to add
 }
 
 const (
@@ -73,6 +75,8 @@ type simNode struct {
 	applied uint64 // last applied index in this incarnation
 	commit  uint64 // last seen commit in this incarnation
 	downAt  int
+	// confBefore is the membership at the previous check.
+	confBefore ConfState
 }
 
 type simMsg struct {
@@ -100,8 +104,9 @@ type sim struct {
 	readReqs  map[uint64]uint64 // ReadIndex ctx → max commit when issued
 	nextCtx   uint64
 	healedIn  int // rounds from healing to the liveness probe committing
-	snaps     int // snapshots installed
-	staleReads int
+	snaps       int // snapshots installed
+	staleReads  int
+	confChanges int
 }
 
 func newSim(t *testing.T, seed int64, opts simOptions) *sim {
@@ -114,7 +119,11 @@ func newSim(t *testing.T, seed int64, opts simOptions) *sim {
 		readReqs:  map[uint64]uint64{},
 		nextCtx:   1 << 32,
 	}
-	for i := 1; i <= opts.nodes; i++ {
+	pool := opts.nodes
+	if opts.members {
+		pool += 2
+	}
+	for i := 1; i <= pool; i++ {
 		n := &simNode{id: uint64(i), store: NewMemoryStorage()}
 		s.nodes = append(s.nodes, n)
 		s.start(n)
@@ -144,8 +153,14 @@ func (s *sim) violate(format string, args ...any) {
 }
 
 func (s *sim) start(n *simNode) {
+	var learners []uint64
+	if n.id > uint64(s.opts.nodes) {
+		// A spare starts outside the cluster, in its own view a learner,
+		// until a membership change adds it.
+		learners = []uint64{n.id}
+	}
 	r, err := New(Config{
-		ID: n.id, Voters: s.voters(),
+		ID: n.id, Voters: s.voters(), Learners: learners,
 		ElectionTicks: simElection, HeartbeatTicks: simHeartbeat,
 		MaxInflight: 4, MaxSizePerMsg: uint64(cmp.Or(s.opts.msgEntries, 4) * (entryOverhead + 8)),
 		Storage: n.store, Rand: rand.New(rand.NewPCG(uint64(s.seed), n.id)),
@@ -407,6 +422,9 @@ func (s *sim) faults() {
 			}
 		}
 	}
+	if s.opts.members && s.rng.Float64() < 0.02 {
+		s.changeMembership()
+	}
 	partRate := s.opts.partRate
 	if partRate == 0 {
 		partRate = 0.01
@@ -480,6 +498,52 @@ func (s *sim) compact() {
 	}
 }
 
+// changeMembership has the leader propose a random membership change: add a
+// learner, promote one, remove a member (the leader too), or replace a voter
+// through joint consensus.
+func (s *sim) changeMembership() {
+	l := s.leader()
+	if l == nil {
+		return
+	}
+	conf := l.r.Conf()
+	member := func(id uint64) bool {
+		return slices.Contains(conf.Voters, id) || slices.Contains(conf.Learners, id) || slices.Contains(conf.VotersOutgoing, id)
+	}
+	var outsiders []uint64
+	for _, n := range s.nodes {
+		if !member(n.id) {
+			outsiders = append(outsiders, n.id)
+		}
+	}
+	pick := func(ids []uint64) uint64 { return ids[s.rng.IntN(len(ids))] }
+	var cc ConfChange
+	switch op := s.rng.IntN(5); {
+	case op == 0 && len(outsiders) > 0:
+		cc.Changes = []ConfChangeSingle{{Type: AddLearner, NodeID: pick(outsiders)}}
+	case op == 1 && len(conf.Learners) > 0:
+		cc.Changes = []ConfChangeSingle{{Type: AddVoter, NodeID: pick(conf.Learners)}}
+	case op == 2 && len(conf.Voters) > 2:
+		cc.Changes = []ConfChangeSingle{{Type: RemoveNode, NodeID: pick(conf.Voters)}}
+	case op == 3 && len(conf.Voters) > 2:
+		cc.Changes = []ConfChangeSingle{{Type: RemoveNode, NodeID: l.id}} // remove the leader
+	case op == 4 && len(outsiders) > 0 && len(conf.Voters) > 1:
+		cc.Changes = []ConfChangeSingle{ // replace a voter: joint consensus
+			{Type: AddVoter, NodeID: pick(outsiders)},
+			{Type: RemoveNode, NodeID: pick(conf.Voters)},
+		}
+	default:
+		return
+	}
+	if _, _, err := l.r.ProposeConfChange(cc); err == nil {
+		s.confChanges++
+		s.logf("leader %d proposes %+v", l.id, cc.Changes)
+	} else if !errors.Is(err, ErrConfChangePending) && !errors.Is(err, ErrProposalDropped) {
+		s.violate("ProposeConfChange(%+v) against %+v: %v", cc.Changes, conf, err)
+	}
+	s.handleReady(l)
+}
+
 // check asserts the safety properties that must hold after every step.
 func (s *sim) check() {
 	for _, n := range s.nodes {
@@ -500,8 +564,9 @@ func (s *sim) check() {
 			s.violate("node %d: commit index went back from %d to %d", n.id, n.commit, c)
 		}
 		if c > n.commit && r.Role() == Leader {
-			s.checkDurableQuorum(c)
+			s.checkDurableQuorum(n, c)
 		}
+		n.confBefore = r.Conf()
 		n.commit = c
 		s.maxCommit = max(s.maxCommit, c)
 		if r.log.applying < n.applied {
@@ -526,24 +591,36 @@ func (s *sim) checkLeaderCompleteness(n *simNode) {
 	}
 }
 
-// checkDurableQuorum: an index a leader commits is durable on a majority.
-func (s *sim) checkDurableQuorum(idx uint64) {
-	var want uint64
-	if l := s.leader(); l != nil {
-		t, err := l.r.log.term(idx)
-		if err != nil {
-			return
-		}
-		want = t
+// checkDurableQuorum: an index leader n commits is durable on a majority of
+// its configuration (of both halves, when joint). Within one step the
+// leader may decide under the configuration in force before the step or,
+// once a change applies in that step's Advance, under the new one, so a
+// majority under either passes.
+func (s *sim) checkDurableQuorum(n *simNode, idx uint64) {
+	want, err := n.r.log.term(idx)
+	if err != nil {
+		return
 	}
-	have := 0
-	for _, n := range s.nodes {
-		if t, err := n.store.Term(idx); (err == nil && t == want) || err == ErrCompacted {
-			have++
-		}
+	durable := func(id uint64) bool {
+		t, err := s.nodes[id-1].store.Term(idx)
+		return (err == nil && t == want) || err == ErrCompacted
 	}
-	if have < len(s.nodes)/2+1 {
-		s.violate("durability: index %d committed while durable on only %d of %d", idx, have, len(s.nodes))
+	quorum := func(conf ConfState) bool {
+		for _, voters := range [][]uint64{conf.Voters, conf.VotersOutgoing} {
+			have := 0
+			for _, id := range voters {
+				if durable(id) {
+					have++
+				}
+			}
+			if len(voters) > 0 && have < len(voters)/2+1 {
+				return false
+			}
+		}
+		return true
+	}
+	if !quorum(n.confBefore) && !quorum(n.r.Conf()) {
+		s.violate("durability: leader %d committed index %d while it is durable on no majority of %+v or %+v", n.id, idx, n.confBefore, n.r.Conf())
 	}
 }
 
@@ -616,7 +693,7 @@ func (s *sim) run() {
 			if l := s.leader(); l != nil && s.opts.transfers && s.rng.Float64() < 0.003 {
 				to := uint64(1 + s.rng.IntN(len(s.nodes)))
 				s.logf("transfer %d -> %d", l.id, to)
-				if err := l.r.TransferLeader(to); err != nil {
+				if err := l.r.TransferLeader(to); err != nil && !(s.opts.members && strings.Contains(err.Error(), "not a voter")) {
 					s.violate("TransferLeader: %v", err)
 				}
 				s.handleReady(l)
@@ -690,13 +767,13 @@ func (s *sim) run() {
 
 // simProfiles are the fault mixes every seed cycles through.
 var simProfiles = []simOptions{
-	{faultRounds: 400, drop: 0.05, dup: 0.05, maxDelay: 3, maxDiskLag: 2, crashes: true, partitions: true, transfers: true, reads: true, compact: true},
+	{faultRounds: 400, drop: 0.05, dup: 0.05, maxDelay: 3, maxDiskLag: 2, crashes: true, partitions: true, transfers: true, reads: true, compact: true, members: true},
 	{faultRounds: 300, drop: 0.2, dup: 0.1, maxDelay: 5, maxDiskLag: 3, crashes: true, partitions: false, reads: true},
-	{faultRounds: 300, drop: 0.01, maxDelay: 1, maxDiskLag: 1, partitions: true, transfers: true, compact: true},
+	{faultRounds: 300, drop: 0.01, maxDelay: 1, maxDiskLag: 1, partitions: true, transfers: true, compact: true, members: true},
 	{faultRounds: 200, maxDelay: 0, maxDiskLag: 0, crashes: true, transfers: true, reads: true, compact: true},
 	// Churn: crashes and partitions every few election timeouts with slow
 	// disks — the ground where the Figure 8 scenario and lost votes live.
-	{faultRounds: 400, drop: 0.02, maxDelay: 2, maxDiskLag: 4, crashes: true, crashRate: 0.02, partitions: true, partRate: 0.05, reads: true},
+	{faultRounds: 400, drop: 0.02, maxDelay: 2, maxDiskLag: 4, crashes: true, crashRate: 0.02, partitions: true, partRate: 0.05, reads: true, members: true},
 	// Without the lease a deposed leader keeps leading its minority: reads
 	// and commits there must still be safe.
 	{faultRounds: 400, drop: 0.05, dup: 0.05, maxDelay: 3, maxDiskLag: 3, crashes: true, crashRate: 0.01, partitions: true, partRate: 0.03, reads: true, transfers: true, noPreVote: true, noCheckQ: true, compact: true},
@@ -714,7 +791,7 @@ func simReplay(seed int64, nodes int) string {
 // simStats sum up what the seeds did, to show the runs exercise the
 // protocol rather than idling.
 type simStats struct {
-	committed, terms, snaps, maxHealed, staleReads int
+	committed, terms, snaps, maxHealed, staleReads, confChanges int
 }
 
 func runSeed(t *testing.T, seed int64, nodes int, trace bool, st *simStats) (steps int, failure string) {
@@ -728,6 +805,7 @@ func runSeed(t *testing.T, seed int64, nodes int, trace bool, st *simStats) (ste
 		st.terms += len(s.leaders)
 		st.snaps += s.snaps
 		st.staleReads += s.staleReads
+		st.confChanges += s.confChanges
 		st.maxHealed = max(st.maxHealed, s.healedIn)
 	}
 	return s.steps, s.failed
@@ -772,8 +850,8 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	fmt.Printf("sim: %d seeds, %d steps, %d violations\n", seeds.Load(), steps.Load(), violations.Load())
-	t.Logf("entries committed %d, leader terms %d, snapshots installed %d, reads on deposed leaders %d, slowest recovery after healing %d rounds (bound %d)",
-		st.committed, st.terms, st.snaps, st.staleReads, st.maxHealed, simLivenessBound)
+	t.Logf("entries committed %d, leader terms %d, snapshots installed %d, membership changes %d, reads on deposed leaders %d, slowest recovery after healing %d rounds (bound %d)",
+		st.committed, st.terms, st.snaps, st.confChanges, st.staleReads, st.maxHealed, simLivenessBound)
 	if st.committed == 0 || st.terms == 0 {
 		t.Fatalf("the simulator committed %d entries in %d terms: it is not exercising Raft", st.committed, st.terms)
 	}
