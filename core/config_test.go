@@ -74,8 +74,10 @@ type failingStorage struct{ *MemoryStorage }
 
 var errDisk = errors.New("disk on fire")
 
-func (failingStorage) InitialState() (HardState, ConfState, error) { return HardState{}, ConfState{}, errDisk }
-func (failingStorage) FirstIndex() (uint64, error)                 { return 0, errDisk }
+func (failingStorage) InitialState() (HardState, ConfState, error) {
+	return HardState{}, ConfState{}, errDisk
+}
+func (failingStorage) FirstIndex() (uint64, error) { return 0, errDisk }
 
 // termFailStorage fails term lookups only.
 type termFailStorage struct{ *MemoryStorage }

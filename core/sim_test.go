@@ -36,13 +36,13 @@ type simOptions struct {
 	partitions  bool
 	transfers   bool
 	reads       bool
-	compact     bool // compact logs, so lagging followers need snapshots
+	compact     bool    // compact logs, so lagging followers need snapshots
 	crashRate   float64 // per node and round; 0 means the default 0.004
 	partRate    float64 // chance per round of a new partition; 0 means 0.01
 	noPreVote   bool
 	noCheckQ    bool
-	msgEntries  int // entries per append (MaxSizePerMsg); 0 means 4
-	minDown     int // rounds a crashed node stays down; 0 means 5
+	msgEntries  int  // entries per append (MaxSizePerMsg); 0 means 4
+	minDown     int  // rounds a crashed node stays down; 0 means 5
 	members     bool // membership changes, with two spare nodes to add
 }
 
@@ -97,13 +97,13 @@ type sim struct {
 	trace  bool
 	failed string
 
-	leaders   map[uint64]uint64 // term → leader
-	committed map[uint64]Entry  // index → the entry applied there, by anyone
-	maxCommit uint64
-	proposals int
-	readReqs  map[uint64]uint64 // ReadIndex ctx → max commit when issued
-	nextCtx   uint64
-	healedIn  int // rounds from healing to the liveness probe committing
+	leaders     map[uint64]uint64 // term → leader
+	committed   map[uint64]Entry  // index → the entry applied there, by anyone
+	maxCommit   uint64
+	proposals   int
+	readReqs    map[uint64]uint64 // ReadIndex ctx → max commit when issued
+	nextCtx     uint64
+	healedIn    int // rounds from healing to the liveness probe committing
 	snaps       int // snapshots installed
 	staleReads  int
 	confChanges int
@@ -870,4 +870,3 @@ func btoi(b bool) int {
 func fmtMsg(m Message) string {
 	return fmt.Sprintf("%s %d->%d t%d idx=%d lt=%d ents=%d commit=%d rej=%v hint=%d ctx=%d", m.Type, m.From, m.To, m.Term, m.Index, m.LogTerm, len(m.Entries), m.Commit, m.Reject, m.RejectHint, m.Context)
 }
-
