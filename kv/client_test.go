@@ -30,6 +30,11 @@ type fakeCluster struct {
 	down   map[uint64]error // an endpoint that always fails so
 	// onCall runs (without the lock) on every call, with its number.
 	onCall func(n int)
+	// chaos, if set, picks a fault for a call with none scripted; it runs
+	// under mu.
+	chaos func(cl call) *fault
+	// readFrom, if set, answers reads instead of store (a stale replica).
+	readFrom *Store
 }
 
 type call struct {
@@ -102,6 +107,8 @@ func (c *fakeCluster) handle(ctx context.Context, ep uint64, payload []byte, rea
 	var f *fault
 	if q := c.script[ep]; len(q) > 0 {
 		f, c.script[ep] = &q[0], q[1:]
+	} else if c.chaos != nil {
+		f = c.chaos(cl)
 	}
 	downErr := c.down[ep]
 	onCall := c.onCall
@@ -142,6 +149,12 @@ func (c *fakeCluster) handle(ctx context.Context, ep uint64, payload []byte, rea
 		return nil, &node.NotLeaderError{Leader: hint}
 	}
 	if read {
+		c.mu.Lock()
+		from := c.readFrom
+		c.mu.Unlock()
+		if from != nil {
+			return from.Read(payload)
+		}
 		return c.store.Read(payload)
 	}
 	return c.apply(payload), nil
