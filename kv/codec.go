@@ -34,6 +34,7 @@ const (
 	OpGet Op = 5
 )
 
+// String names the op as the model and errors print it.
 func (o Op) String() string {
 	switch o {
 	case OpOpen:

@@ -366,3 +366,27 @@ func TestDescribeOperation(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordingClientErrors: a write refused before it could run leaves no
+// trace; an error that cannot be classified is recorded as unknown, which
+// only makes the check more permissive.
+func TestRecordingClientErrors(t *testing.T) {
+	fc, eps := newFakeCluster(t, 1, 0)
+	r := NewRecorder()
+	rc := r.NewRecordingClient(newTestClient(t, eps, fastOptions()))
+	fc.script[1] = []fault{{}, {err: node.ErrProposalTooLarge}}
+	if err := rc.Put(context.Background(), []byte("k"), []byte("v")); !errors.Is(err, node.ErrProposalTooLarge) {
+		t.Fatalf("got %v", err)
+	}
+	if n := len(r.Operations()); n != 0 {
+		t.Fatalf("a refused put was recorded (%d operations)", n)
+	}
+	odd := r.NewRecordingClient(newTestClient(t, []Endpoint{wrongEndpoint{}}, fastOptions()))
+	if err := odd.Put(context.Background(), []byte("k"), []byte("v")); err == nil {
+		t.Fatal("no error from a foreign endpoint")
+	}
+	ops := r.Operations()
+	if len(ops) != 1 || !ops[0].Output.(ModelOutput).Unknown || ops[0].ClientId != 1 {
+		t.Fatalf("unclassified error recorded as %+v, want one unknown op of client 1", ops)
+	}
+}

@@ -43,6 +43,7 @@ const (
 
 func (s Status) valid() bool { return s >= StatusOK && s <= StatusBadCommand }
 
+// String names the status for errors and logs.
 func (s Status) String() string {
 	switch s {
 	case StatusOK:

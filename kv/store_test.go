@@ -451,7 +451,8 @@ func TestHashCoversState(t *testing.T) {
 		}
 		return ts.s.Hash()
 	}
-	if build(put(1, 2, "k", "v")) != build(put(1, 2, "k", "v")) {
+	h1 := build(put(1, 2, "k", "v"))
+	if h2 := build(put(1, 2, "k", "v")); h1 != h2 {
 		t.Fatal("Hash is not deterministic")
 	}
 	if build(put(1, 2, "k", "v")) == build(put(1, 2, "k", "w")) {
