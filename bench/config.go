@@ -1,0 +1,226 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/raftbench/raftbench/bench/faultspec"
+)
+
+// ErrBadConfig is wrapped by every configuration error: a bad flag, config
+// key or value, or fault spec. The CLI answers it with exit code 2.
+var ErrBadConfig = errors.New("bad configuration")
+
+// Duration is a time.Duration that reads and writes as text ("10ms") in
+// JSON and YAML.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Config is the full configuration of one run. Every field is a knob (see
+// Knobs): a flag of `raftbench run`, a key of its YAML config file, and a
+// name `raftbench sweep --set` accepts.
+type Config struct {
+	// Cluster.
+	Nodes     int    `json:"nodes"`
+	Transport string `json:"transport"`
+	WAL       string `json:"wal"`
+	Sync      bool   `json:"sync"`
+	Dir       string `json:"dir,omitempty"`
+	Seed      uint64 `json:"seed"`
+
+	// Raft knobs (node.Config).
+	BatchEntries    int      `json:"batch_entries"`
+	BatchBytes      int      `json:"batch_bytes"`
+	MaxInflight     int      `json:"max_inflight"`
+	MaxMsgBytes     int      `json:"max_msg_bytes"`
+	Tick            Duration `json:"tick"`
+	ElectionTimeout Duration `json:"election_timeout"`
+	Heartbeat       Duration `json:"heartbeat"`
+	PreVote         bool     `json:"prevote"`
+	CheckQuorum     bool     `json:"checkquorum"`
+
+	// Workload.
+	Payload   int      `json:"payload"`
+	Clients   int      `json:"clients"`
+	Rate      float64  `json:"rate"`
+	Duration  Duration `json:"duration"`
+	Warmup    Duration `json:"warmup"`
+	ReadRatio float64  `json:"read_ratio"`
+	Keys      int      `json:"keys"`
+	OpTimeout Duration `json:"op_timeout"`
+	Count     int      `json:"count"`
+
+	// Faults, as written (see package faultspec).
+	Faults []string `json:"faults"`
+
+	// Profiling: file names inside the result directory ("" = off).
+	CPUProfile   string `json:"cpuprofile,omitempty"`
+	MemProfile   string `json:"memprofile,omitempty"`
+	MutexProfile string `json:"mutexprofile,omitempty"`
+	BlockProfile string `json:"blockprofile,omitempty"`
+	Trace        string `json:"trace,omitempty"`
+	PprofAddr    string `json:"pprof_addr,omitempty"`
+
+	// Check records the history and checks it for linearizability.
+	Check bool `json:"check"`
+	// Out is the result directory ("" = results/runs/<UTC time>-<Short>).
+	Out string `json:"out,omitempty"`
+
+	faults []faultspec.Fault
+}
+
+// Default returns the defaults of `raftbench run`: 3 nodes on TCP, Pebble
+// with sync, 128-byte payloads from 64 closed-loop clients for 10 s.
+func Default() Config {
+	return Config{
+		Nodes: 3, Transport: "tcp", WAL: "pebble", Sync: true, Seed: 1,
+		BatchEntries: 4096, BatchBytes: 4 << 20, MaxInflight: 256, MaxMsgBytes: 1 << 20,
+		Tick: Duration(10 * time.Millisecond), ElectionTimeout: Duration(time.Second),
+		Heartbeat: Duration(100 * time.Millisecond), PreVote: true, CheckQuorum: true,
+		Payload: 128, Clients: 64, Duration: Duration(10 * time.Second), Warmup: Duration(2 * time.Second),
+		Keys: 1000, OpTimeout: Duration(10 * time.Second), Count: 1,
+	}
+}
+
+// ParsedFaults returns the faults parsed by the last successful Validate.
+func (c *Config) ParsedFaults() []faultspec.Fault { return c.faults }
+
+// Validate checks every field and parses the faults. It is the one place
+// configuration is checked; each problem names its flag, and all of them
+// are joined into one line wrapping ErrBadConfig.
+func (c *Config) Validate() error {
+	var probs []string
+	bad := func(flag string, format string, args ...any) {
+		probs = append(probs, "--"+flag+": "+fmt.Sprintf(format, args...))
+	}
+	if c.Nodes < 1 || c.Nodes > 9 {
+		bad("nodes", "%d, want 1..9", c.Nodes)
+	}
+	if c.Transport != "tcp" && c.Transport != "quic" {
+		bad("transport", "%q, want tcp or quic", c.Transport)
+	}
+	if c.WAL != "pebble" && c.WAL != "memory" {
+		bad("wal", "%q, want pebble or memory", c.WAL)
+	}
+	if c.BatchEntries < 1 {
+		bad("batch-entries", "%d, want at least 1", c.BatchEntries)
+	}
+	if c.BatchBytes < 1024 {
+		bad("batch-bytes", "%d, want at least 1024", c.BatchBytes)
+	}
+	if c.MaxInflight < 1 {
+		bad("max-inflight", "%d, want at least 1", c.MaxInflight)
+	}
+	if c.MaxMsgBytes < 1024 || c.MaxMsgBytes > 512<<20 {
+		bad("max-msg-bytes", "%d, want 1024..%d", c.MaxMsgBytes, 512<<20)
+	}
+	if c.Tick < Duration(time.Millisecond) {
+		bad("tick", "%v, want at least 1ms", c.Tick.D())
+	}
+	if c.Tick > 0 {
+		if c.Heartbeat < c.Tick {
+			bad("heartbeat", "%v, want at least one tick (%v)", c.Heartbeat.D(), c.Tick.D())
+		}
+		if c.ElectionTimeout <= c.Heartbeat {
+			bad("election-timeout", "%v, want more than the heartbeat (%v)", c.ElectionTimeout.D(), c.Heartbeat.D())
+		}
+	}
+	if c.Payload < PayloadMin || c.Payload > 64<<20 {
+		bad("payload", "%d, want %d..%d bytes (values start with a %d-byte unique ID)", c.Payload, PayloadMin, 64<<20, PayloadMin)
+	} else if c.Payload+256 > c.BatchBytes || c.Payload+256 > c.MaxMsgBytes {
+		bad("payload", "%d does not fit with its header in --batch-bytes %d and --max-msg-bytes %d", c.Payload, c.BatchBytes, c.MaxMsgBytes)
+	}
+	if c.Clients < 1 || c.Clients > 10000 {
+		bad("clients", "%d, want 1..10000", c.Clients)
+	}
+	if c.Rate < 0 || c.Rate > 1e7 {
+		bad("rate", "%g, want 0 (closed loop) or up to 1e7 ops/s", c.Rate)
+	}
+	if c.Duration < Duration(100*time.Millisecond) {
+		bad("duration", "%v, want at least 100ms", c.Duration.D())
+	}
+	if c.Warmup < 0 {
+		bad("warmup", "%v, want at least 0", c.Warmup.D())
+	}
+	if c.ReadRatio < 0 || c.ReadRatio > 1 {
+		bad("read-ratio", "%g, want 0..1", c.ReadRatio)
+	}
+	if c.Keys < 1 {
+		bad("keys", "%d, want at least 1", c.Keys)
+	}
+	if c.OpTimeout < Duration(10*time.Millisecond) {
+		bad("op-timeout", "%v, want at least 10ms", c.OpTimeout.D())
+	}
+	if c.Count < 1 || c.Count > 100 {
+		bad("count", "%d, want 1..100", c.Count)
+	}
+	for _, p := range []struct{ flag, v string }{
+		{"cpuprofile", c.CPUProfile}, {"memprofile", c.MemProfile}, {"mutexprofile", c.MutexProfile},
+		{"blockprofile", c.BlockProfile}, {"trace", c.Trace},
+	} {
+		if strings.ContainsAny(p.v, `/\`) || p.v == "." || p.v == ".." {
+			bad(p.flag, "%q, want a plain file name (it lands in the result directory)", p.v)
+		}
+	}
+	c.faults = c.faults[:0]
+	for _, s := range c.Faults {
+		f, err := faultspec.Parse(s, c.Nodes)
+		if err != nil {
+			bad("fault", "%v", err)
+			continue
+		}
+		if c.WAL == "memory" && faultspec.NeedsRestart(f) {
+			bad("fault", "%q restarts a node, but --wal memory loses the log on restart; use --wal pebble", s)
+			continue
+		}
+		if end := f.At + f.For; f.At > c.Duration.D() || end > c.Duration.D() {
+			bad("fault", "%q ends at %v, after the run's --duration %v", s, end, c.Duration.D())
+			continue
+		}
+		c.faults = append(c.faults, f)
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("%w: %s", ErrBadConfig, strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+// PayloadMin is the smallest payload: every value starts with a unique
+// 16-byte ID (client and sequence) so the harness can tell whose write a
+// replica holds.
+const PayloadMin = 16
+
+// Short is a compact description for directory names, like
+// "tcp-n3-pebble-p128-c64".
+func (c *Config) Short() string {
+	s := fmt.Sprintf("%s-n%d-%s-p%d", c.Transport, c.Nodes, c.WAL, c.Payload)
+	if c.Rate > 0 {
+		s += fmt.Sprintf("-r%g", c.Rate)
+	} else {
+		s += fmt.Sprintf("-c%d", c.Clients)
+	}
+	if !c.Sync {
+		s += "-nosync"
+	}
+	if len(c.Faults) > 0 {
+		s += "-faults"
+	}
+	return s
+}

@@ -1,0 +1,227 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/raftbench/raftbench/bench/faultspec"
+	"github.com/raftbench/raftbench/bench/results"
+	"github.com/raftbench/raftbench/transport/fault"
+)
+
+// injector applies a fault schedule to a cluster, measuring the failovers
+// the leader faults cause.
+type injector struct {
+	c      *cluster
+	rec    *latencyRecorder
+	t0     time.Time
+	active []faultspec.Fault // rules in force
+	killed map[faultspec.Fault]uint64
+
+	mu        sync.Mutex
+	applied   []results.AppliedFault
+	failovers []*results.Failover
+	wg        sync.WaitGroup
+}
+
+func newInjector(c *cluster, rec *latencyRecorder, t0 time.Time) *injector {
+	return &injector{c: c, rec: rec, t0: t0, killed: map[faultspec.Fault]uint64{}}
+}
+
+// run applies evs at their times until they are done or ctx ends, then
+// waits for the failover measurements it started (they end with ctx).
+func (in *injector) run(ctx context.Context, evs []faultspec.Event) {
+	for _, ev := range evs {
+		if err := (realClock{}).SleepUntil(ctx, in.t0.Add(ev.At)); err != nil {
+			break
+		}
+		what, err := in.apply(ctx, ev)
+		af := results.AppliedFault{AtMS: ms(time.Since(in.t0)), Spec: ev.Fault.Spec, What: what}
+		if err != nil {
+			af.Error = err.Error()
+		}
+		in.mu.Lock()
+		in.applied = append(in.applied, af)
+		in.mu.Unlock()
+	}
+	in.wg.Wait()
+}
+
+// appliedSoFar returns the faults applied so far.
+func (in *injector) appliedSoFar() []results.AppliedFault {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]results.AppliedFault(nil), in.applied...)
+}
+
+func (in *injector) results() ([]results.AppliedFault, []results.Failover) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	fos := make([]results.Failover, len(in.failovers))
+	for i, f := range in.failovers {
+		fos[i] = *f
+	}
+	return append([]results.AppliedFault(nil), in.applied...), fos
+}
+
+func (in *injector) apply(ctx context.Context, ev faultspec.Event) (string, error) {
+	f := ev.Fault
+	if f.IsRule() {
+		if ev.Undo {
+			for i, a := range in.active {
+				if a == f {
+					in.active = append(in.active[:i], in.active[i+1:]...)
+					break
+				}
+			}
+		} else {
+			in.active = append(in.active, f)
+		}
+		if err := in.applyRules(); err != nil {
+			return "", err
+		}
+		if ev.Undo {
+			return "lifted " + f.Spec, nil
+		}
+		return "applied " + f.Spec, nil
+	}
+	switch f.Kind {
+	case faultspec.KillLeader, faultspec.Kill:
+		if ev.Undo {
+			id := in.killed[f]
+			if id == 0 {
+				return "", fmt.Errorf("nothing was killed to restart")
+			}
+			if err := in.c.restart(id); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("restarted node %d", id), nil
+		}
+		id := f.Node
+		if f.Kind == faultspec.KillLeader {
+			var err error
+			if id, err = in.c.waitLeader(ctx, 5*time.Second); err != nil {
+				return "", fmt.Errorf("no leader to kill: %w", err)
+			}
+		}
+		lead, _ := in.c.leader()
+		term := in.c.maxTerm()
+		if err := in.c.stop(id); err != nil {
+			return "", err
+		}
+		in.killed[f] = id
+		if id == lead {
+			in.measureFailover(ctx, f.Spec, id, term)
+		}
+		return fmt.Sprintf("killed node %d", id), nil
+	case faultspec.Restart:
+		ids := []uint64{f.Node}
+		if f.Node == 0 {
+			ids = in.c.stopped()
+		}
+		var done []string
+		for _, id := range ids {
+			if err := in.c.restart(id); err != nil {
+				return strings.Join(done, ", "), err
+			}
+			done = append(done, fmt.Sprint(id))
+		}
+		if len(done) == 0 {
+			return "nothing to restart", nil
+		}
+		return "restarted node " + strings.Join(done, ", "), nil
+	case faultspec.PartitionLeader, faultspec.Isolate:
+		if ev.Undo {
+			in.c.net.Heal()
+			return "healed", nil
+		}
+		id := f.Node
+		if f.Kind == faultspec.PartitionLeader {
+			var err error
+			if id, err = in.c.waitLeader(ctx, 5*time.Second); err != nil {
+				return "", fmt.Errorf("no leader to partition: %w", err)
+			}
+		}
+		lead, _ := in.c.leader()
+		term := in.c.maxTerm()
+		in.c.net.Isolate(id)
+		if id == lead {
+			in.measureFailover(ctx, f.Spec, id, term)
+		}
+		return fmt.Sprintf("isolated node %d", id), nil
+	case faultspec.Heal:
+		in.c.net.Heal()
+		return "healed", nil
+	}
+	return "", fmt.Errorf("unknown fault kind %q", f.Kind)
+}
+
+// applyRules sets every node's message rules and disk delay from the rules
+// in force; a later rule of the same kind overrides an earlier one.
+func (in *injector) applyRules() error {
+	for id := uint64(1); id <= uint64(in.c.cfg.Nodes); id++ {
+		var r fault.Rules
+		var disk time.Duration
+		for _, f := range in.active {
+			if f.Node != 0 && f.Node != id {
+				continue
+			}
+			switch f.Kind {
+			case faultspec.Loss:
+				r.DropRate = f.Prob
+			case faultspec.Dup:
+				r.DuplicateRate = f.Prob
+			case faultspec.Reorder:
+				r.ReorderRate = f.Prob
+			case faultspec.Delay:
+				r.Delay, r.Jitter = f.Delay, f.Jitter
+			case faultspec.SlowDisk:
+				disk = f.Delay
+			}
+		}
+		if err := in.c.setRules(id, r); err != nil {
+			return fmt.Errorf("rules of node %d: %w", id, err)
+		}
+		in.c.setDiskDelay(id, disk)
+	}
+	return nil
+}
+
+// measureFailover times, from now, a new leader (other than old, in a
+// term after term) and the first write acknowledged after now.
+func (in *injector) measureFailover(ctx context.Context, spec string, old, term uint64) {
+	now := time.Now()
+	fo := &results.Failover{Fault: spec, OldLeader: old, AtMS: ms(now.Sub(in.t0)), ToLeaderMS: -1, ToCommitMS: -1}
+	in.mu.Lock()
+	in.failovers = append(in.failovers, fo)
+	in.mu.Unlock()
+	watch := in.rec.watchAck(now)
+	in.wg.Add(2)
+	go func() {
+		defer in.wg.Done()
+		for ctx.Err() == nil {
+			if id, t := in.c.leader(); id != 0 && id != old && t > term {
+				in.mu.Lock()
+				fo.NewLeader, fo.ToLeaderMS = id, ms(time.Since(now))
+				in.mu.Unlock()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	go func() {
+		defer in.wg.Done()
+		select {
+		case <-watch.done:
+			in.mu.Lock()
+			fo.ToCommitMS = ms(watch.at.Sub(now))
+			in.mu.Unlock()
+		case <-ctx.Done():
+		}
+	}()
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,260 @@
+// Package report renders a result directory for people: the PNG plots
+// under plots/ and report.md, from the data files alone, so `raftbench
+// report DIR` can rebuild them at any time.
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/raftbench/raftbench/bench/results"
+)
+
+// Plot file names under plots/.
+const (
+	PercentilesPlot = "latency_percentiles.png"
+	ThroughputPlot  = "throughput.png"
+	P99Plot         = "p99.png"
+)
+
+// Write (re)writes run's plots and report.md.
+func Write(run *results.Run) error {
+	pdir := filepath.Join(run.Dir, results.PlotsDir)
+	if err := os.MkdirAll(pdir, 0o755); err != nil {
+		return fmt.Errorf("plots directory: %w", err)
+	}
+	if err := writePlots(run, pdir); err != nil {
+		return err
+	}
+	md := Markdown(run)
+	if err := os.WriteFile(filepath.Join(run.Dir, results.ReportFile), []byte(md), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", results.ReportFile, err)
+	}
+	return nil
+}
+
+func writePlots(run *results.Run, pdir string) error {
+	var xs, ys []float64
+	for _, b := range run.Total.CumulativeDistributionWithTicks(5) {
+		q := b.Quantile / 100
+		if q >= 1 {
+			continue
+		}
+		xs = append(xs, math.Log10(1/(1-q)))
+		ys = append(ys, float64(b.ValueAt)/1000)
+	}
+	if err := Save(Plot{Title: "Latency by percentile", XLabel: "percentile", YLabel: "latency (ms)",
+		Series: []Series{{Name: "latency", X: xs, Y: ys}}, XTicks: percentileTicks{}}, filepath.Join(pdir, PercentilesPlot)); err != nil {
+		return err
+	}
+	var sec, ops, p99 []float64
+	for _, r := range run.Timeline {
+		sec = append(sec, float64(r.Second)+0.5)
+		ops = append(ops, float64(r.Ops))
+		p99 = append(p99, r.P99US/1000)
+	}
+	var marks []Marker
+	for _, f := range run.Summary.Faults {
+		marks = append(marks, Marker{X: f.AtMS / 1000, Label: f.What})
+	}
+	if err := Save(Plot{Title: "Throughput over time (dashed: faults)", XLabel: "second of the measured run", YLabel: "ops/s",
+		Series: []Series{{Name: "ops/s", X: sec, Y: ops}}, Markers: marks, FromZero: true}, filepath.Join(pdir, ThroughputPlot)); err != nil {
+		return err
+	}
+	return Save(Plot{Title: "p99 latency over time (dashed: faults)", XLabel: "second of the measured run", YLabel: "p99 (ms)",
+		Series: []Series{{Name: "p99", X: sec, Y: p99}}, Markers: marks, FromZero: true}, filepath.Join(pdir, P99Plot))
+}
+
+// Verdicts summarises the checks in one line.
+func Verdicts(s *results.Summary) string {
+	var v []string
+	switch s.LinearizabilityCheck {
+	case "ok":
+		v = append(v, "linearizable")
+	case "violation":
+		v = append(v, "NOT LINEARIZABLE")
+	case "timeout":
+		v = append(v, "linearizability unknown (check timed out)")
+	}
+	if s.ReplicasAgree {
+		v = append(v, "replicas agree")
+	} else {
+		v = append(v, "REPLICAS DISAGREE")
+	}
+	if s.AckedOpsFound {
+		v = append(v, fmt.Sprintf("all %d acknowledged writes found", s.AckedWrites))
+	} else {
+		v = append(v, fmt.Sprintf("%d ACKNOWLEDGED WRITES LOST", s.LostWrites))
+	}
+	return strings.Join(v, ", ")
+}
+
+// Markdown renders report.md.
+func Markdown(run *results.Run) string {
+	s := &run.Summary
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# raftbench run %s\n\n", filepath.Base(run.Dir))
+	fmt.Fprintf(&b, "**%.0f ops/s** (%.2f MB/s), p50 %s, p99 %s, p99.9 %s, max %s. Verdicts: %s.\n\n",
+		s.ThroughputOpsPerSec, s.ThroughputMBPerSec, US(s.LatencyUS.P50), US(s.LatencyUS.P99), US(s.LatencyUS.P999), US(s.LatencyUS.Max), Verdicts(s))
+	fmt.Fprintf(&b, "Started %s; measured %.1f s after a %.1f s warm-up.\n\n", s.Started.Format("2006-01-02 15:04:05 UTC"), s.DurationSec, s.WarmupSec)
+
+	b.WriteString("## Configuration\n\n| setting | value |\n|---|---|\n")
+	keys := make([]string, 0, len(run.Config))
+	for k := range run.Config {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "| %s | %s |\n", k, mdValue(run.Config[k]))
+	}
+
+	b.WriteString("\n## Results\n\n| metric | value |\n|---|---|\n")
+	fmt.Fprintf(&b, "| throughput | %.0f ops/s, %.2f MB/s |\n", s.ThroughputOpsPerSec, s.ThroughputMBPerSec)
+	fmt.Fprintf(&b, "| operations | %d (%d writes, %d reads) |\n", s.Ops, s.Writes, s.Reads)
+	for _, p := range []struct {
+		n string
+		v float64
+	}{{"p50", s.LatencyUS.P50}, {"p90", s.LatencyUS.P90}, {"p99", s.LatencyUS.P99}, {"p99.9", s.LatencyUS.P999}, {"max", s.LatencyUS.Max}, {"mean", s.LatencyUS.Mean}} {
+		fmt.Fprintf(&b, "| latency %s | %s |\n", p.n, US(p.v))
+	}
+	fmt.Fprintf(&b, "| errors | %s |\n", ErrorsString(s.Errors))
+	fmt.Fprintf(&b, "| leader changes | %d (elections started: %d) |\n", s.LeaderChanges, s.Elections)
+
+	b.WriteString("\n## Verdicts\n\n")
+	lin := "not checked (run with --check)"
+	switch s.LinearizabilityCheck {
+	case "ok":
+		lin = fmt.Sprintf("yes: porcupine checked %d operations", s.HistoryOps)
+	case "violation":
+		lin = fmt.Sprintf("**no**: see [%s](%s)", results.HistoryFile, results.HistoryFile)
+	case "timeout":
+		lin = "unknown: the check timed out"
+	}
+	fmt.Fprintf(&b, "- linearizable: %s\n", lin)
+	fmt.Fprintf(&b, "- replicas agree: %v (applied index %d, state hashes %s)\n", s.ReplicasAgree, s.AppliedIndex, hashes(s.ReplicaHashes))
+	fmt.Fprintf(&b, "- acknowledged writes found: %v (%d acknowledged, %d lost", s.AckedOpsFound, s.AckedWrites, s.LostWrites)
+	if len(s.LostKeys) > 0 {
+		fmt.Fprintf(&b, "; keys %s", strings.Join(s.LostKeys, ", "))
+	}
+	b.WriteString(")\n")
+	for _, p := range s.Problems {
+		fmt.Fprintf(&b, "- problem: %s\n", p)
+	}
+
+	b.WriteString("\n## Faults\n\n")
+	if len(s.Faults) == 0 {
+		b.WriteString("None.\n")
+	} else {
+		b.WriteString("| at | fault | what happened |\n|---|---|---|\n")
+		for _, f := range s.Faults {
+			what := f.What
+			if f.Error != "" {
+				what += " (error: " + f.Error + ")"
+			}
+			fmt.Fprintf(&b, "| %.3f s | `%s` | %s |\n", f.AtMS/1000, f.Spec, what)
+		}
+	}
+	if len(s.Failovers) > 0 {
+		b.WriteString("\n### Failovers\n\n| at | fault | old leader | new leader | to new leader | to first commit |\n|---|---|---|---|---|---|\n")
+		for _, f := range s.Failovers {
+			fmt.Fprintf(&b, "| %.3f s | `%s` | %d | %d | %s | %s |\n", f.AtMS/1000, f.Fault, f.OldLeader, f.NewLeader, msOrNone(f.ToLeaderMS), msOrNone(f.ToCommitMS))
+		}
+	}
+
+	b.WriteString("\n## Plots\n\n")
+	for _, p := range []struct{ file, alt string }{{PercentilesPlot, "latency by percentile"}, {ThroughputPlot, "throughput over time"}, {P99Plot, "p99 over time"}} {
+		fmt.Fprintf(&b, "![%s](%s/%s)\n\n", p.alt, results.PlotsDir, p.file)
+	}
+
+	b.WriteString("## Per second\n\n| s | ops | errors | p50 | p99 | leader | term | faults |\n|---|---|---|---|---|---|---|---|\n")
+	for _, r := range run.Timeline {
+		fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %d | %d | %s |\n", r.Second, r.Ops, r.Errors, US(r.P50US), US(r.P99US), r.Leader, r.Term, r.Faults)
+	}
+
+	if len(s.Nodes) > 0 {
+		b.WriteString("\n## Nodes\n\n| node | proposals | batches | fsyncs | fsync mean | fsync max | elections | loop saturation | restarts |\n|---|---|---|---|---|---|---|---|---|\n")
+		for _, n := range s.Nodes {
+			fmt.Fprintf(&b, "| %d | %d | %d | %d | %s | %s | %d | %.0f%% | %d |\n", n.ID, n.Proposals, n.Batches, n.Fsyncs, US(n.FsyncMeanUS), US(n.FsyncMaxUS), n.Elections, 100*n.LoopSaturation, n.Restarts)
+		}
+	}
+
+	e := s.Env
+	fmt.Fprintf(&b, "\n## Environment\n\n%s, GOMAXPROCS %d (%d CPUs), %s, %s/%s, commit `%s`.\n", e.GoVersion, e.GOMAXPROCS, e.NumCPU, e.CPUModel, e.OS, e.Arch, e.Commit)
+	fmt.Fprintf(&b, "\nFiles: `%s`, `%s`, `%s` (ms), `%s` (µs intervals), `%s`; see results/README.md for the format.\n",
+		results.ConfigFile, results.SummaryFile, results.HgrmFile, results.HlogFile, results.TimelineFile)
+	return b.String()
+}
+
+// US formats microseconds readably.
+func US(us float64) string {
+	switch {
+	case us >= 1e6:
+		return fmt.Sprintf("%.2f s", us/1e6)
+	case us >= 1e3:
+		return fmt.Sprintf("%.2f ms", us/1e3)
+	default:
+		return fmt.Sprintf("%.0f µs", us)
+	}
+}
+
+// ErrorsString formats errors by kind, "none" for none.
+func ErrorsString(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func msOrNone(v float64) string {
+	if v < 0 {
+		return "none seen"
+	}
+	return fmt.Sprintf("%.1f ms", v)
+}
+
+func hashes(m map[string]string) string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, k+":"+m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func mdValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case []any:
+		var parts []string
+		for _, e := range x {
+			parts = append(parts, fmt.Sprintf("`%v`", e))
+		}
+		if len(parts) == 0 {
+			return "none"
+		}
+		return strings.Join(parts, ", ")
+	case float64:
+		return fmt.Sprintf("%g", x)
+	default:
+		return fmt.Sprintf("%v", x)
+	}
+}

@@ -1,0 +1,154 @@
+// Package results defines raftbench's result directory — the files a run
+// leaves behind, which results/README.md documents as a contract — and
+// writes and reads it.
+package results
+
+import (
+	"time"
+)
+
+// File names inside a result directory.
+const (
+	ConfigFile   = "config.json"
+	SummaryFile  = "summary.json"
+	HgrmFile     = "latency.hgrm"
+	HlogFile     = "latency.hlog"
+	TimelineFile = "timeline.csv"
+	ReportFile   = "report.md"
+	PlotsDir     = "plots"
+	HistoryFile  = "linearizability.html"
+)
+
+// Summary is summary.json: the numbers of one run.
+type Summary struct {
+	// Started is when the measured part began (UTC).
+	Started time.Time `json:"started"`
+	// DurationSec is the measured time; WarmupSec the unmeasured time
+	// before it.
+	DurationSec float64 `json:"duration_sec"`
+	WarmupSec   float64 `json:"warmup_sec"`
+
+	ThroughputOpsPerSec float64 `json:"throughput_ops_per_sec"`
+	// ThroughputMBPerSec counts payload bytes (10^6 bytes per MB).
+	ThroughputMBPerSec float64 `json:"throughput_mb_per_sec"`
+	// Ops is the operations completed successfully in the measured time;
+	// Reads and Writes split them.
+	Ops    int64 `json:"ops"`
+	Reads  int64 `json:"reads"`
+	Writes int64 `json:"writes"`
+	// Errors counts failed operations in the measured time by kind.
+	Errors map[string]int64 `json:"errors"`
+	// LatencyUS is the successful operations' latency in microseconds,
+	// from intended start (open loop) or from the call (closed loop).
+	LatencyUS Latency `json:"latency_us"`
+
+	// LeaderChanges counts new leaders seen during the measured time.
+	LeaderChanges int `json:"leader_changes"`
+	// Elections sums the elections the nodes started (node metrics).
+	Elections uint64 `json:"elections"`
+	// Failovers has one entry per killed or partitioned leader.
+	Failovers []Failover `json:"failovers"`
+	// Faults lists what the fault schedule did, when.
+	Faults []AppliedFault `json:"faults"`
+
+	// Linearizable is the porcupine verdict with --check (nil without, or
+	// when the check timed out; see LinearizabilityCheck).
+	Linearizable *bool `json:"linearizable,omitempty"`
+	// LinearizabilityCheck is "ok", "violation", "timeout" or "off".
+	LinearizabilityCheck string `json:"linearizability_check"`
+	// HistoryOps is the number of operations in the checked history.
+	HistoryOps int `json:"history_ops,omitempty"`
+
+	// ReplicasAgree: after the run every replica applied the same index
+	// and has the same state hash (ReplicaHashes).
+	ReplicasAgree bool              `json:"replicas_agree"`
+	ReplicaHashes map[string]string `json:"replica_hashes"`
+	AppliedIndex  uint64            `json:"applied_index"`
+	// AckedOpsFound: every acknowledged write is in the final state or was
+	// overwritten by a write that may have come after it.
+	AckedOpsFound bool  `json:"acked_ops_found"`
+	AckedWrites   int64 `json:"acked_writes"`
+	LostWrites    int64 `json:"lost_writes"`
+	// LostKeys names up to 10 keys whose acknowledged write is missing.
+	LostKeys []string `json:"lost_keys,omitempty"`
+
+	// Nodes are per-node counters at the end of the run.
+	Nodes []NodeStats `json:"nodes"`
+	Env   Env         `json:"env"`
+	// Problems lists what went wrong in the harness itself (e.g. replicas
+	// that never converged); empty on a clean run.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Latency holds percentiles in microseconds.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// Failover is what one leader loss cost.
+type Failover struct {
+	// Fault is the spec that caused it; OldLeader the node it removed.
+	Fault     string `json:"fault"`
+	OldLeader uint64 `json:"old_leader"`
+	NewLeader uint64 `json:"new_leader"`
+	// AtMS is when it happened, from the start of the measured run.
+	AtMS float64 `json:"at_ms"`
+	// ToLeaderMS is the time to a new leader (-1: none seen); ToCommitMS
+	// the time to the first write acknowledged after it (-1: none).
+	ToLeaderMS float64 `json:"to_leader_ms"`
+	ToCommitMS float64 `json:"to_commit_ms"`
+}
+
+// AppliedFault is one thing the fault schedule did.
+type AppliedFault struct {
+	AtMS float64 `json:"at_ms"`
+	Spec string  `json:"spec"`
+	// What says what happened ("killed node 2", "healed", "lifted", ...).
+	What string `json:"what"`
+	// Error is set when it could not be done (say, no leader to kill).
+	Error string `json:"error,omitempty"`
+}
+
+// NodeStats are one node's counters at the end.
+type NodeStats struct {
+	ID             uint64  `json:"id"`
+	Proposals      uint64  `json:"proposals"`
+	Batches        uint64  `json:"batches"`
+	Fsyncs         uint64  `json:"fsyncs"`
+	FsyncMeanUS    float64 `json:"fsync_mean_us"`
+	FsyncMaxUS     float64 `json:"fsync_max_us"`
+	Elections      uint64  `json:"elections"`
+	LoopSaturation float64 `json:"loop_saturation"`
+	Restarts       int     `json:"restarts"`
+}
+
+// Env describes where a run ran.
+type Env struct {
+	GoVersion  string `json:"go_version"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	NumCPU     int    `json:"num_cpu"`
+	CPUModel   string `json:"cpu_model"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	Commit     string `json:"commit"`
+	Hostname   string `json:"hostname,omitempty"`
+}
+
+// TimelineRow is one second of timeline.csv.
+type TimelineRow struct {
+	// Second is the second of the measured run (0-based) the row covers.
+	Second int
+	Ops    int64
+	Errors int64
+	P50US  float64
+	P99US  float64
+	Leader uint64
+	Term   uint64
+	// Faults are the fault events in this second, separated by "; ".
+	Faults string
+}

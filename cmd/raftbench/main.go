@@ -1,0 +1,172 @@
+// Command raftbench runs raftbench clusters under load and faults and
+// writes result directories; see `raftbench help` and results/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raftbench/raftbench/bench"
+)
+
+// Exit codes.
+const (
+	exitFailed   = 1 // the run failed, or a verdict did
+	exitBadInput = 2 // a bad flag, config key or value, fault spec or output directory
+)
+
+// errUsage marks errors in how the command was called (exit code 2).
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	root := newRoot()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	fmt.Fprintln(os.Stderr, "raftbench:", msg)
+	if errors.Is(err, bench.ErrBadConfig) || errors.Is(err, errUsage) || isCobraUsage(err) {
+		os.Exit(exitBadInput)
+	}
+	os.Exit(exitFailed)
+}
+
+// isCobraUsage recognises cobra's and pflag's own parse errors (unknown
+// flag, bad value, wrong argument count), which have no sentinel.
+func isCobraUsage(err error) bool {
+	var fe *flagError
+	return errors.As(err, &fe)
+}
+
+// flagError wraps the errors cobra reports while parsing flags.
+type flagError struct{ err error }
+
+func (e *flagError) Error() string { return e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "raftbench",
+		Short: "Benchmark raftbench's Raft: runs, sweeps, comparisons, tuning",
+		Long: `raftbench starts a Raft cluster in this process (nodes talk over real TCP or
+QUIC on loopback, each with its own WAL), drives a key-value workload, injects
+faults on a schedule, checks the outcome, and writes a result directory
+(see results/README.md).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
+	root.AddCommand(newRunCmd(), newSweepCmd(), newCompareCmd(), newTuneCmd(), newReportCmd(), faultsHelp())
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a usage error.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%w: %s takes %d argument(s), got %d", errUsage, cmd.Name(), n, len(args))
+		}
+		return nil
+	}
+}
+
+func faultsHelp() *cobra.Command {
+	return &cobra.Command{
+		Use:   "faults",
+		Short: "The fault grammar of --fault",
+		Long:  faultGrammar,
+	}
+}
+
+const faultGrammar = `A fault is NAME[:NODE][=VALUE][@AT[+FOR]]. AT is when it starts, counted from
+the end of the warm-up; FOR is how long it lasts before it is undone (a killed
+node restarts, a partition heals, a rule is lifted). Events need @AT; rules
+without @AT hold for the whole measured run. --fault is repeatable.
+
+Events:
+  kill-leader@AT[+FOR]       stop the current leader (restart it after FOR)
+  kill:N@AT[+FOR]            stop node N
+  restart[:N]@AT             start node N again (without N: every stopped node)
+  partition-leader@AT[+FOR]  cut the current leader off from every other node
+  isolate:N@AT[+FOR]         cut node N off from every other node
+  heal@AT                    remove every partition
+Rules (on node N's outgoing messages with :N, else on every node's):
+  loss=P                     drop each message with probability P (0..1)
+  dup=P                      send each message twice with probability P
+  reorder=P                  hold each message back a little with probability P
+  delay=D[~J]                delay each message by D plus a uniform jitter in [0,J)
+  slow-disk=D                sleep D in every WAL save (node N's, or every node's)
+
+Examples:
+  --fault kill-leader@5s --fault restart@8s
+  --fault kill:2@5s+3s  --fault partition-leader@10s+3s  --fault isolate:3@4s+2s
+  --fault loss=0.05 --fault delay=2ms~1ms --fault dup=0.01 --fault reorder=0.1
+  --fault slow-disk=5ms@3s+4s
+
+A kill is a graceful node.Stop (saves already queued complete); a restart
+starts a new node on the same WAL directory and address, so --wal memory
+refuses faults that restart. The end of any partition heals every partition.
+At the end of the run every fault is lifted and every stopped node restarted
+before the replicas are compared.`
+
+// runCmdUse is shared by run, sweep and tune for the knob flags.
+func addKnobFlags(cmd *cobra.Command, set *[]bench.Assignment, skip map[string]bool) *string {
+	def := bench.Default()
+	for i := range bench.Knobs {
+		k := &bench.Knobs[i]
+		if skip[k.Name] {
+			continue
+		}
+		usage := k.Usage
+		if d := k.Get(&def); d != "" && d != "0" && !k.Repeat {
+			usage += fmt.Sprintf(" (default %s)", d)
+		}
+		f := cmd.Flags().VarPF(&knobValue{name: k.Name, set: set, typ: typeOf(k)}, k.Name, "", usage)
+		if k.Bool {
+			f.NoOptDefVal = "true"
+		}
+		if p, ok := bench.ProfileDefaults[k.Name]; ok {
+			f.NoOptDefVal = p
+		}
+	}
+	var config string
+	cmd.Flags().StringVar(&config, "config", "", "YAML file of settings (keys are these flags' names); flags override it")
+	return &config
+}
+
+func typeOf(k *bench.Knob) string {
+	switch {
+	case k.Bool:
+		return "bool"
+	case k.Repeat:
+		return "spec"
+	default:
+		return "value"
+	}
+}
+
+// knobValue records each occurrence of a knob flag, in order; the values
+// are parsed by bench.Merge after the config file.
+type knobValue struct {
+	name string
+	typ  string
+	set  *[]bench.Assignment
+	last string
+}
+
+func (v *knobValue) String() string { return v.last }
+func (v *knobValue) Type() string   { return v.typ }
+func (v *knobValue) Set(s string) error {
+	v.last = s
+	*v.set = append(*v.set, bench.Assignment{Name: v.name, Value: s})
+	return nil
+}

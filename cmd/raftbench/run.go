@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raftbench/raftbench/bench"
+	"github.com/raftbench/raftbench/bench/report"
+	"github.com/raftbench/raftbench/bench/results"
+)
+
+func newRunCmd() *cobra.Command {
+	var set []bench.Assignment
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "run [flags]",
+		Short: "Run one benchmark and write a result directory",
+		Long: `Run starts a cluster in this process, waits for a leader, warms up, drives the
+workload for --duration while injecting the --fault schedule, then lifts the
+faults, checks that the replicas agree and that every acknowledged write is
+present (and, with --check, that the history is linearizable), and writes a
+result directory (see results/README.md).
+
+Every flag can also be set in a YAML file given with --config, keyed by the
+flag's name (fault takes a list); flags override the file.
+
+` + faultGrammar,
+		Args: exactArgs(0),
+	}
+	config := addKnobFlags(cmd, &set, nil)
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show the nodes' and transports' logs on stderr")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := bench.Merge(*config, set)
+		if err != nil {
+			return err
+		}
+		o, err := bench.Run(cmd.Context(), cfg, runOptions(verbose))
+		if err != nil {
+			return err
+		}
+		for i, s := range o.Summaries {
+			printSummary(cmd.OutOrStdout(), o.RunDirs[i], s)
+		}
+		if bad := o.Failed(); bad != "" {
+			return fmt.Errorf("verdicts failed: %s", bad)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func runOptions(verbose bool) bench.Options {
+	opt := bench.Options{Progress: os.Stderr, Live: bench.IsTerminal(os.Stderr)}
+	if verbose {
+		opt.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return opt
+}
+
+// printSummary prints the end-of-run table.
+func printSummary(w io.Writer, dir string, s *results.Summary) {
+	fmt.Fprintf(w, "\nresult directory: %s\n", dir)
+	rows := [][2]string{
+		{"throughput", fmt.Sprintf("%.0f ops/s  (%.2f MB/s)", s.ThroughputOpsPerSec, s.ThroughputMBPerSec)},
+		{"operations", fmt.Sprintf("%d  (%d writes, %d reads) in %.1f s", s.Ops, s.Writes, s.Reads, s.DurationSec)},
+		{"latency p50", report.US(s.LatencyUS.P50)},
+		{"latency p90", report.US(s.LatencyUS.P90)},
+		{"latency p99", report.US(s.LatencyUS.P99)},
+		{"latency p99.9", report.US(s.LatencyUS.P999)},
+		{"latency max", report.US(s.LatencyUS.Max)},
+		{"errors", report.ErrorsString(s.Errors)},
+		{"leader changes", fmt.Sprint(s.LeaderChanges)},
+	}
+	for _, f := range s.Failovers {
+		rows = append(rows, [2]string{"failover " + f.Fault, fmt.Sprintf("new leader %d after %s, first commit after %s", f.NewLeader, msStr(f.ToLeaderMS), msStr(f.ToCommitMS))})
+	}
+	lin := "not checked"
+	if s.LinearizabilityCheck != "off" {
+		lin = s.LinearizabilityCheck
+	}
+	rows = append(rows,
+		[2]string{"linearizable", lin},
+		[2]string{"replicas agree", fmt.Sprint(s.ReplicasAgree)},
+		[2]string{"acked writes found", fmt.Sprintf("%v  (%d acked, %d lost)", s.AckedOpsFound, s.AckedWrites, s.LostWrites)},
+	)
+	for _, p := range s.Problems {
+		rows = append(rows, [2]string{"problem", p})
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-20s %s\n", r[0], r[1])
+	}
+}
+
+func msStr(v float64) string {
+	if v < 0 {
+		return "(none seen)"
+	}
+	return fmt.Sprintf("%.1f ms", v)
+}
+
+func newReportCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "report DIR",
+		Short: "Rebuild report.md and the plots of a result directory",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			run, err := results.Read(args[0])
+			if err != nil {
+				return fmt.Errorf("%w: %s: %v", errUsage, args[0], err)
+			}
+			if err := report.Write(run); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s/%s and %s/%s/\n", args[0], results.ReportFile, args[0], results.PlotsDir)
+			return nil
+		},
+	}
+}
