@@ -337,6 +337,13 @@ func DecodeMessage(body []byte) (core.Message, error) {
 //
 // maxFrame bounds the body; the length prefix is not counted.
 func ReadFrame(r *bufio.Reader, maxFrame int) ([]byte, error) {
+	return readFrameInto(r, nil, maxFrame)
+}
+
+// readFrameInto is ReadFrame reading into buf's storage when it is large
+// enough (a new slice otherwise), for a reader that consumes each frame
+// before reading the next, like the snapshot receiver.
+func readFrameInto(r *bufio.Reader, buf []byte, maxFrame int) ([]byte, error) {
 	n, err := readUvarint(r)
 	if err != nil {
 		return nil, err
@@ -347,7 +354,11 @@ func ReadFrame(r *bufio.Reader, maxFrame int) ([]byte, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("%w: empty frame", ErrBadFrame)
 	}
-	body := make([]byte, n)
+	body := buf[:0]
+	if uint64(cap(body)) < n {
+		body = make([]byte, n)
+	}
+	body = body[:n]
 	if _, err := io.ReadFull(r, body); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF

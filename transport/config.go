@@ -12,9 +12,10 @@ import (
 // start-up instead of a mystery at run time.
 const (
 	// DefaultMaxFrameSize bounds one message on the wire. It must exceed the
-	// Raft MaxSizePerMsg (typically 1 MiB) plus overhead, and any snapshot
-	// sent in one message; 16 MiB leaves room for both while bounding what a
-	// hostile or broken peer can make us allocate per connection.
+	// Raft MaxSizePerMsg (typically 1 MiB) plus overhead; snapshots do not
+	// count, they travel in chunks. 16 MiB leaves room for an oversized
+	// entry while bounding what a hostile or broken peer can make us
+	// allocate per frame.
 	DefaultMaxFrameSize = 16 << 20
 	MinMaxFrameSize     = 1 << 10
 	MaxMaxFrameSize     = 1 << 30
@@ -38,6 +39,29 @@ const (
 	// DefaultUnreachableAfter: report Unreachable after this many dial
 	// failures in a row. One failure may be a restart race; two are not.
 	DefaultUnreachableAfter = 2
+
+	// DefaultSnapshotChunkSize is the data per snapshot chunk: large enough
+	// that per-chunk costs (a record header, a write deadline, a syscall)
+	// vanish next to the copy, small enough that the receiver's frame
+	// buffer stays small. It is lowered to fit MaxFrameSize when that is
+	// smaller.
+	DefaultSnapshotChunkSize = 1 << 20
+	MinSnapshotChunkSize     = 256
+
+	// DefaultMaxSnapshotSize bounds what a receiver reassembles in memory
+	// (and what a sender will try to send). A state-machine image of tens
+	// to hundreds of MiB is expected; 4 GiB is "something is wrong".
+	DefaultMaxSnapshotSize = 4 << 30
+	MaxMaxSnapshotSize     = 1 << 40
+
+	// DefaultSnapshotTimeout bounds the silence within a transfer: the
+	// receiver's wait for the next record, and the sender's wait for the
+	// ack after the end record (which covers the receiver's delivery).
+	DefaultSnapshotTimeout = 30 * time.Second
+
+	// MinSnapshotRate is the smallest non-zero SnapshotRate; less is a
+	// unit typo (bytes meant as KiB or MiB), and would take hours.
+	MinSnapshotRate = 1 << 10
 )
 
 // Options are the settings every transport shares. Transports embed them in
@@ -69,6 +93,20 @@ type Options struct {
 	// which Handler.Unreachable is called (then again on every further
 	// failure).
 	UnreachableAfter int
+	// SnapshotChunkSize is the data bytes per snapshot chunk; at most
+	// MaxFrameSize - SnapshotChunkOverhead, so every chunk is one frame.
+	SnapshotChunkSize int
+	// MaxSnapshotSize bounds a snapshot's data in bytes: a receiver refuses
+	// a transfer announcing more (before allocating), a sender fails one
+	// holding more without sending it.
+	MaxSnapshotSize int64
+	// SnapshotTimeout bounds the silence within a snapshot transfer (see
+	// DefaultSnapshotTimeout); a transfer that exceeds it is discarded.
+	SnapshotTimeout time.Duration
+	// SnapshotRate caps one snapshot transfer at this many bytes per
+	// second (0: unlimited), so streaming a snapshot to a lagging follower
+	// leaves bandwidth for the appends that keep the others up to date.
+	SnapshotRate int64
 	// Logger receives connection-level events (dial failures, rejected
 	// connections). nil discards them.
 	Logger *slog.Logger
@@ -100,6 +138,15 @@ func (o *Options) EnsureDefaults() {
 	if o.UnreachableAfter == 0 {
 		o.UnreachableAfter = DefaultUnreachableAfter
 	}
+	if o.SnapshotChunkSize == 0 {
+		o.SnapshotChunkSize = max(MinSnapshotChunkSize, min(DefaultSnapshotChunkSize, o.MaxFrameSize-SnapshotChunkOverhead))
+	}
+	if o.MaxSnapshotSize == 0 {
+		o.MaxSnapshotSize = DefaultMaxSnapshotSize
+	}
+	if o.SnapshotTimeout == 0 {
+		o.SnapshotTimeout = DefaultSnapshotTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -130,13 +177,24 @@ func (o *Options) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"DialTimeout", o.DialTimeout}, {"HandshakeTimeout", o.HandshakeTimeout}, {"WriteTimeout", o.WriteTimeout}} {
+	}{{"DialTimeout", o.DialTimeout}, {"HandshakeTimeout", o.HandshakeTimeout}, {"WriteTimeout", o.WriteTimeout},
+		{"SnapshotTimeout", o.SnapshotTimeout}} {
 		if d.v <= 0 {
 			bad("%s = %v, must be > 0", d.name, d.v)
 		}
 	}
 	if o.UnreachableAfter < 1 {
 		bad("UnreachableAfter = %d, must be >= 1", o.UnreachableAfter)
+	}
+	if hi := o.MaxFrameSize - SnapshotChunkOverhead; o.SnapshotChunkSize < MinSnapshotChunkSize || o.SnapshotChunkSize > hi {
+		bad("SnapshotChunkSize = %d, must be in [%d, MaxFrameSize-%d = %d]", o.SnapshotChunkSize, MinSnapshotChunkSize,
+			SnapshotChunkOverhead, hi)
+	}
+	if o.MaxSnapshotSize < 1 || o.MaxSnapshotSize > MaxMaxSnapshotSize {
+		bad("MaxSnapshotSize = %d, must be in [1, %d]", o.MaxSnapshotSize, int64(MaxMaxSnapshotSize))
+	}
+	if o.SnapshotRate < 0 || (o.SnapshotRate > 0 && o.SnapshotRate < MinSnapshotRate) {
+		bad("SnapshotRate = %d, must be 0 (unlimited) or >= %d bytes/s", o.SnapshotRate, MinSnapshotRate)
 	}
 	return errors.Join(errs...)
 }

@@ -34,21 +34,29 @@ type Stream interface {
 }
 
 // Class is a traffic class. A transport with one stream per peer sends
-// every class on it; one with several keeps latency-critical control
-// messages off the stream that carries bulk appends and snapshots.
+// every message class on it; one with several keeps latency-critical
+// control messages off the stream that carries bulk appends. Snapshots
+// never share a stream with messages: each transfer gets its own.
 type Class uint8
 
 const (
-	// ClassBulk: appends, append responses and snapshots.
+	// ClassBulk: appends and append responses.
 	ClassBulk Class = iota
 	// ClassControl: votes, heartbeats, timeout-now (core.MessageType.IsControl).
 	ClassControl
+	// ClassSnapshot: one snapshot transfer (MsgSnap), on a stream opened
+	// for it and closed after it, so a snapshot of any size never sits in
+	// front of a heartbeat or an append.
+	ClassSnapshot
 )
 
 // String names the class for logs.
 func (c Class) String() string {
-	if c == ClassControl {
+	switch c {
+	case ClassControl:
 		return "control"
+	case ClassSnapshot:
+		return "snapshot"
 	}
 	return "bulk"
 }
@@ -56,7 +64,10 @@ func (c Class) String() string {
 // Dialer opens outbound streams; the concrete transport implements it.
 type Dialer interface {
 	// DialStream opens a stream to peer at addr for traffic class c. The
-	// Engine performs the handshake on it. ctx bounds the dial.
+	// Engine performs the handshake on it. ctx bounds the dial. A
+	// ClassSnapshot stream must be independent of the message streams (a
+	// new TCP connection, a new QUIC stream): the Engine opens one per
+	// snapshot transfer and closes it when the transfer ends.
 	DialStream(ctx context.Context, peer uint64, addr string, c Class) (Stream, error)
 	// Forget is called when peer is removed or re-addressed, so a dialer
 	// that shares state between streams (one QUIC connection for both
@@ -96,9 +107,11 @@ const maxDeliverBatch = 256
 // a Dialer and feed accepted streams to Serve; everything else is here,
 // once.
 //
-// Goroutines: one writer per peer and class (exits when the peer is removed
-// or the Engine closed), one reader per inbound stream (exits when the
-// stream ends or the Engine closed). Close waits for all of them.
+// Goroutines: one writer per peer and message class and one snapshot
+// sender per peer (exit when the peer is removed or the Engine closed),
+// one reader per inbound stream, which also receives the snapshot when the
+// stream is a snapshot stream (exits when the stream ends or the Engine
+// closed). Close waits for all of them.
 type Engine struct {
 	opts   Options
 	dialer Dialer
@@ -159,6 +172,10 @@ type counters struct {
 	msgsSent, bytesSent, msgsRecv, bytesRecv atomic.Uint64
 	dials, reconnects, dialFailures          atomic.Uint64
 	drops                                    [NumDropReasons]atomic.Uint64
+
+	snapSent, snapSendFail, snapSuperseded, snapRecv atomic.Uint64
+	snapBytesSent, snapBytesRecv                     atomic.Uint64
+	snapRecvFail                                     [NumSnapshotFailReasons]atomic.Uint64
 }
 
 func (e *Engine) counter(id uint64) *counters {
@@ -190,6 +207,17 @@ func (e *Engine) Stats() Stats {
 		for i := range c.drops {
 			ps.Drops[i] = c.drops[i].Load()
 		}
+		ps.Snap = SnapshotStats{
+			Sent:         c.snapSent.Load(),
+			SendFailures: c.snapSendFail.Load(),
+			Superseded:   c.snapSuperseded.Load(),
+			Recv:         c.snapRecv.Load(),
+			BytesSent:    c.snapBytesSent.Load(),
+			BytesRecv:    c.snapBytesRecv.Load(),
+		}
+		for i := range c.snapRecvFail {
+			ps.Snap.RecvFailures[i] = c.snapRecvFail[i].Load()
+		}
 		s.Peers[id] = ps
 	}
 	for i := range e.rejects {
@@ -206,9 +234,9 @@ func (e *Engine) classOf(m *core.Message) Class {
 	return ClassBulk
 }
 
-// Send queues each message on its peer's queue; see Transport.Send. It
-// takes only a read lock and one short per-queue lock, so it never waits on
-// I/O.
+// Send queues each message on its peer's queue, and hands each MsgSnap to
+// the peer's snapshot sender instead; see Transport.Send. It takes only a
+// read lock and one short per-queue lock, so it never waits on I/O.
 func (e *Engine) Send(msgs []core.Message) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -220,6 +248,8 @@ func (e *Engine) Send(msgs []core.Message) {
 			e.counter(m.To).drops[DropClosed].Add(1)
 		case p == nil:
 			e.counter(m.To).drops[DropUnknownPeer].Add(1)
+		case m.Type == core.MsgSnap:
+			p.snap.offer(m)
 		default:
 			p.lanes[e.classOf(m)].push(m)
 		}
@@ -250,6 +280,8 @@ func (e *Engine) AddPeer(id uint64, addr string) error {
 		e.wg.Add(1)
 		go l.run()
 	}
+	e.wg.Add(1)
+	go p.snap.run()
 	return nil
 }
 
@@ -353,6 +385,7 @@ func (e *Engine) serve(s Stream, remote string) {
 	}
 	_ = s.SetDeadline(time.Time{})
 	c := e.counter(h.From)
+	first := true
 	var batch []core.Message
 	deliver := func() {
 		if h := e.getHandler(); h != nil {
@@ -388,6 +421,12 @@ func (e *Engine) serve(s Stream, remote string) {
 			e.endRead(remote, h.From, fmt.Errorf("%w: body of %d bytes: %w", ErrBadFrame, n, err))
 			return
 		}
+		if first && body[0] == recSnapBegin {
+			// A snapshot stream: one transfer, then the stream ends.
+			e.receiveSnapshot(s, br, remote, h.From, body)
+			return
+		}
+		first = false
 		m, err := DecodeMessage(body)
 		if err != nil {
 			e.endRead(remote, h.From, err)
@@ -417,7 +456,8 @@ func (e *Engine) endRead(remote string, from uint64, err error) {
 	}
 }
 
-// peer is one remote node: a lane (queue + writer) per traffic class.
+// peer is one remote node: a lane (queue + writer) per message class, and
+// a snapshot sender.
 type peer struct {
 	e      *Engine
 	id     uint64
@@ -427,6 +467,7 @@ type peer struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed by stop; ends backoff waits
 	lanes  []*lane
+	snap   *snapSender
 }
 
 func newPeer(e *Engine, id uint64, addr string) *peer {
@@ -439,11 +480,13 @@ func newPeer(e *Engine, id uint64, addr string) *peer {
 	for i := 0; i < n; i++ {
 		p.lanes = append(p.lanes, &lane{p: p, class: Class(i), max: e.opts.QueueLen, notify: make(chan struct{}, 1)})
 	}
+	p.snap = &snapSender{p: p, notify: make(chan struct{}, 1)}
 	return p
 }
 
 // stop ends the peer's writers: it closes their streams (unblocking a
-// write or handshake in progress), cancels dials and wakes backoff waits.
+// write or handshake in progress), cancels dials and a snapshot transfer
+// (whose stream closes with its context), and wakes backoff waits.
 func (p *peer) stop() {
 	p.cancel()
 	close(p.done)
@@ -610,28 +653,44 @@ func (l *lane) run() {
 
 // connect dials and performs the client side of the handshake.
 func (l *lane) connect() (Stream, error) {
-	e, p := l.p.e, l.p
-	ctx, cancel := context.WithTimeout(p.ctx, e.opts.DialTimeout)
-	s, err := e.dialer.DialStream(ctx, p.id, p.addr, l.class)
-	cancel()
+	s, err := l.p.dial(l.p.ctx, l.class)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", p.addr, err)
+		return nil, err
 	}
 	if !l.setCur(s) {
 		_ = s.Close()
 		return nil, ErrClosed
 	}
-	fail := func(err error) (Stream, error) {
+	if err := l.p.handshake(s); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
+	return s, nil
+}
+
+// dial opens a stream of class c to the peer, within DialTimeout.
+func (p *peer) dial(ctx context.Context, c Class) (Stream, error) {
+	e := p.e
+	ctx, cancel := context.WithTimeout(ctx, e.opts.DialTimeout)
+	s, err := e.dialer.DialStream(ctx, p.id, p.addr, c)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("dial %s (%s): %w", p.addr, c, err)
+	}
+	return s, nil
+}
+
+// handshake performs the client side of the handshake on s; the caller
+// closes s if it fails.
+func (p *peer) handshake(s Stream) error {
+	e := p.e
 	_ = s.SetDeadline(time.Now().Add(e.opts.HandshakeTimeout))
 	var hb [HelloSize]byte
 	if _, err := s.Write(AppendHello(hb[:0], Hello{Version: ProtocolVersion, ClusterID: e.opts.ClusterID, From: e.opts.ID, To: p.id})); err != nil {
-		return fail(fmt.Errorf("sending hello to %s: %w", p.addr, err))
+		return fmt.Errorf("sending hello to %s: %w", p.addr, err)
 	}
 	if _, err := io.ReadFull(s, hb[:]); err != nil {
-		return fail(fmt.Errorf("%w: reading hello reply from %s (the peer may have refused ours): %w", ErrBadHandshake, p.addr, err))
+		return fmt.Errorf("%w: reading hello reply from %s (the peer may have refused ours): %w", ErrBadHandshake, p.addr, err)
 	}
 	h, err := ParseHello(hb[:])
 	if err == nil {
@@ -639,10 +698,10 @@ func (l *lane) connect() (Stream, error) {
 	}
 	if err != nil {
 		e.rejects[rejectReason(err)].Add(1)
-		return fail(fmt.Errorf("handshake with %s: %w", p.addr, err))
+		return fmt.Errorf("handshake with %s: %w", p.addr, err)
 	}
 	_ = s.SetDeadline(time.Time{})
-	return s, nil
+	return nil
 }
 
 // zeroCopyMin is the data size from which the writer references a

@@ -33,6 +33,11 @@ type Transport interface {
 	// full, or larger than the maximum frame size is dropped and counted in
 	// Stats.
 	//
+	// A MsgSnap is not queued as a frame: it is streamed in chunks on a
+	// stream of its own, whatever its size, replacing any earlier snapshot
+	// to the same peer still pending, and its outcome is reported through
+	// SnapshotReporter (see the package documentation, "Snapshots").
+	//
 	// Ownership: the transport keeps references to msgs' Entries, their Data
 	// and Snapshot until they are written, so the caller must not modify them
 	// after Send (Raft messages are immutable once produced). The msgs slice
@@ -234,9 +239,32 @@ func (r RejectCounts) Total() uint64 {
 	return n
 }
 
+// SnapshotStats count snapshot transfers with one peer. They are kept apart
+// from the message counters: a snapshot travels on its own stream, and one
+// 100 MiB snapshot would drown every message statistic.
+type SnapshotStats struct {
+	// Sent counts transfers the peer acknowledged (reported ok).
+	Sent uint64
+	// SendFailures counts transfers that failed (reported not ok, or not
+	// reported because the transport was closing).
+	SendFailures uint64
+	// Superseded counts snapshots replaced by a newer one to the same peer
+	// before they finished; they are not reported.
+	Superseded uint64
+	// Recv counts transfers received complete, verified and delivered.
+	Recv uint64
+	// RecvFailures counts inbound transfers discarded, by reason.
+	RecvFailures SnapshotFailCounts
+	// BytesSent and BytesRecv count snapshot data (chunk payloads) written
+	// and accepted, including transfers that later failed.
+	BytesSent uint64
+	BytesRecv uint64
+}
+
 // PeerStats are the counters for one remote node. Sent counters cover
 // messages and bytes written to the connection (frame headers included);
-// received counters cover what was decoded and delivered.
+// received counters cover what was decoded and delivered. Snapshot
+// transfers are counted only in Snap.
 type PeerStats struct {
 	MsgsSent  uint64
 	BytesSent uint64
@@ -249,6 +277,8 @@ type PeerStats struct {
 	Reconnects uint64
 	// DialFailures counts failed dial or handshake attempts.
 	DialFailures uint64
+	// Snap counts snapshot transfers to and from this peer.
+	Snap SnapshotStats
 }
 
 // Stats is a snapshot of a transport's counters.
@@ -285,6 +315,15 @@ func (s Stats) Totals() PeerStats {
 		t.DialFailures += p.DialFailures
 		for i, c := range p.Drops {
 			t.Drops[i] += c
+		}
+		t.Snap.Sent += p.Snap.Sent
+		t.Snap.SendFailures += p.Snap.SendFailures
+		t.Snap.Superseded += p.Snap.Superseded
+		t.Snap.Recv += p.Snap.Recv
+		t.Snap.BytesSent += p.Snap.BytesSent
+		t.Snap.BytesRecv += p.Snap.BytesRecv
+		for i, c := range p.Snap.RecvFailures {
+			t.Snap.RecvFailures[i] += c
 		}
 	}
 	return t

@@ -12,6 +12,16 @@
 // enforced where from sends and again where to receives, so a partition
 // holds even when only one side is wrapped, and messages already delayed
 // in the wrapper are checked again when their delay ends.
+//
+// A MsgSnap is one message to the rules, whatever its size: it is dropped,
+// cut, delayed or duplicated whole, and the inner transport streams it.
+// When the wrapper drops or cuts one and the Handler implements
+// transport.SnapshotReporter, it reports SnapshotStatus(to, false) (from
+// its own goroutine, as the inner transport would), so the runtime tells
+// core and the snapshot is sent again. A snapshot cut on the receiving
+// side is discarded after the receiver acknowledged it, as a message lost
+// after delivery would be; Raft recovers when the follower's next answer
+// shows it lacks the snapshot.
 package fault
 
 import (
@@ -181,6 +191,12 @@ type Transport struct {
 	pmu       sync.Mutex
 	peerDrops map[uint64]*[2]uint64 // [fault, partition]
 
+	// handler is the Handler given to Start, for snapshot reports;
+	// reports run on goroutines tracked by reports (waited for by Close,
+	// added to only under mu while not closed).
+	handler atomic.Pointer[transport.Handler]
+	reports sync.WaitGroup
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -274,7 +290,37 @@ func (t *Transport) countPeer(peer uint64, partition bool) {
 
 // Start wraps h so messages over a cut link are discarded on arrival.
 func (t *Transport) Start(h transport.Handler) error {
-	return t.inner.Start(&recvFilter{t: t, h: h})
+	if err := t.inner.Start(&recvFilter{t: t, h: h}); err != nil {
+		return err
+	}
+	t.handler.Store(&h)
+	return nil
+}
+
+// reportSnapFailures tells the handler that the snapshots to peers in to
+// were lost here. It runs them on a goroutine so Send never calls the
+// handler (the runtime calls Send from the loop the report feeds).
+func (t *Transport) reportSnapFailures(to []uint64) {
+	hp := t.handler.Load()
+	if len(to) == 0 || hp == nil {
+		return
+	}
+	r, ok := (*hp).(transport.SnapshotReporter)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	t.reports.Add(1)
+	go func() {
+		defer t.reports.Done()
+		for _, id := range to {
+			r.SnapshotStatus(id, false)
+		}
+	}()
 }
 
 type recvFilter struct {
@@ -299,10 +345,19 @@ func (f *recvFilter) Deliver(msgs []core.Message) {
 
 func (f *recvFilter) Unreachable(peer uint64) { f.h.Unreachable(peer) }
 
+// SnapshotStatus passes the inner transport's snapshot reports on.
+func (f *recvFilter) SnapshotStatus(to uint64, ok bool) {
+	if r, is := f.h.(transport.SnapshotReporter); is {
+		r.SnapshotStatus(to, ok)
+	}
+}
+
 // Send applies the rules to each message and passes the survivors to the
 // inner transport, now or when their delay ends. It never blocks.
 func (t *Transport) Send(msgs []core.Message) {
 	var now []core.Message
+	var lostSnaps []uint64
+	defer func() { t.reportSnapFailures(lostSnaps) }()
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -315,11 +370,17 @@ func (t *Transport) Send(msgs []core.Message) {
 		if t.net.Blocked(t.id, m.To) {
 			t.partSend.Add(1)
 			t.countPeer(m.To, true)
+			if m.Type == core.MsgSnap {
+				lostSnaps = append(lostSnaps, m.To)
+			}
 			continue
 		}
 		if r.DropRate > 0 && t.rng.Float64() < r.DropRate {
 			t.dropped.Add(1)
 			t.countPeer(m.To, false)
+			if m.Type == core.MsgSnap {
+				lostSnaps = append(lostSnaps, m.To)
+			}
 			continue
 		}
 		copies := 1
@@ -378,14 +439,19 @@ func (t *Transport) releaseLoop() {
 		}
 		t.mu.Unlock()
 		kept := due[:0]
+		var lostSnaps []uint64
 		for _, m := range due {
 			if t.net.Blocked(t.id, m.To) {
 				t.partSend.Add(1)
 				t.countPeer(m.To, true)
+				if m.Type == core.MsgSnap {
+					lostSnaps = append(lostSnaps, m.To)
+				}
 				continue
 			}
 			kept = append(kept, m)
 		}
+		t.reportSnapFailures(lostSnaps)
 		if len(kept) > 0 {
 			t.inner.Send(kept)
 		}
@@ -443,6 +509,7 @@ func (t *Transport) Close() error {
 		close(t.done)
 		<-t.exited
 		t.closeErr = t.inner.Close()
+		t.reports.Wait()
 	})
 	return t.closeErr
 }

@@ -299,6 +299,7 @@ func wrapped(inner transporttest.Factory) transporttest.Factory {
 func opts(o transporttest.Options) transport.Options {
 	return transport.Options{
 		ID: o.ID, ClusterID: o.ClusterID, MaxFrameSize: o.MaxFrameSize, QueueLen: o.QueueLen,
+		SnapshotChunkSize: o.SnapshotChunkSize, MaxSnapshotSize: o.MaxSnapshotSize, SnapshotRate: o.SnapshotRate,
 		BackoffMin: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		DialTimeout: time.Second, HandshakeTimeout: time.Second, WriteTimeout: 2 * time.Second,
 	}

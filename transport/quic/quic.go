@@ -10,6 +10,11 @@
 // Each stream is framed exactly like a TCP connection (handshake, then
 // frames; see package transport), by the same transport.Engine.
 //
+// A snapshot (MsgSnap) travels in chunks on a third stream, opened on the
+// same connection for that one transfer and closed after it, at a lower
+// priority than the bulk stream, so neither heartbeats nor appends wait
+// behind it.
+//
 // TLS: with Config.TLS the node's certificate is loaded from files, and
 // Mutual makes both sides verify each other. Without it a self-signed
 // certificate is generated at start and peers' certificates are not
@@ -343,8 +348,13 @@ func (d *dialer) DialStream(ctx context.Context, peer uint64, addr string, c tra
 	if err != nil {
 		return nil, err
 	}
-	if c == transport.ClassControl {
+	switch c {
+	case transport.ClassControl:
 		s.SetPriority(0, false) // ahead of bulk's default urgency 3
+	case transport.ClassSnapshot:
+		// Behind bulk: appends and their responses to this peer keep
+		// flowing while a snapshot streams.
+		s.SetPriority(5, false)
 	}
 	return stream{s}, nil
 }

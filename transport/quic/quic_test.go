@@ -16,6 +16,7 @@ func testConfig(o transporttest.Options) quic.Config {
 	return quic.Config{
 		Options: transport.Options{
 			ID: o.ID, ClusterID: o.ClusterID, MaxFrameSize: o.MaxFrameSize, QueueLen: o.QueueLen,
+			SnapshotChunkSize: o.SnapshotChunkSize, MaxSnapshotSize: o.MaxSnapshotSize, SnapshotRate: o.SnapshotRate,
 			BackoffMin: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 			DialTimeout: time.Second, HandshakeTimeout: time.Second, WriteTimeout: 2 * time.Second,
 		},

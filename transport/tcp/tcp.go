@@ -12,6 +12,14 @@
 // transport through transport.Engine; see package transport for the wire
 // format. One TCP connection carries both control and bulk traffic, so a
 // large append can delay a heartbeat behind it (use QUIC to avoid that).
+//
+// A snapshot (MsgSnap) never travels on that connection: each transfer
+// opens a TCP connection of its own (with its own handshake, and TLS when
+// configured), streams the snapshot in chunks and closes it, so however
+// large the snapshot, heartbeats and appends on the main connection do not
+// queue behind it. A new connection per transfer costs one round trip (and
+// a TLS handshake), nothing next to a snapshot's size, and keeps a broken
+// transfer from leaving a half-read connection behind.
 package tcp
 
 import (

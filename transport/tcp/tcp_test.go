@@ -14,6 +14,7 @@ func testConfig(o transporttest.Options) tcp.Config {
 	return tcp.Config{
 		Options: transport.Options{
 			ID: o.ID, ClusterID: o.ClusterID, MaxFrameSize: o.MaxFrameSize, QueueLen: o.QueueLen,
+			SnapshotChunkSize: o.SnapshotChunkSize, MaxSnapshotSize: o.MaxSnapshotSize, SnapshotRate: o.SnapshotRate,
 			BackoffMin: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 			DialTimeout: time.Second, HandshakeTimeout: time.Second, WriteTimeout: 2 * time.Second,
 		},

@@ -95,6 +95,11 @@ func Run(t *testing.T, f Factory) {
 		{"SlowReceiver", testSlowReceiver},
 		{"ClusterMismatch", testClusterMismatch},
 		{"API", testAPI},
+		{"SnapshotLarge", testSnapshotLarge},
+		{"SnapshotBesideMessages", testSnapshotBesideMessages},
+		{"SnapshotInterrupted", testSnapshotInterrupted},
+		{"SnapshotRefused", testSnapshotRefused},
+		{"SnapshotSuperseded", testSnapshotSuperseded},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,9 +12,11 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -35,6 +37,10 @@ type Options struct {
 	Addr         string // listen address; "" means "127.0.0.1:0"
 	MaxFrameSize int
 	QueueLen     int
+	// Snapshot settings (transport.Options fields of the same names).
+	SnapshotChunkSize int
+	MaxSnapshotSize   int64
+	SnapshotRate      int64
 }
 
 // ListenAddr returns o.Addr or the loopback default.
@@ -48,12 +54,13 @@ func (o Options) ListenAddr() string {
 // Factory builds an unstarted transport. It must fail the test on error.
 type Factory func(t testing.TB, o Options) transport.Transport
 
-// Recorder is a Handler that keeps everything it is given and lets a test
-// wait for a condition on it.
+// Recorder is a Handler (and transport.SnapshotReporter) that keeps
+// everything it is given and lets a test wait for a condition on it.
 type Recorder struct {
 	mu          sync.Mutex
 	msgs        []core.Message
 	unreachable map[uint64]int
+	snapStatus  map[uint64][]bool
 	changed     chan struct{}
 	// Block, if set, is received from before each Deliver returns: a test
 	// holds the handler (a slow receiver) by not sending on it.
@@ -62,7 +69,25 @@ type Recorder struct {
 
 // NewRecorder returns an empty Recorder.
 func NewRecorder() *Recorder {
-	return &Recorder{unreachable: make(map[uint64]int), changed: make(chan struct{}, 1)}
+	return &Recorder{unreachable: make(map[uint64]int), snapStatus: make(map[uint64][]bool), changed: make(chan struct{}, 1)}
+}
+
+var _ transport.SnapshotReporter = (*Recorder)(nil)
+
+// SnapshotStatus implements transport.SnapshotReporter.
+func (r *Recorder) SnapshotStatus(to uint64, ok bool) {
+	r.mu.Lock()
+	r.snapStatus[to] = append(r.snapStatus[to], ok)
+	r.mu.Unlock()
+	r.poke()
+}
+
+// SnapshotStatuses returns the snapshot outcomes reported for peer to, in
+// order.
+func (r *Recorder) SnapshotStatuses(to uint64) []bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]bool(nil), r.snapStatus[to]...)
 }
 
 func (r *Recorder) poke() {
@@ -164,6 +189,23 @@ func App(from, to, idx uint64, n, size int) core.Message {
 	}
 	return m
 }
+
+// Snap builds a MsgSnap from from to to for a snapshot at index with size
+// bytes of pseudo-random data (seeded by index, so two snapshots differ and
+// a misplaced chunk shows).
+func Snap(from, to, index uint64, size int) core.Message {
+	data := make([]byte, size)
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], index)
+	_, _ = mrand.NewChaCha8(seed).Read(data)
+	return core.Message{Type: core.MsgSnap, From: from, To: to, Term: 3, Snapshot: &core.Snapshot{
+		Meta: core.SnapshotMeta{Index: index, Term: 2, Conf: core.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}},
+		Data: data,
+	}}
+}
+
+// IsSnap selects MsgSnap messages (for Recorder.Count).
+func IsSnap(m *core.Message) bool { return m.Type == core.MsgSnap }
 
 // Heartbeat builds a MsgHeartbeat carrying seq in Context.
 func Heartbeat(from, to, seq uint64) core.Message {
