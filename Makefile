@@ -10,7 +10,14 @@ STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Fuzz targets run briefly by `make test`, as package:FuzzFunc pairs.
 FUZZ_TARGETS ?= ./transport:FuzzDecodeFrame ./transport:FuzzHandshake ./wal:FuzzDecodeEntry ./kv:FuzzDecodeCommand
 
-.PHONY: test vet unit fuzz-short lint sim bench cover
+.PHONY: test vet unit fuzz-short lint sim bench cover run
+
+## run: a raftbench run with the defaults (3 nodes, TCP, Pebble with sync,
+## 128 B payloads, 64 closed-loop clients, 10 s); pass more flags in RUNFLAGS,
+## e.g. make run RUNFLAGS='--transport quic --fault kill-leader@5s+2s --check'.
+RUNFLAGS ?=
+run:
+	$(GO) run ./cmd/raftbench run $(RUNFLAGS)
 
 ## test: vet, the race-enabled test suite, and a short run of every fuzz target.
 test: vet unit fuzz-short
