@@ -118,6 +118,25 @@ type Config struct {
 	// the disk.
 	NoSync bool
 
+	// SnapshotDir is where state-machine images (and the member address
+	// book) are kept. Without it the node neither takes nor accepts
+	// snapshots, and its log grows without bound. The StateMachine must
+	// implement Snapshotter to use it.
+	SnapshotDir string
+	// SnapshotEntries takes a snapshot every this many applied entries;
+	// SnapshotBytes after this many bytes of applied log. Zero disables
+	// that trigger; Node.Snapshot takes one on demand either way.
+	SnapshotEntries uint64
+	SnapshotBytes   uint64
+	// SnapshotTrailing is how many entries the log keeps behind a snapshot,
+	// so a follower slightly behind catches up from the log instead of
+	// being sent a whole snapshot. Default 4096 (when snapshots are on).
+	SnapshotTrailing uint64
+	// JoinAsLearner starts a node that is being added to a running cluster
+	// as a learner: Peers lists the current voters and this node, and this
+	// node waits for the leader's log instead of campaigning.
+	JoinAsLearner bool
+
 	// Seed seeds the election-timeout randomness. Default: derived from ID
 	// and the current time.
 	Seed uint64

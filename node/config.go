@@ -21,6 +21,9 @@ const (
 	DefaultMaxBatchBytes   = 4 << 20
 	DefaultMaxInflight     = 256
 	DefaultMaxSizePerMsg   = 1 << 20
+	// DefaultSnapshotTrailing keeps a few seconds of a slow follower's
+	// backlog in the log at moderate load.
+	DefaultSnapshotTrailing = 4096
 )
 
 // setDefaults fills every zero field that has a default.
@@ -45,6 +48,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSizePerMsg == 0 {
 		c.MaxSizePerMsg = DefaultMaxSizePerMsg
+	}
+	if c.SnapshotTrailing == 0 && (c.SnapshotEntries > 0 || c.SnapshotBytes > 0) {
+		c.SnapshotTrailing = DefaultSnapshotTrailing
 	}
 	if c.Seed == 0 {
 		c.Seed = uint64(time.Now().UnixNano()) ^ c.ID
@@ -105,6 +111,14 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSizePerMsg < 1 {
 		bad("MaxSizePerMsg %d is below the minimum 1", c.MaxSizePerMsg)
+	}
+	if (c.SnapshotEntries > 0 || c.SnapshotBytes > 0) && c.SnapshotDir == "" {
+		bad("SnapshotEntries %d / SnapshotBytes %d ask for snapshots but SnapshotDir is empty", c.SnapshotEntries, c.SnapshotBytes)
+	}
+	if c.SnapshotDir != "" && c.StateMachine != nil {
+		if _, ok := c.StateMachine.(Snapshotter); !ok {
+			bad("SnapshotDir is set but the StateMachine (%T) does not implement Snapshotter", c.StateMachine)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -33,6 +33,10 @@ type Metrics struct {
 	// MessagesSent and MessagesReceived count Raft messages.
 	MessagesSent     uint64
 	MessagesReceived uint64
+	// Snapshots counts snapshots taken and persisted; Compactions the log
+	// compactions that followed them.
+	Snapshots   uint64
+	Compactions uint64
 	// LoopSaturation is the fraction of time the Raft loop was busy over
 	// the last completed second (hashicorp/raft's saturation metric): near
 	// 1 the loop itself is the bottleneck.
@@ -48,6 +52,7 @@ type metrics struct {
 	elections, leaderChanges atomic.Uint64
 	sent, received           atomic.Uint64
 	inflight                 atomic.Int64
+	snapshots, compactions   atomic.Uint64
 	saturation               atomic.Uint64 // float64 bits
 	satMu                    sync.Mutex
 	windowStart              time.Time
@@ -110,6 +115,8 @@ func (n *Node) Metrics() Metrics {
 		MessagesSent:     m.sent.Load(),
 		MessagesReceived: m.received.Load(),
 		LoopSaturation:   math.Float64frombits(m.saturation.Load()),
+		Snapshots:        m.snapshots.Load(),
+		Compactions:      m.compactions.Load(),
 	}
 	if out.Fsyncs > 0 {
 		out.FsyncMean = time.Duration(m.fsyncNanos.Load() / int64(out.Fsyncs))

@@ -45,6 +45,7 @@ type Node struct {
 	propBytes   int
 	inbox       []core.Message
 	unreachable []uint64
+	snapStatus  []snapStatus
 	acks        []persistAck
 	reads       []*readReq
 	ctrl        []func()
@@ -57,6 +58,16 @@ type Node struct {
 	readBacklog   []*readReq            // reads waiting for the leader's first commit
 	lastSoft      core.SoftState
 	leaderChanged chan struct{} // closed and replaced on every leader change
+
+	// peers is the address book: every member's transport address (guarded
+	// by mu).
+	peers map[uint64]string
+	// snaps stores state-machine images (nil without SnapshotDir);
+	// latestSnap is the newest, attached to snapshots sent to followers.
+	snaps      *snapStore
+	latestSnap atomic.Pointer[core.Snapshot]
+	snapJobs   chan snapJob
+	snapDone   chan struct{}
 
 	status   atomic.Pointer[Status]
 	metrics  metrics
@@ -90,20 +101,66 @@ type readReq struct {
 
 type persistAck struct{ index, term uint64 }
 
+type snapStatus struct {
+	peer uint64
+	ok   bool
+}
+
 // Start validates cfg, restores the Raft state from cfg.Log, starts the
 // transport and the node's goroutines, and returns the running node.
 func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	peers := maps.Clone(cfg.Peers)
+	var snaps *snapStore
+	var image *core.Snapshot
+	if cfg.SnapshotDir != "" {
+		var err error
+		if snaps, err = newSnapStore(cfg.SnapshotDir); err != nil {
+			return nil, err
+		}
+		if image, err = snaps.loadLatest(); err != nil {
+			return nil, err
+		}
+		saved, err := snaps.loadPeers()
+		if err != nil {
+			return nil, err
+		}
+		for id, addr := range saved {
+			if _, ok := peers[id]; !ok {
+				peers[id] = addr
+			}
+		}
+	}
+	walSnap, err := cfg.Log.SnapshotMeta()
+	if err != nil {
+		return nil, fmt.Errorf("node %d: wal snapshot metadata: %w", cfg.ID, err)
+	}
+	if walSnap.Index > 0 && (image == nil || image.Meta.Index < walSnap.Index) {
+		have := uint64(0)
+		if image != nil {
+			have = image.Meta.Index
+		}
+		return nil, fmt.Errorf("node %d: %w: the log is compacted up to %d but the newest snapshot image in %q is at %d", cfg.ID, ErrCorruptSnapshot, walSnap.Index, cfg.SnapshotDir, have)
+	}
 	voters := peerIDs(cfg.Peers)
+	var learners []uint64
+	if cfg.JoinAsLearner {
+		voters = slices.DeleteFunc(voters, func(id uint64) bool { return id == cfg.ID })
+		learners = []uint64{cfg.ID}
+	}
 	raft, err := core.New(core.Config{
-		ID: cfg.ID, Voters: voters,
+		ID: cfg.ID, Voters: voters, Learners: learners,
 		ElectionTicks: cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
 		MaxInflight: cfg.MaxInflight, MaxSizePerMsg: cfg.MaxSizePerMsg,
 		DisablePreVote: cfg.DisablePreVote, DisableCheckQuorum: cfg.DisableCheckQuorum,
 		Storage: cfg.Log,
 		Rand:    rand.New(rand.NewPCG(cfg.Seed, cfg.ID)),
+		// Everything after the log's snapshot is handed out again, so
+		// membership changes are replayed; the applier skips what the
+		// restored image already holds.
+		Applied: walSnap.Index,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node %d: %w", cfg.ID, err)
@@ -115,10 +172,31 @@ func Start(cfg Config) (*Node, error) {
 		leaderChanged: make(chan struct{}),
 		stopc:         make(chan struct{}),
 		loopDone:      make(chan struct{}),
+		peers:         peers,
+		snaps:         snaps,
+		snapJobs:      make(chan snapJob, 1),
+		snapDone:      make(chan struct{}),
 	}
 	n.app = newApplier(n)
+	n.app.conf = raft.Conf()
+	n.app.confHist = []confAt{{walSnap.Index, raft.Conf()}}
+	if image != nil {
+		ss, ok := cfg.StateMachine.(Snapshotter)
+		if !ok {
+			return nil, errNoSnapshotter(cfg.ID)
+		}
+		if err := ss.Restore(image.Data); err != nil {
+			return nil, errRestore(cfg.ID, image.Meta.Index, err)
+		}
+		n.app.applied.Store(image.Meta.Index)
+		n.app.skipUpTo = image.Meta.Index
+		n.app.lastTerm = image.Meta.Term
+		n.app.conf = image.Meta.Conf
+		n.app.confHist = []confAt{{image.Meta.Index, image.Meta.Conf}}
+		n.latestSnap.Store(image)
+	}
 	n.writer = newWALWriter(n)
-	for id, addr := range cfg.Peers {
+	for id, addr := range peers {
 		if id == cfg.ID {
 			continue
 		}
@@ -130,6 +208,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node %d: start transport: %w", cfg.ID, err)
 	}
 	n.publishStatus()
+	go n.runSnapshots()
 	go n.app.run()
 	go n.writer.run()
 	go n.run()
@@ -147,6 +226,15 @@ func (h handler) Deliver(msgs []core.Message) {
 	h.n.inbox = append(h.n.inbox, msgs...)
 	h.n.mu.Unlock()
 	h.n.metrics.received.Add(uint64(len(msgs)))
+	h.n.signal()
+}
+
+// SnapshotStatus is the transport's word on a snapshot sent to peer: core
+// resumes replication after a success and sends another after a failure.
+func (h handler) SnapshotStatus(peer uint64, ok bool) {
+	h.n.mu.Lock()
+	h.n.snapStatus = append(h.n.snapStatus, snapStatus{peer, ok})
+	h.n.mu.Unlock()
 	h.n.signal()
 }
 
@@ -293,6 +381,8 @@ func (n *Node) Stop() error {
 		<-n.loopDone
 		n.writer.stop()
 		n.app.stop()
+		close(n.snapJobs)
+		<-n.snapDone
 		errs := []error{n.tr.Close(), n.cfg.Log.Close()}
 		n.failQueued(ErrStopped)
 		n.stopErr = errors.Join(errs...)
@@ -370,8 +460,8 @@ func (n *Node) die(err error) {
 func (n *Node) round() {
 	r := n.raft
 	n.mu.Lock()
-	acks, inbox, unreachable, reads, ctrl := n.acks, n.inbox, n.unreachable, n.reads, n.ctrl
-	n.acks, n.inbox, n.unreachable, n.reads, n.ctrl = nil, nil, nil, nil, nil
+	acks, inbox, unreachable, reads, ctrl, snapSt := n.acks, n.inbox, n.unreachable, n.reads, n.ctrl, n.snapStatus
+	n.acks, n.inbox, n.unreachable, n.reads, n.ctrl, n.snapStatus = nil, nil, nil, nil, nil, nil
 	props := n.takeBatchLocked()
 	if len(n.props) > 0 {
 		n.signal() // more proposals than one batch: come back at once
@@ -388,6 +478,9 @@ func (n *Node) round() {
 	}
 	for _, id := range unreachable {
 		r.ReportUnreachable(id)
+	}
+	for _, st := range snapSt {
+		r.ReportSnapshot(st.peer, st.ok)
 	}
 	if len(props) > 0 {
 		n.propose(props)
@@ -485,33 +578,59 @@ func (n *Node) handleReady() {
 	if rd.SoftState != nil {
 		n.softStateChanged(*rd.SoftState)
 	}
+	for i := range rd.Messages {
+		if m := &rd.Messages[i]; m.Type == core.MsgSnap {
+			n.attachSnapshot(m)
+		}
+	}
+	rd.Messages = slices.DeleteFunc(rd.Messages, func(m core.Message) bool { return m.To == core.None })
 	if len(rd.Messages) > 0 {
 		n.tr.Send(rd.Messages)
 		n.metrics.sent.Add(uint64(len(rd.Messages)))
 	}
-	if rd.Snapshot != nil {
-		// Snapshot install needs the state machine image, which the
-		// snapshot work (membership and compaction issue) adds; core only
-		// emits one after a log has been compacted, which this runtime
-		// never does yet.
+	if rd.Snapshot != nil && n.snaps == nil {
 		r.Advance(rd)
-		n.die(fmt.Errorf("node %d: received a snapshot at index %d, which this runtime cannot install yet", n.id, rd.Snapshot.Meta.Index))
+		n.die(fmt.Errorf("node %d: %w: received a snapshot at index %d but no SnapshotDir is configured to keep it", n.id, ErrNoSnapshots, rd.Snapshot.Meta.Index))
 		return
 	}
-	if !rd.HardState.IsEmpty() || len(rd.Entries) > 0 || len(rd.MessagesAfterPersist) > 0 {
-		req := saveReq{hs: rd.HardState, ents: rd.Entries, after: rd.MessagesAfterPersist, sync: rd.MustSync && !n.cfg.NoSync}
+	if !rd.HardState.IsEmpty() || len(rd.Entries) > 0 || len(rd.MessagesAfterPersist) > 0 || rd.Snapshot != nil {
+		req := saveReq{hs: rd.HardState, ents: rd.Entries, snap: rd.Snapshot, after: rd.MessagesAfterPersist, sync: rd.MustSync && !n.cfg.NoSync}
 		n.writer.enqueue(req)
 	}
+	for i := range rd.CommittedEntries {
+		if e := &rd.CommittedEntries[i]; e.Type == core.EntryConfChange {
+			n.notePeers(e)
+		}
+	}
 	r.Advance(rd)
+	if rd.Snapshot != nil {
+		n.app.enqueue(applyItem{snap: rd.Snapshot})
+	}
 	if len(rd.CommittedEntries) > 0 {
-		n.app.enqueueEntries(rd.CommittedEntries)
+		n.app.enqueue(applyItem{ents: rd.CommittedEntries})
 	}
 	for _, rs := range rd.ReadStates {
 		if reads, ok := n.pendingReads[rs.Context]; ok {
 			delete(n.pendingReads, rs.Context)
-			n.app.enqueueReads(rs.Index, reads)
+			n.app.enqueue(applyItem{readIndex: rs.Index, reads: reads})
 		}
 	}
+}
+
+// attachSnapshot gives a snapshot message core produced (which names only
+// the log's compaction point) the newest state-machine image, which covers
+// at least as much. Without one the follower cannot be helped yet: core is
+// told the snapshot failed and tries again later, and the message is
+// dropped (its To is cleared for the caller to filter).
+func (n *Node) attachSnapshot(m *core.Message) {
+	img := n.latestSnap.Load()
+	if img == nil || img.Meta.Index < m.Snapshot.Meta.Index {
+		n.log.Warn("no snapshot image to send", "node", n.id, "to", m.To, "needed", m.Snapshot.Meta.Index)
+		n.raft.ReportSnapshot(m.To, false)
+		m.To = core.None
+		return
+	}
+	m.Snapshot = img
 }
 
 func (n *Node) softStateChanged(ss core.SoftState) {

@@ -28,6 +28,7 @@ type walWriter struct {
 type saveReq struct {
 	hs    core.HardState
 	ents  []core.Entry
+	snap  *core.Snapshot
 	sync  bool
 	after []core.Message
 }
@@ -50,6 +51,19 @@ func (w *walWriter) err() error {
 	if p := w.fail.Load(); p != nil {
 		return *p
 	}
+	return nil
+}
+
+// write saves one merged batch.
+func (w *walWriter) write(hs core.HardState, ents []core.Entry, sync bool) error {
+	if hs.IsEmpty() && len(ents) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := w.n.cfg.Log.Save(hs, ents, sync); err != nil {
+		return fmt.Errorf("node %d: wal save: %w", w.n.id, err)
+	}
+	w.n.metrics.saved(time.Since(start), sync)
 	return nil
 }
 
@@ -89,8 +103,30 @@ func (w *walWriter) run() {
 func (w *walWriter) save(queue []saveReq) error {
 	var hs core.HardState
 	var ents []core.Entry
+	var acks []persistAck
 	sync, merged := false, false
 	for _, r := range queue {
+		if r.snap != nil {
+			// A snapshot from the leader replaces the log: write what is
+			// merged so far, then the image and the log's new start, in
+			// that order, so a crash never leaves a log compacted past the
+			// newest image.
+			if err := w.write(hs, ents, sync); err != nil {
+				return err
+			}
+			if len(ents) > 0 {
+				acks = append(acks, persistAck{ents[len(ents)-1].Index, ents[len(ents)-1].Term})
+			}
+			hs, ents, sync, merged = core.HardState{}, nil, false, false
+			if err := w.n.snaps.save(r.snap); err != nil {
+				return fmt.Errorf("node %d: %w", w.n.id, err)
+			}
+			w.n.latestSnap.Store(r.snap)
+			if err := w.n.cfg.Log.SaveSnapshot(r.snap.Meta); err != nil {
+				return fmt.Errorf("node %d: wal save snapshot %d: %w", w.n.id, r.snap.Meta.Index, err)
+			}
+			acks = append(acks, persistAck{r.snap.Meta.Index, r.snap.Meta.Term})
+		}
 		if !r.hs.IsEmpty() {
 			hs = r.hs
 		}
@@ -118,12 +154,8 @@ func (w *walWriter) save(queue []saveReq) error {
 			ents = append(ents, r.ents...)
 		}
 	}
-	if !hs.IsEmpty() || len(ents) > 0 {
-		start := time.Now()
-		if err := w.n.cfg.Log.Save(hs, ents, sync); err != nil {
-			return fmt.Errorf("node %d: wal save: %w", w.n.id, err)
-		}
-		w.n.metrics.saved(time.Since(start), sync)
+	if err := w.write(hs, ents, sync); err != nil {
+		return err
 	}
 	for _, r := range queue {
 		if len(r.after) > 0 {
@@ -132,9 +164,11 @@ func (w *walWriter) save(queue []saveReq) error {
 		}
 	}
 	if len(ents) > 0 {
-		last := ents[len(ents)-1]
+		acks = append(acks, persistAck{ents[len(ents)-1].Index, ents[len(ents)-1].Term})
+	}
+	if len(acks) > 0 {
 		w.n.mu.Lock()
-		w.n.acks = append(w.n.acks, persistAck{last.Index, last.Term})
+		w.n.acks = append(w.n.acks, acks...)
 		w.n.mu.Unlock()
 		w.n.signal()
 	}
