@@ -298,3 +298,5 @@ func TestKV_ExactlyOnceAcrossLeaderChanges(t *testing.T) {
 	}
 	_ = core.None
 }
+
+func fmtSscanf(name string, i *uint64) (int, error) { return fmt.Sscanf(name, "snap-%d.bin", i) }

@@ -218,6 +218,10 @@ func Start(cfg Config) (*Node, error) {
 // ID is this node's ID.
 func (n *Node) ID() uint64 { return n.id }
 
+// LogFirstIndex is the first entry the node's log still holds: everything
+// before it has been compacted into a snapshot.
+func (n *Node) LogFirstIndex() (uint64, error) { return n.cfg.Log.FirstIndex() }
+
 // handler feeds the transport's deliveries into the loop's inbox.
 type handler struct{ n *Node }
 
