@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -222,7 +224,9 @@ func Merge(path string, flags []Assignment) (Config, error) {
 func applyYAML(c *Config, path string, b []byte) error {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&root); err != nil {
+	if err := dec.Decode(&root); errors.Is(err, io.EOF) {
+		return nil // an empty file sets nothing
+	} else if err != nil {
 		return fmt.Errorf("%w: config file %s: %v", ErrBadConfig, path, err)
 	}
 	if len(root.Content) == 0 {

@@ -106,7 +106,7 @@ func (c Cell) String() string {
 	if c.N < 2 {
 		return v
 	}
-	return v + " " + c.PctRangeString()
+	return v + " ± " + c.PctRangeString()
 }
 
 // Delta is the change from a base group to another.

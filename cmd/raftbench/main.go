@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,18 +27,28 @@ var errUsage = errors.New("usage")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// realMain runs the command line args and returns the exit code: 0, or
+// exitFailed, or exitBadInput with a one-line error on stderr.
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return
+		return 0
 	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	fmt.Fprintln(os.Stderr, "raftbench:", msg)
+	fmt.Fprintln(stderr, "raftbench:", msg)
 	if errors.Is(err, bench.ErrBadConfig) || errors.Is(err, errUsage) || isCobraUsage(err) {
-		os.Exit(exitBadInput)
+		return exitBadInput
 	}
-	os.Exit(exitFailed)
+	return exitFailed
 }
 
 // isCobraUsage recognises cobra's and pflag's own parse errors (unknown
@@ -63,6 +74,13 @@ faults on a schedule, checks the outcome, and writes a result directory
 (see results/README.md).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%w: unknown command %q (see raftbench help)", errUsage, args[0])
+			}
+			return cmd.Help()
+		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
 	root.AddCommand(newRunCmd(), newSweepCmd(), newCompareCmd(), newTuneCmd(), newReportCmd(), faultsHelp())

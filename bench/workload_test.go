@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftbench/raftbench/bench/results"
+)
+
+// fakeClock only moves when told to: SleepUntil jumps to the wake time, and
+// a stall jumps ahead without the scheduler running.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) SleepUntil(ctx context.Context, t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.now) {
+		c.now = t
+	}
+	return ctx.Err()
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// TestOpenLoopShowsStall: at 1000 ops/s for 2 s, every operation takes
+// 100 µs, except that the process stalls for 500 ms at operation 500. An
+// open loop must still start all 2000 operations, and those scheduled
+// during the stall must show up to 500 ms of latency measured from their
+// intended start; a closed-loop measurement would show one slow operation.
+func TestOpenLoopShowsStall(t *testing.T) {
+	clk := &fakeClock{now: time.Unix(1000, 0)}
+	start := clk.Now()
+	h := results.NewHistogram()
+	n := 0
+	got := OpenLoop(context.Background(), clk, 1000, start, start.Add(2*time.Second), func(intended time.Time) {
+		n++
+		if n == 500 {
+			clk.advance(500 * time.Millisecond) // the stall
+		}
+		results.RecordUS(h, clk.Now().Sub(intended)+100*time.Microsecond)
+	})
+	if got != 2000 || h.TotalCount() != 2000 {
+		t.Fatalf("dispatched %d, recorded %d; want 2000 (no operation omitted)", got, h.TotalCount())
+	}
+	if max := h.Max(); max < 490_000 || max > 510_000 {
+		t.Errorf("max latency %d µs, want about the 500 ms stall", max)
+	}
+	// About 500 operations were due during the stall, with latencies
+	// spread from 500 ms down to 0: p90 must be well above the 100 µs
+	// service time, and p75 about 0 (the stall covers a quarter).
+	if p90 := h.ValueAtQuantile(90); p90 < 100_000 {
+		t.Errorf("p90 = %d µs: the stall is hidden (coordinated omission)", p90)
+	}
+	if p50 := h.ValueAtQuantile(50); p50 > 200 {
+		t.Errorf("p50 = %d µs, want the 100 µs service time", p50)
+	}
+}
+
+func TestOpenLoopStopsWithContext(t *testing.T) {
+	clk := &fakeClock{now: time.Unix(0, 0)}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := OpenLoop(ctx, clk, 100, clk.Now(), clk.Now().Add(time.Hour), func(time.Time) {
+		cancel()
+	})
+	if n != 1 {
+		t.Errorf("dispatched %d after cancel, want 1", n)
+	}
+}
+
+func TestAckTracker(t *testing.T) {
+	tr := newAckTracker()
+	t0 := tr.base
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	val := func(id uint64) []byte {
+		b := make([]byte, 16)
+		b[7] = byte(id)
+		return b
+	}
+	// key a: write 1 acked [0,10], write 2 acked [20,30]: final must be 2.
+	tr.done("a", 1, at(0), at(10), true)
+	tr.done("a", 2, at(20), at(30), true)
+	// key b: write 3 acked [0,10], write 4 unknown [5,-]: either may be final.
+	tr.done("b", 3, at(0), at(10), true)
+	tr.done("b", 4, at(5), at(50), false)
+	// key c: write 5 acked [0,10], write 6 acked [5,15] (concurrent).
+	tr.done("c", 5, at(0), at(10), true)
+	tr.done("c", 6, at(5), at(15), true)
+
+	state := map[string][]byte{"a": val(2), "b": val(4), "c": val(5)}
+	read := func(k string) ([]byte, bool) { v, ok := state[k]; return v, ok }
+	acked, lost := tr.verify(read)
+	if acked != 5 || len(lost) != 0 {
+		t.Errorf("acked %d lost %v, want 5 and none", acked, lost)
+	}
+	state["a"] = val(1) // overwritten by a write that started after it was acked
+	delete(state, "c")  // an acked write vanished
+	if _, lost = tr.verify(read); len(lost) != 2 || lost[0] != "a" || lost[1] != "c" {
+		t.Errorf("lost %v, want [a c]", lost)
+	}
+}
