@@ -20,6 +20,7 @@ import (
 	"github.com/raftbench/raftbench/bench/report"
 	"github.com/raftbench/raftbench/bench/results"
 	"github.com/raftbench/raftbench/kv"
+	"github.com/raftbench/raftbench/transport/fault"
 )
 
 // Options say how a run reports while it runs.
@@ -273,6 +274,10 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 	s.ThroughputOpsPerSec = float64(s.Ops) / measured.Seconds()
 	s.ThroughputMBPerSec = s.ThroughputOpsPerSec * float64(cfg.Payload) / 1e6
 	s.Faults, s.Failovers = inj.results()
+	if fc := c.faultCounters(); fc != (fault.Counters{}) {
+		s.MessageFaults = map[string]uint64{"dropped": fc.Dropped, "partitioned_send": fc.PartitionedSend,
+			"partitioned_recv": fc.PartitionedRecv, "duplicated": fc.Duplicated, "delayed": fc.Delayed, "reordered": fc.Reordered}
+	}
 	if s.Failovers == nil {
 		s.Failovers = []results.Failover{}
 	}

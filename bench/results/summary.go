@@ -50,6 +50,10 @@ type Summary struct {
 	Failovers []Failover `json:"failovers"`
 	// Faults lists what the fault schedule did, when.
 	Faults []AppliedFault `json:"faults"`
+	// MessageFaults counts what the fault-injecting transports did to
+	// messages (dropped, partitioned_send, duplicated, delayed, ...),
+	// summed over the nodes running at the end.
+	MessageFaults map[string]uint64 `json:"message_faults,omitempty"`
 
 	// Linearizable is the porcupine verdict with --check (nil without, or
 	// when the check timed out; see LinearizabilityCheck).
