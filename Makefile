@@ -8,7 +8,7 @@ FUZZTIME  ?= 10s
 STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets run briefly by `make test`, as package:FuzzFunc pairs.
-FUZZ_TARGETS ?= ./transport:FuzzDecodeFrame ./transport:FuzzHandshake ./wal:FuzzDecodeEntry ./kv:FuzzDecodeCommand
+FUZZ_TARGETS ?= ./core:FuzzUnmarshalConfChange ./transport:FuzzDecodeFrame ./transport:FuzzHandshake ./transport:FuzzSnapshotRecords ./wal:FuzzDecodeEntry ./kv:FuzzDecodeCommand
 
 .PHONY: test vet unit fuzz-short lint sim bench cover run
 

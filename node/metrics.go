@@ -48,7 +48,6 @@ type metrics struct {
 	proposals, batches       atomic.Uint64
 	saves, fsyncs            atomic.Uint64
 	fsyncNanos, fsyncMax     atomic.Int64
-	applied                  atomic.Uint64
 	elections, leaderChanges atomic.Uint64
 	sent, received           atomic.Uint64
 	inflight                 atomic.Int64
