@@ -253,8 +253,9 @@ func (a *snapAssembler) add(body []byte) (done bool, err error) {
 				ErrBadSnapshot, len(data), off, a.size)
 		}
 		if cap(a.buf)-len(a.buf) < len(data) {
-			// Grow geometrically, but never past the declared size.
-			grown := make([]byte, len(a.buf), min(a.size, max(2*uint64(cap(a.buf)), have+uint64(len(data)))))
+			// Grow fourfold (a 64 MiB snapshot costs one copy of the first
+			// 16 MiB), but never past the declared size.
+			grown := make([]byte, len(a.buf), min(a.size, max(4*uint64(cap(a.buf)), have+uint64(len(data)))))
 			copy(grown, a.buf)
 			a.buf = grown
 		}

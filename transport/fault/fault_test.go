@@ -380,3 +380,62 @@ func TestPartitionOverTCP(t *testing.T) {
 		t.Errorf("DropPartition 1->3 = %d, want 1", d)
 	}
 }
+
+// A MsgSnap the wrapper drops or cuts (at send, or when its delay ends) is
+// reported to a SnapshotReporter handler as a failure, so the runtime
+// retries it; other dropped messages are not reported, and the inner
+// transport's own reports pass through.
+func TestSnapshotLossReported(t *testing.T) {
+	snap := core.Message{Type: core.MsgSnap, From: 1, To: 2, Snapshot: &core.Snapshot{Meta: core.SnapshotMeta{Index: 5}}}
+	for _, c := range []struct {
+		name  string
+		rules fault.Rules
+		cut   func(*fault.Network)
+		after func(*fault.Network) // applied after Send, before the delay ends
+	}{
+		{name: "dropped", rules: fault.Rules{DropRate: 1}},
+		{name: "partitioned", cut: func(n *fault.Network) { n.Cut(1, 2) }},
+		{name: "cut while delayed", rules: fault.Rules{Delay: 50 * time.Millisecond}, after: func(n *fault.Network) { n.Isolate(2) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			net := fault.NewNetwork()
+			w, in := wrap(t, 1, 1, net, c.rules)
+			rec := transporttest.NewRecorder()
+			if err := w.Start(rec); err != nil {
+				t.Fatal(err)
+			}
+			if c.cut != nil {
+				c.cut(net)
+			}
+			w.Send([]core.Message{snap, transporttest.Heartbeat(1, 2, 1)})
+			if c.after != nil {
+				c.after(net)
+			}
+			rec.WaitFor(t, 10*time.Second, "SnapshotStatus(2, false)", func() bool { return len(rec.SnapshotStatuses(2)) > 0 })
+			if st := rec.SnapshotStatuses(2); len(st) != 1 || st[0] {
+				t.Errorf("reports %v, want [false]", st)
+			}
+			if len(rec.SnapshotStatuses(1)) != 0 {
+				t.Errorf("reports for the wrong peer")
+			}
+			if n := len(in.Sent()); n != 0 {
+				t.Errorf("%d messages reached the inner transport", n)
+			}
+		})
+	}
+	t.Run("passes inner reports through", func(t *testing.T) {
+		w, in := wrap(t, 1, 1, nil, fault.Rules{})
+		rec := transporttest.NewRecorder()
+		if err := w.Start(rec); err != nil {
+			t.Fatal(err)
+		}
+		r, ok := in.h.(transport.SnapshotReporter)
+		if !ok {
+			t.Fatal("the handler the wrapper gives its inner transport is not a SnapshotReporter")
+		}
+		r.SnapshotStatus(2, true)
+		if st := rec.SnapshotStatuses(2); len(st) != 1 || !st[0] {
+			t.Errorf("reports %v, want [true]", st)
+		}
+	})
+}
