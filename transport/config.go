@@ -195,6 +195,15 @@ func (o *Options) Validate() error {
 	}
 	if o.SnapshotRate < 0 || (o.SnapshotRate > 0 && o.SnapshotRate < MinSnapshotRate) {
 		bad("SnapshotRate = %d, must be 0 (unlimited) or >= %d bytes/s", o.SnapshotRate, MinSnapshotRate)
+	} else if o.SnapshotRate > 0 && o.SnapshotTimeout > 0 {
+		// Pacing writes a chunk, then waits chunk/rate: that silence must
+		// stay well inside the receiver's SnapshotTimeout (assumed equal to
+		// ours), or every paced transfer would time out.
+		gap := time.Duration(float64(o.SnapshotChunkSize) / float64(o.SnapshotRate) * float64(time.Second))
+		if gap > o.SnapshotTimeout/2 {
+			bad("SnapshotRate = %d with SnapshotChunkSize = %d pauses %v between chunks, must be <= SnapshotTimeout/2 (%v)",
+				o.SnapshotRate, o.SnapshotChunkSize, gap, o.SnapshotTimeout/2)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -238,6 +238,12 @@ func TestSnapshotOptionsValidate(t *testing.T) {
 			t.Errorf("error does not name %q:\n%v", want, err)
 		}
 	}
+	// A rate that leaves the receiver silent past half its timeout.
+	slow := Options{ID: 1, SnapshotRate: 4096, SnapshotTimeout: 10 * time.Second}
+	slow.EnsureDefaults()
+	if err := slow.Validate(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("pauses 4m16s between chunks")) {
+		t.Errorf("1 MiB chunks at 4 KiB/s: Validate = %v", err)
+	}
 	// The default chunk shrinks to fit a small frame limit.
 	small := Options{ID: 1, MaxFrameSize: 4096}
 	small.EnsureDefaults()
