@@ -103,6 +103,13 @@ type Config struct {
 	// append and one fsync). Defaults 4096 and 4 MiB.
 	MaxBatchEntries int
 	MaxBatchBytes   int
+	// MaxProposalPipeline is how many proposal batches the leader lets be
+	// uncommitted at once; further proposals wait and join the next batch.
+	// Small values make batches grow with load (fewer messages and fsyncs
+	// per command); large ones start every batch at once. Default 1 (see
+	// DefaultMaxProposalPipeline for the measurements); raise it when the
+	// round trip to a quorum is long next to the time to fill a batch.
+	MaxProposalPipeline int
 	// MaxInflight is the pipeline window per follower. Default 256.
 	MaxInflight int
 	// MaxSizePerMsg bounds the entry bytes of one AppendEntries. Default

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,8 @@ func BenchmarkCluster(b *testing.B) {
 }
 
 func benchCluster(b *testing.B, kind string, clients int) {
+	// RAFTBENCH_NOSYNC=1 measures everything but the disk.
+	noSync = os.Getenv("RAFTBENCH_NOSYNC") == "1"
 	c := newBenchCluster(b, kind)
 	lead := c.waitLeaderB()
 	leader := c.nodes[lead]

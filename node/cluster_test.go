@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -124,6 +125,10 @@ func (c *testCluster) start(id uint64, tr transport.Transport) {
 		TickInterval: 5 * time.Millisecond, ElectionTicks: 40, HeartbeatTicks: 4,
 		Seed:   id,
 		Logger: slog.New(slog.DiscardHandler),
+	}
+	cfg.NoSync = noSync
+	if v, err := strconv.Atoi(os.Getenv("RAFTBENCH_PIPELINE")); err == nil {
+		cfg.MaxProposalPipeline = v // benchmark knob: see BenchmarkCluster
 	}
 	if c.mod != nil {
 		c.mod(&cfg)
@@ -319,6 +324,9 @@ func TestCluster_ReplicatesAndAgrees(t *testing.T) {
 		})
 	}
 }
+
+// noSync makes benchmark clusters skip fsync (see benchCluster).
+var noSync bool
 
 // benchCluster is testCluster for benchmarks (testing.B instead of T).
 type benchClusterT struct {

@@ -20,7 +20,13 @@ const (
 	DefaultMaxBatchEntries = 4096
 	DefaultMaxBatchBytes   = 4 << 20
 	DefaultMaxInflight     = 256
-	DefaultMaxSizePerMsg   = 1 << 20
+	// DefaultMaxProposalPipeline is 1: one uncommitted batch at a time, with
+	// everything proposed meanwhile joining the next. Measured on 3 nodes
+	// with fsync on 2 cores (BenchmarkCluster, 256 clients): depth 1 gave
+	// 113k ops/s, 2 gave 98k, 4 gave 84k and unbounded 73k, with p99 lowest
+	// at 1 too; a single client sees no difference.
+	DefaultMaxProposalPipeline = 1
+	DefaultMaxSizePerMsg       = 1 << 20
 	// DefaultSnapshotTrailing keeps a few seconds of a slow follower's
 	// backlog in the log at moderate load.
 	DefaultSnapshotTrailing = 4096
@@ -42,6 +48,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxProposalPipeline == 0 {
+		c.MaxProposalPipeline = DefaultMaxProposalPipeline
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = DefaultMaxInflight
@@ -105,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBatchBytes < 1 {
 		bad("MaxBatchBytes %d is below the minimum 1", c.MaxBatchBytes)
+	}
+	if c.MaxProposalPipeline < 1 {
+		bad("MaxProposalPipeline %d is below the minimum 1", c.MaxProposalPipeline)
 	}
 	if c.MaxInflight < 1 {
 		bad("MaxInflight %d is below the minimum 1", c.MaxInflight)

@@ -56,6 +56,7 @@ type Node struct {
 	readCtx       uint64
 	pendingReads  map[uint64][]*readReq // ReadIndex context → reads waiting for it
 	readBacklog   []*readReq            // reads waiting for the leader's first commit
+	batchEnds     []uint64              // last index of each uncommitted proposal batch
 	lastSoft      core.SoftState
 	leaderChanged chan struct{} // closed and replaced on every leader change
 
@@ -466,10 +467,6 @@ func (n *Node) round() {
 	n.mu.Lock()
 	acks, inbox, unreachable, reads, ctrl, snapSt := n.acks, n.inbox, n.unreachable, n.reads, n.ctrl, n.snapStatus
 	n.acks, n.inbox, n.unreachable, n.reads, n.ctrl, n.snapStatus = nil, nil, nil, nil, nil, nil
-	props := n.takeBatchLocked()
-	if len(n.props) > 0 {
-		n.signal() // more proposals than one batch: come back at once
-	}
 	n.mu.Unlock()
 
 	for _, a := range acks {
@@ -486,8 +483,17 @@ func (n *Node) round() {
 	for _, st := range snapSt {
 		r.ReportSnapshot(st.peer, st.ok)
 	}
-	if len(props) > 0 {
-		n.propose(props)
+	if n.proposalRoom() {
+		n.mu.Lock()
+		props := n.takeBatchLocked()
+		more := len(n.props) > 0
+		n.mu.Unlock()
+		if len(props) > 0 {
+			n.propose(props)
+		}
+		if more && n.proposalRoom() {
+			n.signal() // more than one batch waits: come back at once
+		}
 	}
 	if len(reads) > 0 || len(n.readBacklog) > 0 {
 		n.startReads(append(n.readBacklog, reads...))
@@ -499,6 +505,26 @@ func (n *Node) round() {
 		n.handleReady()
 	}
 	n.publishStatus()
+}
+
+// proposalRoom reports whether the leader may start another proposal
+// batch: fewer than MaxProposalPipeline of its batches are uncommitted.
+// When the pipeline is full, proposals wait and join the next batch, so
+// batches grow with load (fewer messages and fsyncs per command) while an
+// idle cluster still proposes at once. Off the leader there is always room,
+// so proposals are refused without delay.
+func (n *Node) proposalRoom() bool {
+	if n.raft.Role() != core.Leader {
+		n.batchEnds = n.batchEnds[:0]
+		return true
+	}
+	commit := n.raft.Committed()
+	k := 0
+	for k < len(n.batchEnds) && n.batchEnds[k] <= commit {
+		k++
+	}
+	n.batchEnds = append(n.batchEnds[:0], n.batchEnds[k:]...)
+	return len(n.batchEnds) < n.cfg.MaxProposalPipeline
 }
 
 // takeBatchLocked takes up to one batch of proposals off the queue.
@@ -548,6 +574,7 @@ func (n *Node) propose(props []*proposal) {
 	for i, p := range props {
 		p.index, p.term = first+uint64(i), term
 	}
+	n.batchEnds = append(n.batchEnds, first+uint64(len(props))-1)
 	n.app.register(props)
 	n.metrics.proposals.Add(uint64(len(props)))
 	n.metrics.batches.Add(1)

@@ -284,7 +284,6 @@ func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 	}
 }
 
-
 // Endpoint is node id as a client sees it: every call goes to the node's
 // current incarnation, so clients keep working across Stop and Restart (a
 // stopped node answers node.ErrStopped).
