@@ -579,7 +579,15 @@ func (r *Raft) handleVote(m Message) {
 		r.send(Message{Type: resp, To: m.From, Term: m.Term})
 		return
 	}
-	r.send(Message{Type: resp, To: m.From, Term: r.term, Reject: true})
+	// A rejection carries our commit point: a candidate holding that same
+	// entry learns its prefix is committed. Without it a candidate still in
+	// a joint configuration it has not seen committed can need the vote of
+	// a removed node whose log is ahead of its own, and nobody can win.
+	ct, err := r.log.term(r.log.committed)
+	if err != nil {
+		ct = 0
+	}
+	r.send(Message{Type: resp, To: m.From, Term: r.term, Reject: true, Index: r.log.committed, LogTerm: ct})
 }
 
 func (r *Raft) stepFollower(m Message) {
@@ -618,6 +626,11 @@ func (r *Raft) stepCandidate(m Message) {
 		}
 		if _, seen := r.votes[m.From]; !seen {
 			r.votes[m.From] = !m.Reject
+		}
+		if m.Reject && m.Index > r.log.committed && m.LogTerm > 0 && r.log.matchTerm(m.Index, m.LogTerm) {
+			// Log matching: our prefix up to m.Index is the rejecter's, and
+			// the rejecter knows it committed.
+			r.log.commitTo(m.Index)
 		}
 		switch jointTally(r.conf.Voters, r.conf.VotersOutgoing, r.votes) {
 		case voteWon:
