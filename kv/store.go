@@ -229,6 +229,20 @@ func (s *Store) Read(query []byte) (any, error) {
 	return Result{Status: StatusOK, Found: found, Value: v}, nil
 }
 
+// Get returns a copy of key's value and whether it is present, as of the
+// last Apply. Unlike Read it is not a replicated query and counts no read:
+// it is for observers (tests, a harness checking the final state) and is
+// safe to call concurrently with Apply.
+func (s *Store) Get(key []byte) ([]byte, bool) {
+	s.mu.RLock()
+	v, found := s.data[string(key)]
+	s.mu.RUnlock()
+	if !found {
+		return nil, false
+	}
+	return cloneValue(v), true
+}
+
 // Len returns the number of keys and of sessions.
 func (s *Store) Len() (keys, sessions int) {
 	s.mu.RLock()

@@ -615,3 +615,40 @@ func TestConcurrentObservers(t *testing.T) {
 		t.Fatal("observers disturbed the state")
 	}
 }
+
+// Get sees what Apply stored, hands out a copy, counts no read, and is safe
+// next to a concurrent Apply (for the race detector).
+func TestGet(t *testing.T) {
+	ts := newTestStore(t, 8)
+	ts.open(1)
+	if v, ok := ts.s.Get([]byte("a")); ok || v != nil {
+		t.Fatalf("Get of a missing key = %q, %v", v, ok)
+	}
+	ts.one(put(1, 2, "a", "one"))
+	v, ok := ts.s.Get([]byte("a"))
+	if !ok || string(v) != "one" {
+		t.Fatalf("Get(a) = %q, %v; want one, true", v, ok)
+	}
+	v[0] = 'X'
+	if again, _ := ts.s.Get([]byte("a")); string(again) != "one" {
+		t.Fatalf("modifying Get's result changed the store: %q", again)
+	}
+	if r := ts.s.Stats().Reads; r != 0 {
+		t.Fatalf("Get counted %d reads", r)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				ts.s.Get([]byte("k1"))
+			}
+		}
+	})
+	ts.apply(randomLog(t, 5, 500)...)
+	close(stop)
+	wg.Wait()
+}

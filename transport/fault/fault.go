@@ -112,6 +112,22 @@ func (n *Network) Isolate(id uint64) {
 	n.mu.Unlock()
 }
 
+// Uncut lifts a Cut from from to to (one way), leaving every other cut,
+// isolation and split in force.
+func (n *Network) Uncut(from, to uint64) {
+	n.mu.Lock()
+	delete(n.cuts, [2]uint64{from, to})
+	n.mu.Unlock()
+}
+
+// Unisolate lifts an Isolate of id, leaving every other cut, isolation and
+// split in force (a link of id that is also cut stays cut).
+func (n *Network) Unisolate(id uint64) {
+	n.mu.Lock()
+	delete(n.isolated, id)
+	n.mu.Unlock()
+}
+
 // Split partitions the cluster into groups: nodes in different groups
 // cannot reach each other. A node in no group is unaffected by the split.
 // Split replaces any earlier split (cuts and isolations stay).

@@ -248,6 +248,47 @@ func TestPartitions(t *testing.T) {
 	}
 }
 
+// Ending one partition leaves the others in force.
+func TestUnisolateUncutAreSelective(t *testing.T) {
+	net := fault.NewNetwork()
+	net.Isolate(1)
+	net.Isolate(3)
+	net.Cut(2, 4)
+	net.Cut(4, 2)
+	net.Split([]uint64{5}, []uint64{6})
+	net.Unisolate(3)
+	for _, c := range []struct {
+		from, to uint64
+		want     bool
+	}{
+		{1, 2, true}, {2, 1, true}, // 1 is still isolated
+		{3, 2, false}, {2, 3, false}, // 3 is not
+		{3, 1, true},               // but 1 still is
+		{2, 4, true}, {4, 2, true}, // the cuts hold
+		{5, 6, true}, // and the split
+	} {
+		if got := net.Blocked(c.from, c.to); got != c.want {
+			t.Errorf("after Unisolate(3): Blocked(%d, %d) = %v, want %v", c.from, c.to, got, c.want)
+		}
+	}
+	net.Uncut(2, 4)
+	if net.Blocked(2, 4) || !net.Blocked(4, 2) || !net.Blocked(1, 2) {
+		t.Errorf("after Uncut(2, 4): 2->4 %v, 4->2 %v, 1->2 %v; want false, true, true", net.Blocked(2, 4), net.Blocked(4, 2), net.Blocked(1, 2))
+	}
+	net.Uncut(2, 4) // lifting what is not there is a no-op
+	net.Unisolate(7)
+	net.Unisolate(1)
+	net.Uncut(4, 2)
+	for _, l := range [][2]uint64{{1, 2}, {2, 1}, {2, 4}, {4, 2}, {1, 3}} {
+		if net.Blocked(l[0], l[1]) {
+			t.Errorf("Blocked(%d, %d) after everything was lifted", l[0], l[1])
+		}
+	}
+	if !net.Blocked(5, 6) {
+		t.Error("the split was lifted by Unisolate/Uncut")
+	}
+}
+
 // A message delayed before a partition is checked again when released.
 func TestPartitionCatchesDelayed(t *testing.T) {
 	net := fault.NewNetwork()
