@@ -1,20 +1,24 @@
-package node
+package node_test
 
 import (
 	"context"
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/raftbench/raftbench/node"
+	"github.com/raftbench/raftbench/node/nodetest"
 )
 
 // nopSM is the cheapest state machine: the benchmark measures replication.
 type nopSM struct{ n atomic.Uint64 }
 
-func (s *nopSM) Apply(cmds []Command) []any {
+func (s *nopSM) Apply(cmds []node.Command) []any {
 	s.n.Add(uint64(len(cmds)))
 	return make([]any, len(cmds))
 }
@@ -26,6 +30,9 @@ func (s *nopSM) Read([]byte) (any, error) { return s.n.Load(), nil }
 // submitting a 128-byte command and waiting for it to apply, and reports
 // ops/s and latency percentiles. Compare with ../shared/peers, which runs
 // the same workload on hashicorp/raft and etcd raft.
+//
+// Knobs for experiments: RAFTBENCH_NOSYNC=1 skips fsync (everything but the
+// disk); RAFTBENCH_PIPELINE=N sets MaxProposalPipeline.
 func BenchmarkCluster(b *testing.B) {
 	for _, kind := range []string{"tcp", "quic"} {
 		for _, clients := range []int{1, 64, 256} {
@@ -37,16 +44,21 @@ func BenchmarkCluster(b *testing.B) {
 }
 
 func benchCluster(b *testing.B, kind string, clients int) {
-	// RAFTBENCH_NOSYNC=1 measures everything but the disk.
-	noSync = os.Getenv("RAFTBENCH_NOSYNC") == "1"
-	c := newBenchCluster(b, kind)
-	lead := c.waitLeaderB()
-	leader := c.nodes[lead]
+	c := nodetest.New(b, nodetest.Options{
+		Nodes: 3, Transport: kind,
+		NewSM: func(uint64) node.StateMachine { return &nopSM{} },
+		Configure: func(cfg *node.Config) {
+			cfg.NoSync = os.Getenv("RAFTBENCH_NOSYNC") == "1"
+			if v, err := strconv.Atoi(os.Getenv("RAFTBENCH_PIPELINE")); err == nil {
+				cfg.MaxProposalPipeline = v
+			}
+		},
+	})
+	leader := c.Node(c.WaitLeader(10 * time.Second))
 	payload := make([]byte, 128)
-	var next atomic.Int64
+	var next, failed atomic.Int64
 	lat := make([][]time.Duration, clients)
 	var wg sync.WaitGroup
-	var failed atomic.Int64
 	b.ResetTimer()
 	start := time.Now()
 	for w := range clients {
@@ -93,9 +105,4 @@ func benchCluster(b *testing.B, kind string, clients int) {
 	}
 	b.ReportMetric(m.LoopSaturation, "loop-sat")
 	b.ReportMetric(float64(m.FsyncMean.Microseconds())/1000, "fsync-ms")
-	var fsyncs uint64
-	for _, n := range c.nodes {
-		fsyncs += n.Metrics().Fsyncs
-	}
-	b.ReportMetric(float64(fsyncs)/elapsed.Seconds(), "fsyncs/s")
 }
