@@ -2,10 +2,14 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -22,33 +26,49 @@ import (
 )
 
 // cluster runs the nodes of one run in this process, each on its own
-// transport (on loopback) and WAL directory, every transport wrapped by a
+// transport (on loopback) and data directory (node<ID>/wal for the Pebble
+// WAL, node<ID>/snap for snapshot images), every transport wrapped by a
 // fault injector sharing one fault.Network.
+//
+// Node IDs run from 1 to maxID: the initial nodes 1..cfg.Nodes, then the
+// nodes the fault schedule adds, in order. A node is "started" once it has
+// an address; it is a member until the schedule removes it.
 type cluster struct {
 	cfg       *Config
 	dir       string
 	removeDir bool
 	clusterID uint64
-	addrs     map[uint64]string
+	maxID     uint64
 	net       *fault.Network
 	logger    *slog.Logger
 
 	mu       sync.Mutex
-	nodes    map[uint64]*node.Node // running nodes only
+	addrs    map[uint64]string            // every node ever started
+	peersAt  map[uint64]map[uint64]string // the Peers each node first started with
+	joined   map[uint64]bool              // nodes that joined a running cluster as learners
+	removed  map[uint64]bool              // nodes removed from the membership
+	nextID   uint64                       // the ID the next new node takes
+	nodes    map[uint64]*node.Node        // running nodes only
 	stores   map[uint64]*kv.Store
 	wraps    map[uint64]*fault.Transport
 	rules    map[uint64]fault.Rules // rules in force per node, kept across restarts
 	disks    map[uint64]*atomic.Int64
 	restarts map[uint64]int
+	walPeak  map[uint64]int64 // peak size of each node's data directory
 }
 
 func startCluster(cfg *Config, logger *slog.Logger) (*cluster, error) {
 	c := &cluster{
-		cfg: cfg, clusterID: 0x7261667462656e63, addrs: map[uint64]string{}, net: fault.NewNetwork(), logger: logger,
-		nodes: map[uint64]*node.Node{}, stores: map[uint64]*kv.Store{}, wraps: map[uint64]*fault.Transport{},
-		rules: map[uint64]fault.Rules{}, disks: map[uint64]*atomic.Int64{}, restarts: map[uint64]int{},
+		cfg: cfg, clusterID: 0x7261667462656e63, maxID: cfg.MaxNodeID(), net: fault.NewNetwork(), logger: logger,
+		addrs: map[uint64]string{}, peersAt: map[uint64]map[uint64]string{}, joined: map[uint64]bool{}, removed: map[uint64]bool{},
+		nextID: uint64(cfg.Nodes) + 1,
+		nodes:  map[uint64]*node.Node{}, stores: map[uint64]*kv.Store{}, wraps: map[uint64]*fault.Transport{},
+		rules: map[uint64]fault.Rules{}, disks: map[uint64]*atomic.Int64{}, restarts: map[uint64]int{}, walPeak: map[uint64]int64{},
 	}
-	if cfg.WAL == "pebble" {
+	for id := uint64(1); id <= c.maxID; id++ {
+		c.disks[id] = &atomic.Int64{}
+	}
+	if cfg.WAL == "pebble" || cfg.SnapshotEvery > 0 {
 		if cfg.Dir != "" {
 			if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 				return nil, fmt.Errorf("%w: --dir: %v", ErrBadConfig, err)
@@ -69,7 +89,6 @@ func startCluster(cfg *Config, logger *slog.Logger) (*cluster, error) {
 	}
 	trs := map[uint64]*fault.Transport{}
 	for id := uint64(1); id <= uint64(cfg.Nodes); id++ {
-		c.disks[id] = &atomic.Int64{}
 		tr, err := c.newTransport(id, "127.0.0.1:0")
 		if err != nil {
 			c.close()
@@ -77,6 +96,9 @@ func startCluster(cfg *Config, logger *slog.Logger) (*cluster, error) {
 		}
 		trs[id] = tr
 		c.addrs[id] = tr.Addr()
+	}
+	for id := uint64(1); id <= uint64(cfg.Nodes); id++ {
+		c.peersAt[id] = maps.Clone(c.addrs)
 	}
 	for id := uint64(1); id <= uint64(cfg.Nodes); id++ {
 		if err := c.start(id, trs[id]); err != nil {
@@ -113,12 +135,25 @@ func (c *cluster) newTransport(id uint64, addr string) (*fault.Transport, error)
 	return ft, nil
 }
 
+// nodeDir is node id's data directory ("" with --wal memory and no
+// snapshots).
+func (c *cluster) nodeDir(id uint64) string {
+	if c.dir == "" {
+		return ""
+	}
+	return filepath.Join(c.dir, fmt.Sprintf("node%d", id))
+}
+
+// start starts node id on tr with the Peers it first started with.
 func (c *cluster) start(id uint64, tr *fault.Transport) error {
+	c.mu.Lock()
+	peers, join := c.peersAt[id], c.joined[id]
+	c.mu.Unlock()
 	var lg wal.Log
 	if c.cfg.WAL == "memory" {
 		lg = wal.NewMemory()
 	} else {
-		p, err := wal.OpenPebble(filepath.Join(c.dir, fmt.Sprintf("node%d", id)), wal.PebbleOptions{})
+		p, err := wal.OpenPebble(filepath.Join(c.nodeDir(id), "wal"), wal.PebbleOptions{MemTableSize: uint64(c.cfg.WALMemtable)})
 		if err != nil {
 			return fmt.Errorf("open WAL of node %d: %w", id, err)
 		}
@@ -132,7 +167,8 @@ func (c *cluster) start(id uint64, tr *fault.Transport) error {
 	}
 	tick := c.cfg.Tick.D()
 	ncfg := node.Config{
-		ID: id, Peers: c.addrs, Transport: tr, Log: lg, StateMachine: store,
+		ID: id, Peers: peers, Transport: tr, Log: lg, StateMachine: store,
+		JoinAsLearner:      join,
 		TickInterval:       tick,
 		ElectionTicks:      int(c.cfg.ElectionTimeout.D() / tick),
 		HeartbeatTicks:     int(c.cfg.Heartbeat.D() / tick),
@@ -145,6 +181,11 @@ func (c *cluster) start(id uint64, tr *fault.Transport) error {
 		NoSync:             !c.cfg.Sync,
 		Seed:               c.cfg.Seed*1000 + id + uint64(c.restarts[id])*7919,
 		Logger:             c.logger,
+	}
+	if c.cfg.SnapshotEvery > 0 {
+		ncfg.SnapshotDir = filepath.Join(c.nodeDir(id), "snap")
+		ncfg.SnapshotEntries = uint64(c.cfg.SnapshotEvery)
+		ncfg.SnapshotTrailing = uint64(c.cfg.SnapshotTrailing)
 	}
 	n, err := node.Start(ncfg)
 	if err != nil {
@@ -178,11 +219,18 @@ func (c *cluster) stop(id uint64) error {
 // The transport may need a moment for the OS to release the port.
 func (c *cluster) restart(id uint64) error {
 	c.mu.Lock()
-	running := c.nodes[id] != nil
-	c.restarts[id]++
+	running, started, removed := c.nodes[id] != nil, c.addrs[id] != "", c.removed[id]
+	if !running && started && !removed {
+		c.restarts[id]++
+	}
 	c.mu.Unlock()
-	if running {
+	switch {
+	case running:
 		return fmt.Errorf("node %d is running", id)
+	case !started:
+		return fmt.Errorf("node %d was never started", id)
+	case removed:
+		return fmt.Errorf("node %d was removed from the cluster", id)
 	}
 	var tr *fault.Transport
 	var err error
@@ -202,17 +250,171 @@ func (c *cluster) restart(id uint64) error {
 	return nil
 }
 
-// stopped lists the nodes not running, in ID order.
+// stopped lists the nodes started and not removed that are not running,
+// in ID order.
 func (c *cluster) stopped() []uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var ids []uint64
-	for id := uint64(1); id <= uint64(c.cfg.Nodes); id++ {
-		if c.nodes[id] == nil {
+	for id := uint64(1); id <= c.maxID; id++ {
+		if c.addrs[id] != "" && !c.removed[id] && c.nodes[id] == nil {
 			ids = append(ids, id)
 		}
 	}
 	return ids
+}
+
+// startNew starts the next new node, empty, as a learner that joins the
+// running cluster (the leader must then add it), and returns its ID and
+// address. Its Peers are the current members and itself.
+func (c *cluster) startNew(ctx context.Context) (uint64, string, error) {
+	c.mu.Lock()
+	id := c.nextID
+	if id > c.maxID {
+		c.mu.Unlock()
+		return 0, "", fmt.Errorf("no node ID left (the schedule planned %d nodes)", c.maxID)
+	}
+	c.nextID++
+	c.mu.Unlock()
+	peers := map[uint64]string{}
+	voters, learners, err := c.members(ctx)
+	c.mu.Lock()
+	if err == nil {
+		for _, m := range append(voters, learners...) {
+			peers[m] = c.addrs[m]
+		}
+	} else { // no leader to ask: every node started and not removed
+		for m, a := range c.addrs {
+			if !c.removed[m] {
+				peers[m] = a
+			}
+		}
+	}
+	c.mu.Unlock()
+	tr, err := c.newTransport(id, "127.0.0.1:0")
+	if err != nil {
+		return 0, "", err
+	}
+	addr := tr.Addr()
+	peers[id] = addr
+	c.mu.Lock()
+	c.addrs[id], c.peersAt[id], c.joined[id] = addr, peers, true
+	c.mu.Unlock()
+	if err := c.start(id, tr); err != nil {
+		_ = tr.Close()
+		return 0, "", err
+	}
+	return id, addr, nil
+}
+
+// members returns the membership as the current leader sees it (its
+// progress tracker), waiting up to 5 s for a leader.
+func (c *cluster) members(ctx context.Context) (voters, learners []uint64, err error) {
+	if _, err := c.waitAnyLeader(ctx, 5*time.Second); err != nil {
+		return nil, nil, err
+	}
+	l := c.node(func() uint64 { id, _ := c.leader(); return id }())
+	if l == nil {
+		return nil, nil, errors.New("the leader stopped")
+	}
+	st := l.Status()
+	if st.Role != core.Leader {
+		return nil, nil, errors.New("the leader stepped down")
+	}
+	for id, p := range st.Progress {
+		if p.Learner {
+			learners = append(learners, id)
+		} else {
+			voters = append(voters, id)
+		}
+	}
+	slices.Sort(voters)
+	slices.Sort(learners)
+	return voters, learners, nil
+}
+
+// waitAnyLeader waits until some running node leads.
+func (c *cluster) waitAnyLeader(ctx context.Context, timeout time.Duration) (uint64, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if id, _ := c.leader(); id != 0 {
+			return id, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no leader after %v", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// isMember reports whether the current leader counts id as a voter
+// (learner false) or as any member (learner true).
+func (c *cluster) isMember(id uint64, orLearner bool) bool {
+	l := c.node(func() uint64 { id, _ := c.leader(); return id }())
+	if l == nil {
+		return false
+	}
+	p, ok := l.Status().Progress[id]
+	return ok && (orLearner || !p.Learner)
+}
+
+// leaderOtherThan reports whether a running node other than id leads.
+func (c *cluster) leaderOtherThan(id uint64) bool {
+	l, _ := c.leader()
+	return l != 0 && l != id
+}
+
+// markRemoved records that id left the membership: it is not restarted,
+// compared or counted any more.
+func (c *cluster) markRemoved(id uint64) {
+	c.mu.Lock()
+	c.removed[id] = true
+	c.mu.Unlock()
+}
+
+// change runs f against the current leader until done holds, retrying the
+// errors a membership change meets while the cluster moves (another change
+// settling, a leader change, an attempt whose outcome was unknown), for at
+// most timeout. Once f succeeds it only waits for done: a joint change
+// returns when it is entered, and done holds once it has been left.
+func (c *cluster) change(ctx context.Context, timeout time.Duration, done func() bool, f func(ctx context.Context, l *node.Node) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	succeeded := false
+	for {
+		if done() {
+			return nil
+		}
+		if id, _ := c.leader(); id != 0 && !succeeded {
+			if l := c.node(id); l != nil {
+				actx, acancel := context.WithTimeout(ctx, 3*time.Second)
+				err := f(actx, l)
+				acancel()
+				if err == nil {
+					succeeded = true
+					continue
+				}
+				if !errors.Is(err, core.ErrConfChangePending) && !errors.Is(err, node.ErrNotLeader) &&
+					!errors.Is(err, node.ErrLeadershipLost) && !errors.Is(err, node.ErrTimeout) && !errors.Is(err, node.ErrStopped) {
+					return err
+				}
+				last = err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if last == nil {
+				last = ctx.Err()
+			}
+			return fmt.Errorf("not done within %v: %w", timeout, last)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // running returns the running nodes, in ID order.
@@ -317,7 +519,7 @@ func (c *cluster) faultCounters() fault.Counters {
 // healAll lifts every fault: partitions, message rules, slow disks.
 func (c *cluster) healAll() {
 	c.net.Heal()
-	for id := uint64(1); id <= uint64(c.cfg.Nodes); id++ {
+	for id := uint64(1); id <= c.maxID; id++ {
 		_ = c.setRules(id, fault.Rules{})
 		c.setDiskDelay(id, 0)
 	}
@@ -334,7 +536,11 @@ func (c *cluster) close() {
 }
 
 // endpoint is a kv.Endpoint for node id that follows the node across
-// restarts: while it is down, calls fail with node.ErrStopped.
+// restarts: while it is down, calls fail with node.ErrStopped. The client
+// gets one for every ID the run can have, including nodes the schedule
+// adds later: before such a node starts, and after a node is removed,
+// calls fail with a *node.NotLeaderError naming the current leader, so the
+// client moves on at once and knows the command never reached a log.
 type endpoint struct {
 	c  *cluster
 	id uint64
@@ -342,28 +548,86 @@ type endpoint struct {
 
 func (e endpoint) ID() uint64 { return e.id }
 
-func (e endpoint) Propose(ctx context.Context, cmd []byte) (any, error) {
-	n := e.c.node(e.id)
-	if n == nil {
+// current returns the running node, or the error a caller gets instead.
+func (e endpoint) current() (*node.Node, error) {
+	e.c.mu.Lock()
+	n, started, removed := e.c.nodes[e.id], e.c.addrs[e.id] != "", e.c.removed[e.id]
+	e.c.mu.Unlock()
+	switch {
+	case !started || (removed && n == nil):
+		lead, _ := e.c.leader()
+		return nil, &node.NotLeaderError{Leader: lead}
+	case n == nil:
 		return nil, node.ErrStopped
+	}
+	return n, nil
+}
+
+func (e endpoint) Propose(ctx context.Context, cmd []byte) (any, error) {
+	n, err := e.current()
+	if err != nil {
+		return nil, err
 	}
 	return n.Propose(ctx, cmd)
 }
 
 func (e endpoint) Read(ctx context.Context, q []byte) (any, error) {
-	n := e.c.node(e.id)
-	if n == nil {
-		return nil, node.ErrStopped
+	n, err := e.current()
+	if err != nil {
+		return nil, err
 	}
 	return n.Read(ctx, q)
 }
 
+// endpoints returns one endpoint per node ID the run can have.
 func (c *cluster) endpoints() []kv.Endpoint {
-	eps := make([]kv.Endpoint, 0, c.cfg.Nodes)
-	for id := uint64(1); id <= uint64(c.cfg.Nodes); id++ {
+	eps := make([]kv.Endpoint, 0, c.maxID)
+	for id := uint64(1); id <= c.maxID; id++ {
 		eps = append(eps, endpoint{c: c, id: id})
 	}
 	return eps
+}
+
+// sampleDisk measures every started node's data directory (WAL and
+// snapshot images) and keeps the peak per node.
+func (c *cluster) sampleDisk() {
+	if c.dir == "" {
+		return
+	}
+	c.mu.Lock()
+	ids := slices.Collect(maps.Keys(c.addrs))
+	c.mu.Unlock()
+	for _, id := range ids {
+		n := dirSize(c.nodeDir(id))
+		c.mu.Lock()
+		c.walPeak[id] = max(c.walPeak[id], n)
+		c.mu.Unlock()
+	}
+}
+
+// diskPeaks returns the peak size of every node's data directory.
+func (c *cluster) diskPeaks() map[uint64]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.walPeak)
+}
+
+// dirSize sums the sizes of the regular files under dir. Files that vanish
+// while it walks (Pebble deletes obsolete ones all the time) are skipped.
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // slowLog is a wal.Log whose saves sleep first while a slow-disk fault is

@@ -55,6 +55,16 @@ type Config struct {
 	Heartbeat       Duration `json:"heartbeat"`
 	PreVote         bool     `json:"prevote"`
 	CheckQuorum     bool     `json:"checkquorum"`
+	// SnapshotEvery takes a snapshot every this many applied entries (0:
+	// never) and compacts the log behind it, keeping SnapshotTrailing
+	// entries (node.Config SnapshotEntries and SnapshotTrailing).
+	SnapshotEvery    int `json:"snapshot_every"`
+	SnapshotTrailing int `json:"snapshot_trailing"`
+	// WALMemtable is Pebble's memtable size in bytes (0: the wal package's
+	// default, 64 MiB). Pebble keeps its own log file of every write until
+	// the memtable holding them is flushed, so it bounds the WAL directory
+	// as much as compaction does.
+	WALMemtable int `json:"wal_memtable"`
 
 	// Workload.
 	Payload   int      `json:"payload"`
@@ -84,16 +94,31 @@ type Config struct {
 	Out string `json:"out,omitempty"`
 
 	faults []faultspec.Fault
+	maxID  uint64
 }
 
+// Snapshot defaults. A snapshot every 100,000 entries keeps a node's WAL to
+// roughly 110,000 entries (the interval plus the trailing 10,000) — about
+// 20 MB at the default 128-byte payload, a few seconds of load at full
+// speed on a small machine — while costing one image of the kv state (1,000
+// keys by default, well under a megabyte) per interval. The trailing 10,000
+// let a follower that fell a few seconds behind catch up from the log
+// instead of by snapshot.
+const (
+	DefaultSnapshotEvery    = 100000
+	DefaultSnapshotTrailing = 10000
+)
+
 // Default returns the defaults of `raftbench run`: 3 nodes on TCP, Pebble
-// with sync, 128-byte payloads from 64 closed-loop clients for 10 s.
+// with sync, 128-byte payloads from 64 closed-loop clients for 10 s, with
+// snapshots every DefaultSnapshotEvery entries.
 func Default() Config {
 	return Config{
 		Nodes: 3, Transport: "tcp", WAL: "pebble", Sync: true, Seed: 1,
 		BatchEntries: 4096, BatchBytes: 4 << 20, MaxInflight: 256, MaxMsgBytes: 1 << 20,
 		Tick: Duration(10 * time.Millisecond), ElectionTimeout: Duration(time.Second),
 		Heartbeat: Duration(100 * time.Millisecond), PreVote: true, CheckQuorum: true,
+		SnapshotEvery: DefaultSnapshotEvery, SnapshotTrailing: DefaultSnapshotTrailing,
 		Payload: 128, Clients: 64, Duration: Duration(10 * time.Second), Warmup: Duration(2 * time.Second),
 		Keys: 1000, OpTimeout: Duration(10 * time.Second), Count: 1,
 	}
@@ -101,6 +126,22 @@ func Default() Config {
 
 // ParsedFaults returns the faults parsed by the last successful Validate.
 func (c *Config) ParsedFaults() []faultspec.Fault { return c.faults }
+
+// MaxNodeID is the highest node ID the run can have: the initial nodes plus
+// one per add-node and replace in the faults (valid after Validate).
+func (c *Config) MaxNodeID() uint64 { return max(c.maxID, uint64(c.Nodes)) }
+
+// startsNodes counts the faults that start a new node, parsing them
+// leniently (Validate reports their errors).
+func startsNodes(specs []string) int {
+	n := 0
+	for _, s := range specs {
+		if f, err := faultspec.Parse(s, 1<<16); err == nil && f.StartsNode() {
+			n++
+		}
+	}
+	return n
+}
 
 // Validate checks every field and parses the faults. It is the one place
 // configuration is checked; each problem names its flag, and all of them
@@ -168,6 +209,15 @@ func (c *Config) Validate() error {
 	if c.OpTimeout < Duration(10*time.Millisecond) {
 		bad("op-timeout", "%v, want at least 10ms", c.OpTimeout.D())
 	}
+	if c.SnapshotEvery < 0 {
+		bad("snapshot-every", "%d, want 0 (off) or a number of entries", c.SnapshotEvery)
+	}
+	if c.SnapshotTrailing < 1 {
+		bad("snapshot-trailing", "%d, want at least 1 entry", c.SnapshotTrailing)
+	}
+	if c.WALMemtable != 0 && (c.WALMemtable < 1<<20 || c.WALMemtable >= 4<<30) {
+		bad("wal-memtable", "%d, want 0 (default) or 1MiB..4GiB", c.WALMemtable)
+	}
 	if c.Count < 1 || c.Count > 100 {
 		bad("count", "%d, want 1..100", c.Count)
 	}
@@ -180,8 +230,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.faults = c.faults[:0]
+	c.maxID = uint64(c.Nodes + startsNodes(c.Faults))
 	for _, s := range c.Faults {
-		f, err := faultspec.Parse(s, c.Nodes)
+		f, err := faultspec.Parse(s, int(c.maxID))
 		if err != nil {
 			bad("fault", "%v", err)
 			continue

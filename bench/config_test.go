@@ -100,11 +100,39 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		t.Errorf("fault after the end: %v", err)
 	}
 	c = Default()
+	c.SnapshotEvery, c.SnapshotTrailing, c.WALMemtable = -1, 0, 1000
+	err = c.Validate()
+	for _, want := range []string{"--snapshot-every: -1", "--snapshot-trailing: 0", "--wal-memtable: 1000"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad snapshot settings: %v, want it to name %q", err, want)
+		}
+	}
+	c = Default()
 	if err := c.Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
 	}
+	if c.SnapshotEvery != DefaultSnapshotEvery || c.SnapshotTrailing != DefaultSnapshotTrailing {
+		t.Errorf("snapshots are not on by default: every %d, trailing %d", c.SnapshotEvery, c.SnapshotTrailing)
+	}
 	if c.Short() != "tcp-n3-pebble-p128-c64" {
 		t.Errorf("Short = %q", c.Short())
+	}
+}
+
+// Nodes that the schedule adds can be named by later faults: their IDs
+// follow the initial ones, one per add-node or replace.
+func TestNewNodeIDs(t *testing.T) {
+	c := Default()
+	c.Faults = []string{"add-node@1s", "kill:4@2s+1s", "replace:1@3s", "isolate:5@4s+1s"}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if c.MaxNodeID() != 5 {
+		t.Errorf("MaxNodeID = %d, want 5", c.MaxNodeID())
+	}
+	c.Faults = []string{"add-node@1s", "kill:5@2s"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "between 1 and 4") {
+		t.Errorf("naming a node never added: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -14,21 +15,32 @@ import (
 
 // injector applies a fault schedule to a cluster, measuring the failovers
 // the leader faults cause.
+//
+// Membership events run in goroutines of their own, one at a time in
+// schedule order (memMu), so a slow catch-up does not hold back the kills
+// and partitions scheduled meanwhile.
 type injector struct {
-	c      *cluster
-	rec    *latencyRecorder
-	t0     time.Time
-	active []faultspec.Fault // rules in force
-	killed map[faultspec.Fault]uint64
+	c        *cluster
+	rec      *latencyRecorder
+	t0       time.Time
+	active   []faultspec.Fault // rules in force
+	killed   map[faultspec.Fault]uint64
+	isolated map[faultspec.Fault]uint64
 
-	mu        sync.Mutex
-	applied   []results.AppliedFault
-	failovers []*results.Failover
-	wg        sync.WaitGroup
+	memMu sync.Mutex // serialises membership events
+
+	mu         sync.Mutex
+	applied    []results.AppliedFault
+	failovers  []*results.Failover
+	membership []*results.MembershipChange
+	wg         sync.WaitGroup
 }
 
+// membershipTimeout bounds each step of a membership event.
+const membershipTimeout = 30 * time.Second
+
 func newInjector(c *cluster, rec *latencyRecorder, t0 time.Time) *injector {
-	return &injector{c: c, rec: rec, t0: t0, killed: map[faultspec.Fault]uint64{}}
+	return &injector{c: c, rec: rec, t0: t0, killed: map[faultspec.Fault]uint64{}, isolated: map[faultspec.Fault]uint64{}}
 }
 
 // run applies evs at their times until they are done or ctx ends, then
@@ -38,16 +50,27 @@ func (in *injector) run(ctx context.Context, evs []faultspec.Event) {
 		if err := (realClock{}).SleepUntil(ctx, in.t0.Add(ev.At)); err != nil {
 			break
 		}
-		what, err := in.apply(ctx, ev)
-		af := results.AppliedFault{AtMS: ms(time.Since(in.t0)), Spec: ev.Fault.Spec, What: what}
-		if err != nil {
-			af.Error = err.Error()
+		at := time.Since(in.t0)
+		if ev.Fault.IsMembership() {
+			in.startMembership(ctx, ev.Fault, at)
+			continue
 		}
-		in.mu.Lock()
-		in.applied = append(in.applied, af)
-		in.mu.Unlock()
+		what, err := in.apply(ctx, ev)
+		in.record(at, ev.Fault.Spec, what, err)
 	}
 	in.wg.Wait()
+}
+
+// record adds what one fault event did, started at at.
+func (in *injector) record(at time.Duration, spec, what string, err error) {
+	af := results.AppliedFault{AtMS: ms(at), Spec: spec, What: what}
+	if err != nil {
+		af.Error = err.Error()
+	}
+	in.mu.Lock()
+	in.applied = append(in.applied, af)
+	sort.SliceStable(in.applied, func(i, j int) bool { return in.applied[i].AtMS < in.applied[j].AtMS })
+	in.mu.Unlock()
 }
 
 // appliedSoFar returns the faults applied so far.
@@ -57,14 +80,18 @@ func (in *injector) appliedSoFar() []results.AppliedFault {
 	return append([]results.AppliedFault(nil), in.applied...)
 }
 
-func (in *injector) results() ([]results.AppliedFault, []results.Failover) {
+func (in *injector) results() ([]results.AppliedFault, []results.Failover, []results.MembershipChange) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	fos := make([]results.Failover, len(in.failovers))
 	for i, f := range in.failovers {
 		fos[i] = *f
 	}
-	return append([]results.AppliedFault(nil), in.applied...), fos
+	var mcs []results.MembershipChange
+	for _, m := range in.membership {
+		mcs = append(mcs, *m)
+	}
+	return append([]results.AppliedFault(nil), in.applied...), fos, mcs
 }
 
 func (in *injector) apply(ctx context.Context, ev faultspec.Event) (string, error) {
@@ -135,8 +162,13 @@ func (in *injector) apply(ctx context.Context, ev faultspec.Event) (string, erro
 		return "restarted node " + strings.Join(done, ", "), nil
 	case faultspec.PartitionLeader, faultspec.Isolate:
 		if ev.Undo {
-			in.c.net.Heal()
-			return "healed", nil
+			id := in.isolated[f]
+			if id == 0 {
+				return "", fmt.Errorf("nothing was isolated to reconnect")
+			}
+			delete(in.isolated, f)
+			in.c.net.Unisolate(id)
+			return fmt.Sprintf("reconnected node %d", id), nil
 		}
 		id := f.Node
 		if f.Kind == faultspec.PartitionLeader {
@@ -148,6 +180,7 @@ func (in *injector) apply(ctx context.Context, ev faultspec.Event) (string, erro
 		lead, _ := in.c.leader()
 		term := in.c.maxTerm()
 		in.c.net.Isolate(id)
+		in.isolated[f] = id
 		if id == lead {
 			in.measureFailover(ctx, f.Spec, id, term)
 		}
@@ -162,7 +195,7 @@ func (in *injector) apply(ctx context.Context, ev faultspec.Event) (string, erro
 // applyRules sets every node's message rules and disk delay from the rules
 // in force; a later rule of the same kind overrides an earlier one.
 func (in *injector) applyRules() error {
-	for id := uint64(1); id <= uint64(in.c.cfg.Nodes); id++ {
+	for id := uint64(1); id <= in.c.maxID; id++ {
 		var r fault.Rules
 		var disk time.Duration
 		for _, f := range in.active {

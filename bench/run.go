@@ -19,6 +19,7 @@ import (
 	"github.com/raftbench/raftbench/bench/faultspec"
 	"github.com/raftbench/raftbench/bench/report"
 	"github.com/raftbench/raftbench/bench/results"
+	"github.com/raftbench/raftbench/core"
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/transport/fault"
 )
@@ -164,6 +165,24 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 		return nil, err
 	}
 	defer c.close()
+	// Sample the nodes' data directories every second until the measured
+	// run ends (settle restarts nodes and would blur the peak).
+	diskCtx, stopDisk := context.WithCancel(ctx)
+	diskDone := make(chan struct{})
+	go func() {
+		defer close(diskDone)
+		tk := time.NewTicker(time.Second)
+		defer tk.Stop()
+		for {
+			c.sampleDisk()
+			select {
+			case <-diskCtx.Done():
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	defer func() { stopDisk(); <-diskDone }()
 	if _, err := c.waitLeader(ctx, 30*time.Second); err != nil {
 		return nil, fmt.Errorf("start cluster: %w", err)
 	}
@@ -252,6 +271,9 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 		done = last
 	}
 	measured := time.Since(started)
+	stopDisk()
+	<-diskDone
+	c.sampleDisk()
 	stopInject()
 	<-injDone
 	stopLoad()
@@ -273,7 +295,14 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 	s.Ops = s.Reads + s.Writes
 	s.ThroughputOpsPerSec = float64(s.Ops) / measured.Seconds()
 	s.ThroughputMBPerSec = s.ThroughputOpsPerSec * float64(cfg.Payload) / 1e6
-	s.Faults, s.Failovers = inj.results()
+	s.Faults, s.Failovers, s.Membership = inj.results()
+	if peaks := c.diskPeaks(); len(peaks) > 0 {
+		s.WALPeakBytesByNode = map[string]int64{}
+		for id, b := range peaks {
+			s.WALPeakBytesByNode[fmt.Sprint(id)] = b
+			s.WALPeakBytes = max(s.WALPeakBytes, b)
+		}
+	}
 	if fc := c.faultCounters(); fc != (fault.Counters{}) {
 		s.MessageFaults = map[string]uint64{"dropped": fc.Dropped, "partitioned_send": fc.PartitionedSend,
 			"partitioned_recv": fc.PartitionedRecv, "duplicated": fc.Duplicated, "delayed": fc.Delayed, "reordered": fc.Reordered}
@@ -320,9 +349,11 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 	return s, nil
 }
 
-// settle ends the faults, restarts the stopped nodes, waits until every
-// replica applied the same index, compares their state hashes, stops them
-// and checks every acknowledged write against the final state.
+// settle ends the faults, restarts the stopped members, waits until every
+// member (as the leader sees the membership) applied the same index,
+// compares their state hashes, stops them and checks every acknowledged
+// write against the final state. Removed nodes, and new nodes that never
+// became members, are left out.
 func settle(ctx context.Context, c *cluster, tracker *ackTracker, s *results.Summary) error {
 	c.healAll()
 	var problems []error
@@ -335,15 +366,24 @@ func settle(ctx context.Context, c *cluster, tracker *ackTracker, s *results.Sum
 	}
 	s.ReplicaHashes = map[string]string{}
 	converged := false
+	var members []uint64
 	deadline := time.Now().Add(30 * time.Second)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		lead, _ := c.leader()
 		ln := c.node(lead)
 		if ln != nil {
-			commit := ln.Status().Commit
-			all := true
-			for _, n := range c.running() {
-				if st := n.Status(); st.Applied != commit || st.Commit != commit {
+			st := ln.Status()
+			commit := st.Commit
+			all := st.Role == core.Leader && len(st.Progress) > 0
+			members = members[:0]
+			for id := range st.Progress {
+				members = append(members, id)
+				n := c.node(id)
+				if n == nil {
+					all = false
+					continue
+				}
+				if ns := n.Status(); ns.Applied != commit || ns.Commit != commit {
 					all = false
 				}
 			}
@@ -356,30 +396,32 @@ func settle(ctx context.Context, c *cluster, tracker *ackTracker, s *results.Sum
 		time.Sleep(10 * time.Millisecond)
 	}
 	if !converged {
-		problems = append(problems, errors.New("replicas did not converge on one applied index within 30s"))
+		problems = append(problems, errors.New("members did not converge on one applied index within 30s"))
 	}
 	c.mu.Lock()
 	stores := map[uint64]*kv.Store{}
-	for id, st := range c.stores {
+	for _, id := range members {
 		if c.nodes[id] != nil {
-			stores[id] = st
+			stores[id] = c.stores[id]
 		}
 	}
 	c.mu.Unlock()
 	// Metrics, then stop: after Stop nothing applies concurrently, so the
 	// stores can be read directly.
+	peaks := c.diskPeaks()
 	for _, n := range c.running() {
 		m := n.Metrics()
 		s.Elections += m.Elections
 		s.Nodes = append(s.Nodes, results.NodeStats{ID: n.ID(), Proposals: m.Proposals, Batches: m.Batches,
 			Fsyncs: m.Fsyncs, FsyncMeanUS: float64(m.FsyncMean.Microseconds()), FsyncMaxUS: float64(m.FsyncMax.Microseconds()),
-			Elections: m.Elections, LoopSaturation: m.LoopSaturation, Restarts: c.restarts[n.ID()]})
+			Elections: m.Elections, LoopSaturation: m.LoopSaturation, Restarts: c.restarts[n.ID()],
+			Snapshots: m.Snapshots, Compactions: m.Compactions, WALPeakBytes: peaks[n.ID()]})
 	}
 	for _, n := range c.running() {
 		_ = c.stop(n.ID())
 	}
 	var ref [32]byte
-	agree := converged && len(stores) == c.cfg.Nodes
+	agree := converged && len(stores) == len(members)
 	first := true
 	var ids []uint64
 	for id := range stores {
@@ -401,14 +443,7 @@ func settle(ctx context.Context, c *cluster, tracker *ackTracker, s *results.Sum
 		return errors.Join(append(problems, errors.New("no replica to check"))...)
 	}
 	st := stores[ids[0]]
-	acked, lost := tracker.verify(func(key string) ([]byte, bool) {
-		v, err := st.Read(kv.AppendGetQuery(nil, []byte(key)))
-		if err != nil {
-			return nil, false
-		}
-		r := v.(kv.Result)
-		return r.Value, r.Found
-	})
+	acked, lost := tracker.verify(func(key string) ([]byte, bool) { return st.Get([]byte(key)) })
 	s.AckedWrites, s.LostWrites = acked, int64(len(lost))
 	s.AckedOpsFound = len(lost) == 0
 	s.LostKeys = lost[:min(len(lost), 10)]

@@ -20,6 +20,20 @@
 //	isolate:N@AT[+FOR]        cut node N off from every other node
 //	heal@AT                   remove every partition
 //
+// Membership events (each one at a time, retried against whoever leads):
+//
+//	add-node@AT               start a new node that joins as a learner, is
+//	                          added, and is promoted to voter once caught up
+//	remove:N@AT               remove node N from the membership, then stop it
+//	remove-leader@AT          hand leadership to a caught-up follower, then
+//	                          remove the old leader and stop it
+//	replace:N@AT              stop node N, start a new node and swap them in
+//	                          one joint change (add the new voter, remove N)
+//
+// New nodes take the IDs after the initial ones in schedule order: with 3
+// nodes, the first add-node or replace starts node 4, the next node 5, so
+// later faults can name them (kill:4@8s).
+//
 // Rules (on node N's outgoing messages, or on every node's without :N):
 //
 //	loss=P        drop each message with probability P (0..1)
@@ -29,7 +43,8 @@
 //	slow-disk=D   sleep D in every WAL save (node N's, or every node's)
 //
 // Examples: kill-leader@5s, kill:2@5s+3s, restart@8s, partition-leader@10s+3s,
-// isolate:3@4s+2s, loss=0.05, delay=2ms~1ms, dup=0.01@2s+2s, slow-disk=5ms@3s+4s.
+// isolate:3@4s+2s, loss=0.05, delay=2ms~1ms, dup=0.01@2s+2s, slow-disk=5ms@3s+4s,
+// add-node@2s, remove:2@4s, remove-leader@6s, replace:1@8s.
 package faultspec
 
 import (
@@ -42,8 +57,8 @@ import (
 
 // Grammar is the one-line summary of the grammar that every parse error
 // carries, so a user sees what would have been accepted.
-const Grammar = "NAME[:NODE][=VALUE][@AT[+FOR]] with events kill-leader, kill:N, restart[:N], partition-leader, isolate:N, heal " +
-	"and rules loss=P, dup=P, reorder=P, delay=D[~J], slow-disk=D (e.g. kill-leader@5s+3s, isolate:3@4s+2s, delay=2ms~1ms)"
+const Grammar = "NAME[:NODE][=VALUE][@AT[+FOR]] with events kill-leader, kill:N, restart[:N], partition-leader, isolate:N, heal, " +
+	"add-node, remove:N, remove-leader, replace:N and rules loss=P, dup=P, reorder=P, delay=D[~J], slow-disk=D (e.g. kill-leader@5s+3s, isolate:3@4s+2s, delay=2ms~1ms)"
 
 // ErrBadSpec is wrapped by every parse error.
 var ErrBadSpec = errors.New("bad fault spec")
@@ -64,6 +79,10 @@ const (
 	Reorder         Kind = "reorder"
 	Delay           Kind = "delay"
 	SlowDisk        Kind = "slow-disk"
+	AddNode         Kind = "add-node"
+	Remove          Kind = "remove"
+	RemoveLeader    Kind = "remove-leader"
+	Replace         Kind = "replace"
 )
 
 // kinds describes each kind: whether it is a rule (lasts, has a value),
@@ -85,6 +104,10 @@ var kinds = map[Kind]struct {
 	Reorder:         {rule: true},
 	Delay:           {rule: true},
 	SlowDisk:        {rule: true},
+	AddNode:         {noNode: true, noFor: true},
+	Remove:          {needsNode: true, noFor: true},
+	RemoveLeader:    {noNode: true, noFor: true},
+	Replace:         {needsNode: true, noFor: true},
 }
 
 // Fault is one parsed fault.
@@ -111,7 +134,22 @@ type Fault struct {
 // rather than an event.
 func (f Fault) IsRule() bool { return kinds[f.Kind].rule }
 
-// Parse parses one fault for a cluster of nodes nodes (IDs 1..nodes).
+// IsMembership reports whether f changes the membership (add-node, remove,
+// remove-leader, replace).
+func (f Fault) IsMembership() bool {
+	switch f.Kind {
+	case AddNode, Remove, RemoveLeader, Replace:
+		return true
+	}
+	return false
+}
+
+// StartsNode reports whether f starts a new node (add-node, replace), which
+// takes the next free ID.
+func (f Fault) StartsNode() bool { return f.Kind == AddNode || f.Kind == Replace }
+
+// Parse parses one fault for a cluster whose node IDs are 1..nodes (the
+// initial nodes and those the schedule will add).
 func Parse(spec string, nodes int) (Fault, error) {
 	f, err := parse(spec, nodes)
 	if err != nil {
@@ -178,7 +216,7 @@ func parse(spec string, nodes int) (Fault, error) {
 	}
 	if hasFor {
 		if k.noFor {
-			return f, fmt.Errorf("%s takes no duration", name)
+			return f, fmt.Errorf("%s takes no duration (+FOR)", name)
 		}
 		if f.For, err = parseDur(dur, "duration"); err != nil {
 			return f, err

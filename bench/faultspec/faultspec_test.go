@@ -28,6 +28,10 @@ func TestParseGood(t *testing.T) {
 		{"reorder=0.1@1s+1s", Fault{Kind: Reorder, Prob: 0.1, At: time.Second, For: time.Second}},
 		{"slow-disk=5ms@3s+4s", Fault{Kind: SlowDisk, Delay: 5 * time.Millisecond, At: 3 * time.Second, For: 4 * time.Second}},
 		{"slow-disk:1=5ms", Fault{Kind: SlowDisk, Node: 1, Delay: 5 * time.Millisecond}},
+		{"add-node@1s", Fault{Kind: AddNode, At: time.Second}},
+		{"remove:2@3s", Fault{Kind: Remove, Node: 2, At: 3 * time.Second}},
+		{"remove-leader@3s", Fault{Kind: RemoveLeader, At: 3 * time.Second}},
+		{"replace:1@5s", Fault{Kind: Replace, Node: 1, At: 5 * time.Second}},
 	} {
 		got, err := Parse(tc.spec, 3)
 		if err != nil {
@@ -58,6 +62,15 @@ func TestParseBad(t *testing.T) {
 		{"delay=fast", "not a non-negative duration"},
 		{"delay=1ms~x", "jitter"},
 		{"kill-leader@soon", "time"},
+		{"add-node", "needs a time"},
+		{"add-node:4@1s", "takes no node"},
+		{"add-node@1s+1s", "takes no duration"},
+		{"remove@1s", "needs a node"},
+		{"remove:9@1s", "between 1 and 3"},
+		{"remove-leader:1@1s", "takes no node"},
+		{"remove-leader@1s+2s", "takes no duration"},
+		{"replace@1s", "needs a node"},
+		{"replace:2=1@1s", "takes no value"},
 		{"kill-leader@1s+0s", "must be positive"},
 		{"restart@1s+1s", "takes no duration"},
 		{"heal@1s+1s", "takes no duration"},

@@ -124,6 +124,7 @@ func Markdown(run *results.Run) string {
 	}
 	fmt.Fprintf(&b, "| errors | %s |\n", ErrorsString(s.Errors))
 	fmt.Fprintf(&b, "| leader changes | %d (elections started: %d) |\n", s.LeaderChanges, s.Elections)
+	fmt.Fprintf(&b, "| WAL peak | %s |\n", WALPeak(s))
 
 	b.WriteString("\n## Verdicts\n\n")
 	lin := "not checked (run with --check)"
@@ -166,6 +167,21 @@ func Markdown(run *results.Run) string {
 		}
 	}
 
+	if len(s.Membership) > 0 {
+		b.WriteString("\n### Membership changes\n\n| at | fault | added | removed | in force after | new node caught up after | voters after | error |\n|---|---|---|---|---|---|---|---|\n")
+		for _, m := range s.Membership {
+			caught := "–"
+			if m.Added != 0 {
+				caught = msOrNone(m.CaughtUpMS)
+				if m.SnapshotIndex > 0 {
+					caught += fmt.Sprintf(" (snapshot at %d)", m.SnapshotIndex)
+				}
+			}
+			fmt.Fprintf(&b, "| %.3f s | `%s` | %s | %s | %s | %s | %s | %s |\n", m.AtMS/1000, m.Spec, idOrDash(m.Added), idOrDash(m.Removed),
+				msOrNone(m.DoneMS), caught, idList(m.Voters), m.Error)
+		}
+	}
+
 	b.WriteString("\n## Plots\n\n")
 	for _, p := range []struct{ file, alt string }{{PercentilesPlot, "latency by percentile"}, {ThroughputPlot, "throughput over time"}, {P99Plot, "p99 over time"}} {
 		fmt.Fprintf(&b, "![%s](%s/%s)\n\n", p.alt, results.PlotsDir, p.file)
@@ -177,9 +193,9 @@ func Markdown(run *results.Run) string {
 	}
 
 	if len(s.Nodes) > 0 {
-		b.WriteString("\n## Nodes\n\n| node | proposals | batches | fsyncs | fsync mean | fsync max | elections | loop saturation | restarts |\n|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("\n## Nodes\n\n| node | proposals | batches | fsyncs | fsync mean | fsync max | elections | loop saturation | restarts | snapshots | WAL peak |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, n := range s.Nodes {
-			fmt.Fprintf(&b, "| %d | %d | %d | %d | %s | %s | %d | %.0f%% | %d |\n", n.ID, n.Proposals, n.Batches, n.Fsyncs, US(n.FsyncMeanUS), US(n.FsyncMaxUS), n.Elections, 100*n.LoopSaturation, n.Restarts)
+			fmt.Fprintf(&b, "| %d | %d | %d | %d | %s | %s | %d | %.0f%% | %d | %d | %s |\n", n.ID, n.Proposals, n.Batches, n.Fsyncs, US(n.FsyncMeanUS), US(n.FsyncMaxUS), n.Elections, 100*n.LoopSaturation, n.Restarts, n.Snapshots, Bytes(n.WALPeakBytes))
 		}
 	}
 
@@ -188,6 +204,58 @@ func Markdown(run *results.Run) string {
 	fmt.Fprintf(&b, "\nFiles: `%s`, `%s`, `%s` (ms), `%s` (µs intervals), `%s`; see results/README.md for the format.\n",
 		results.ConfigFile, results.SummaryFile, results.HgrmFile, results.HlogFile, results.TimelineFile)
 	return b.String()
+}
+
+// WALPeak describes the peak data directory sizes: the largest, then every
+// node's.
+func WALPeak(s *results.Summary) string {
+	if len(s.WALPeakBytesByNode) == 0 {
+		return "not measured"
+	}
+	ids := make([]string, 0, len(s.WALPeakBytesByNode))
+	for id := range s.WALPeakBytesByNode {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		if len(ids[i]) != len(ids[j]) {
+			return len(ids[i]) < len(ids[j])
+		}
+		return ids[i] < ids[j]
+	})
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%s: %s", id, Bytes(s.WALPeakBytesByNode[id]))
+	}
+	return fmt.Sprintf("%s (by node: %s)", Bytes(s.WALPeakBytes), strings.Join(parts, ", "))
+}
+
+// Bytes formats a byte count readably (binary units).
+func Bytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	default:
+		return fmt.Sprintf("%d B", n)
+	}
+}
+
+func idOrDash(id uint64) string {
+	if id == 0 {
+		return "–"
+	}
+	return fmt.Sprint(id)
+}
+
+func idList(ids []uint64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprint(id)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // US formats microseconds readably.

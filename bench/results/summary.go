@@ -46,7 +46,7 @@ type Summary struct {
 	LeaderChanges int `json:"leader_changes"`
 	// Elections sums the elections the nodes started (node metrics).
 	Elections uint64 `json:"elections"`
-	// Failovers has one entry per killed or partitioned leader.
+	// Failovers has one entry per killed, partitioned or removed leader.
 	Failovers []Failover `json:"failovers"`
 	// Faults lists what the fault schedule did, when.
 	Faults []AppliedFault `json:"faults"`
@@ -54,6 +54,17 @@ type Summary struct {
 	// messages (dropped, partitioned_send, duplicated, delayed, ...),
 	// summed over the nodes running at the end.
 	MessageFaults map[string]uint64 `json:"message_faults,omitempty"`
+	// Membership lists the membership changes the schedule made (add-node,
+	// remove, remove-leader, replace), in the order they started.
+	Membership []MembershipChange `json:"membership,omitempty"`
+
+	// WALPeakBytes is the largest size any node's data directory (its WAL
+	// and snapshot images) reached, sampled every second from the start
+	// of the cluster to the end of the measured run; WALPeakBytesByNode
+	// has every node's peak, keyed by node ID. With --wal memory only the
+	// snapshot images are on disk.
+	WALPeakBytes       int64            `json:"wal_peak_bytes"`
+	WALPeakBytesByNode map[string]int64 `json:"wal_peak_bytes_by_node,omitempty"`
 
 	// Linearizable is the porcupine verdict with --check (nil without, or
 	// when the check timed out; see LinearizabilityCheck).
@@ -63,8 +74,9 @@ type Summary struct {
 	// HistoryOps is the number of operations in the checked history.
 	HistoryOps int `json:"history_ops,omitempty"`
 
-	// ReplicasAgree: after the run every replica applied the same index
-	// and has the same state hash (ReplicaHashes).
+	// ReplicasAgree: after the run every current member applied the same
+	// index and has the same state hash (ReplicaHashes); removed nodes are
+	// not compared.
 	ReplicasAgree bool              `json:"replicas_agree"`
 	ReplicaHashes map[string]string `json:"replica_hashes"`
 	AppliedIndex  uint64            `json:"applied_index"`
@@ -108,6 +120,31 @@ type Failover struct {
 	ToCommitMS float64 `json:"to_commit_ms"`
 }
 
+// MembershipChange is one membership event of the fault schedule.
+type MembershipChange struct {
+	// AtMS is when it started, from the start of the measured run; Spec
+	// the fault that asked for it.
+	AtMS float64 `json:"at_ms"`
+	Spec string  `json:"spec"`
+	// Added is the node it added (0: none), Removed the node it removed
+	// (0: none).
+	Added   uint64 `json:"added,omitempty"`
+	Removed uint64 `json:"removed,omitempty"`
+	// DoneMS is the time from AtMS until the change was in force (for
+	// add-node: the new node promoted to voter); -1 when it never was.
+	DoneMS float64 `json:"done_ms"`
+	// CaughtUpMS is, for a new node, the time from AtMS until it had
+	// applied everything committed when the change was in force (-1: not
+	// before the run ended); SnapshotIndex is the index of the snapshot it
+	// was brought up with (0: it caught up from the log alone).
+	CaughtUpMS    float64 `json:"caught_up_ms,omitempty"`
+	SnapshotIndex uint64  `json:"snapshot_index,omitempty"`
+	// Voters are the voters once the change was in force.
+	Voters []uint64 `json:"voters,omitempty"`
+	// Error says why it failed.
+	Error string `json:"error,omitempty"`
+}
+
 // AppliedFault is one thing the fault schedule did.
 type AppliedFault struct {
 	AtMS float64 `json:"at_ms"`
@@ -129,6 +166,12 @@ type NodeStats struct {
 	Elections      uint64  `json:"elections"`
 	LoopSaturation float64 `json:"loop_saturation"`
 	Restarts       int     `json:"restarts"`
+	// Snapshots and Compactions are the node's snapshot counters.
+	Snapshots   uint64 `json:"snapshots"`
+	Compactions uint64 `json:"compactions"`
+	// WALPeakBytes is the node's data directory's peak size (see
+	// Summary.WALPeakBytes).
+	WALPeakBytes int64 `json:"wal_peak_bytes"`
 }
 
 // Env describes where a run ran.

@@ -78,6 +78,16 @@ func printSummary(w io.Writer, dir string, s *results.Summary) {
 	for _, f := range s.Failovers {
 		rows = append(rows, [2]string{"failover " + f.Fault, fmt.Sprintf("new leader %d after %s, first commit after %s", f.NewLeader, msStr(f.ToLeaderMS), msStr(f.ToCommitMS))})
 	}
+	for _, m := range s.Membership {
+		v := fmt.Sprintf("at %.1f s: in force after %s", m.AtMS/1000, msStr(m.DoneMS))
+		if m.Error != "" {
+			v = fmt.Sprintf("at %.1f s: failed: %s", m.AtMS/1000, m.Error)
+		} else if len(m.Voters) > 0 {
+			v += fmt.Sprintf(", voters %v", m.Voters)
+		}
+		rows = append(rows, [2]string{"membership " + m.Spec, v})
+	}
+	rows = append(rows, [2]string{"WAL peak", report.WALPeak(s)})
 	lin := "not checked"
 	if s.LinearizabilityCheck != "off" {
 		lin = s.LinearizabilityCheck
