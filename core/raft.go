@@ -634,6 +634,10 @@ func (r *Raft) stepCandidate(m Message) {
 		}
 		switch jointTally(r.conf.Voters, r.conf.VotersOutgoing, r.votes) {
 		case voteWon:
+			if !r.promotable() {
+				r.becomeFollower(r.term, None)
+				return
+			}
 			if r.role == PreCandidate {
 				r.campaign(true)
 			} else {
@@ -1009,6 +1013,12 @@ func (r *Raft) applyConfChangeEntry(e *Entry) {
 		return
 	}
 	r.applyConfState(cs)
+	if (r.role == Candidate || r.role == PreCandidate) && !r.isVoter(r.id) {
+		// Removed mid-campaign: votes from the new configuration must not
+		// make a non-member its leader.
+		r.becomeFollower(r.term, None)
+		return
+	}
 	if r.role != Leader {
 		return
 	}

@@ -57,7 +57,11 @@ const (
 )
 
 type simWrite struct {
-	due     int
+	due int
+	// compactTo, when set, is a compaction queued behind the saves before
+	// it, as a runtime orders it through its WAL writer.
+	compactTo   uint64
+	compactConf ConfState
 	hs      HardState
 	ents    []Entry
 	snap    *Snapshot
@@ -297,8 +301,20 @@ func (s *sim) completeWrites(n *simNode) {
 			n.store.SetHardState(w.hs)
 		}
 		if w.snap != nil {
-			if err := n.store.ApplySnapshot(w.snap.Meta); err != nil {
-				s.violate("node %d: %v", n.id, err)
+			// A snapshot the log has moved past (a newer one, or a local
+			// compaction) is skipped; it is acknowledged all the same.
+			if cur, _ := n.store.SnapshotMeta(); w.snap.Meta.Index > cur.Index {
+				if err := n.store.ApplySnapshot(w.snap.Meta); err != nil {
+					s.violate("node %d: %v", n.id, err)
+				}
+			}
+		}
+		if w.compactTo > 0 {
+			last, _ := n.store.LastIndex()
+			if cur, _ := n.store.SnapshotMeta(); w.compactTo <= last && w.compactTo > cur.Index {
+				if err := n.store.Compact(w.compactTo, w.compactConf); err != nil {
+					s.violate("node %d: compact %d: %v", n.id, w.compactTo, err)
+				}
 			}
 		}
 		if err := n.store.Append(w.ents); err != nil {
@@ -483,18 +499,16 @@ func (s *sim) faults() {
 // now and then, keeping a short tail, as a runtime's snapshot policy would.
 func (s *sim) compact() {
 	for _, n := range s.nodes {
-		if !n.up || s.rng.Float64() >= 0.02 {
+		if !n.up || s.rng.Float64() >= 0.02 || n.applied < 8 {
 			continue
 		}
-		last, _ := n.store.LastIndex()
-		upto := min(n.applied, last)
-		if upto < 8 {
-			continue
+		// Core's conf is the one in force at the index it has handed out
+		// to apply, so that pair is exact.
+		w := simWrite{due: s.round, compactTo: n.r.log.applying, compactConf: n.r.Conf()}
+		if k := len(n.writes); k > 0 {
+			w.due = max(w.due, n.writes[k-1].due)
 		}
-		upto -= 4
-		if err := n.store.Compact(upto, n.r.Conf()); err != nil {
-			s.violate("node %d: compact %d: %v", n.id, upto, err)
-		}
+		n.writes = append(n.writes, w)
 	}
 }
 
@@ -885,6 +899,12 @@ var simRegressions = []struct {
 	{5364, 3, "joint config, removed leader ahead"},
 	{8354, 3, "joint config, removed leader ahead"},
 	{11520, 3, "joint config, removed leader ahead"},
+	// A node removed while campaigning won with votes of the new
+	// configuration and led a cluster it was not in.
+	{30638, 7, "removed mid-campaign"},
+	// Two snapshots arrived before either was saved while a compaction
+	// ran behind them.
+	{29885, 3, "stale snapshot behind a compaction"},
 }
 
 func TestSimulationRegressions(t *testing.T) {
