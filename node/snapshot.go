@@ -65,27 +65,30 @@ func (n *Node) persistSnapshot(job snapJob) error {
 	if err := n.snaps.save(job.snap); err != nil {
 		return err
 	}
-	n.latestSnap.Store(job.snap)
+	n.setLatestSnap(job.snap)
 	n.metrics.snapshots.Add(1)
-	last, err := n.cfg.Log.LastIndex()
-	if err != nil {
-		return fmt.Errorf("node %d: compact: %w", n.id, err)
-	}
-	meta, err := n.cfg.Log.SnapshotMeta()
-	if err != nil {
-		return fmt.Errorf("node %d: compact: %w", n.id, err)
-	}
-	// Only what is durable here can be compacted; the trailing tail stays
-	// so slightly slow followers catch up from the log, not a snapshot.
-	idx := min(job.compactIndex, last)
-	if idx > meta.Index {
-		if err := n.cfg.Log.Compact(idx, job.compactConf); err != nil {
-			return fmt.Errorf("node %d: compact to %d: %w", n.id, idx, err)
-		}
-		n.metrics.compactions.Add(1)
-	}
-	n.log.Info("snapshot taken", "node", n.id, "index", job.snap.Meta.Index, "bytes", len(job.snap.Data), "compacted_to", idx, "took", time.Since(start))
+	// Compaction is ordered through the WAL writer, behind every save
+	// queued before it. It keeps the trailing tail, and skips an index the
+	// log does not hold durably yet (the membership recorded with it must
+	// be the one in force at exactly that index).
+	n.writer.enqueue(saveReq{compact: &compactReq{index: job.compactIndex, conf: job.compactConf}})
+	n.log.Info("snapshot taken", "node", n.id, "index", job.snap.Meta.Index, "bytes", len(job.snap.Data), "compact_to", job.compactIndex, "took", time.Since(start))
 	return nil
+}
+
+// setLatestSnap records s as the image to send followers, unless a newer
+// one is already there (the snapshot goroutine and the WAL writer both
+// record images, in either order).
+func (n *Node) setLatestSnap(s *core.Snapshot) {
+	for {
+		cur := n.latestSnap.Load()
+		if cur != nil && cur.Meta.Index >= s.Meta.Index {
+			return
+		}
+		if n.latestSnap.CompareAndSwap(cur, s) {
+			return
+		}
+	}
 }
 
 // Snapshot takes a snapshot now (in addition to the policy's), persists it

@@ -31,6 +31,15 @@ type saveReq struct {
 	snap  *core.Snapshot
 	sync  bool
 	after []core.Message
+	// compact, when set, compacts the log up to compact.index once every
+	// save queued before it is written: compaction must never overtake an
+	// older snapshot still queued, or the log's start would move backwards.
+	compact *compactReq
+}
+
+type compactReq struct {
+	index uint64
+	conf  core.ConfState
 }
 
 func newWALWriter(n *Node) *walWriter {
@@ -51,6 +60,50 @@ func (w *walWriter) err() error {
 	if p := w.fail.Load(); p != nil {
 		return *p
 	}
+	return nil
+}
+
+// installSnapshot makes a snapshot received from the leader durable: its
+// image, then the log's new start. A snapshot the log has already moved past
+// (a newer one was saved, or the log was compacted beyond it) is skipped;
+// it is still acknowledged, so core forgets it.
+func (w *walWriter) installSnapshot(s *core.Snapshot) error {
+	cur, err := w.n.cfg.Log.SnapshotMeta()
+	if err != nil {
+		return fmt.Errorf("node %d: wal snapshot metadata: %w", w.n.id, err)
+	}
+	if s.Meta.Index <= cur.Index {
+		return nil
+	}
+	if err := w.n.snaps.save(s); err != nil {
+		return fmt.Errorf("node %d: %w", w.n.id, err)
+	}
+	w.n.setLatestSnap(s)
+	if err := w.n.cfg.Log.SaveSnapshot(s.Meta); err != nil {
+		return fmt.Errorf("node %d: wal save snapshot %d: %w", w.n.id, s.Meta.Index, err)
+	}
+	return nil
+}
+
+// compact compacts the log after a snapshot image was persisted, never past
+// what the log holds nor below where it already starts.
+func (w *walWriter) compact(c *compactReq) error {
+	lg := w.n.cfg.Log
+	last, err := lg.LastIndex()
+	if err != nil {
+		return fmt.Errorf("node %d: compact: %w", w.n.id, err)
+	}
+	cur, err := lg.SnapshotMeta()
+	if err != nil {
+		return fmt.Errorf("node %d: compact: %w", w.n.id, err)
+	}
+	if c.index > last || c.index <= cur.Index {
+		return nil
+	}
+	if err := lg.Compact(c.index, c.conf); err != nil {
+		return fmt.Errorf("node %d: compact to %d: %w", w.n.id, c.index, err)
+	}
+	w.n.metrics.compactions.Add(1)
 	return nil
 }
 
@@ -105,25 +158,36 @@ func (w *walWriter) save(queue []saveReq) error {
 	var ents []core.Entry
 	var acks []persistAck
 	sync, merged := false, false
+	flush := func() error {
+		if err := w.write(hs, ents, sync); err != nil {
+			return err
+		}
+		if len(ents) > 0 {
+			acks = append(acks, persistAck{ents[len(ents)-1].Index, ents[len(ents)-1].Term})
+		}
+		hs, ents, sync, merged = core.HardState{}, nil, false, false
+		return nil
+	}
 	for _, r := range queue {
+		if r.compact != nil {
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := w.compact(r.compact); err != nil {
+				return err
+			}
+			continue
+		}
 		if r.snap != nil {
 			// A snapshot from the leader replaces the log: write what is
 			// merged so far, then the image and the log's new start, in
 			// that order, so a crash never leaves a log compacted past the
 			// newest image.
-			if err := w.write(hs, ents, sync); err != nil {
+			if err := flush(); err != nil {
 				return err
 			}
-			if len(ents) > 0 {
-				acks = append(acks, persistAck{ents[len(ents)-1].Index, ents[len(ents)-1].Term})
-			}
-			hs, ents, sync, merged = core.HardState{}, nil, false, false
-			if err := w.n.snaps.save(r.snap); err != nil {
-				return fmt.Errorf("node %d: %w", w.n.id, err)
-			}
-			w.n.latestSnap.Store(r.snap)
-			if err := w.n.cfg.Log.SaveSnapshot(r.snap.Meta); err != nil {
-				return fmt.Errorf("node %d: wal save snapshot %d: %w", w.n.id, r.snap.Meta.Index, err)
+			if err := w.installSnapshot(r.snap); err != nil {
+				return err
 			}
 			acks = append(acks, persistAck{r.snap.Meta.Index, r.snap.Meta.Term})
 		}
