@@ -1,6 +1,9 @@
 # raftbench — see README.md. Every target works on a fresh clone: Go fetches
 # the modules named in go.mod through the module proxy.
 
+SHELL       := bash
+.SHELLFLAGS := -o pipefail -c
+
 GO        ?= go
 PKGS      ?= ./...
 SEEDS     ?= 100000
@@ -10,7 +13,7 @@ STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Fuzz targets run briefly by `make test`, as package:FuzzFunc pairs.
 FUZZ_TARGETS ?= ./core:FuzzUnmarshalConfChange ./transport:FuzzDecodeFrame ./transport:FuzzHandshake ./transport:FuzzSnapshotRecords ./wal:FuzzDecodeEntry ./kv:FuzzDecodeCommand
 
-.PHONY: test vet unit fuzz-short lint sim bench cover run
+.PHONY: test vet unit sim-short fuzz-short lint sim bench cover run
 
 ## run: a raftbench run with the defaults (3 nodes, TCP, Pebble with sync,
 ## 128 B payloads, 64 closed-loop clients, 10 s); pass more flags in RUNFLAGS,
@@ -20,13 +23,18 @@ run:
 	$(GO) run ./cmd/raftbench run $(RUNFLAGS)
 
 ## test: vet, the race-enabled test suite, and a short run of every fuzz target.
-test: vet unit fuzz-short
+test: vet unit sim-short fuzz-short
 
 vet:
 	$(GO) vet $(PKGS)
 
 unit:
-	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+	$(GO) test -race -count=1 -timeout 9m -skip '^TestSimulation$$' $(PKGS)
+
+## sim-short: the core simulator's default 2,100 seeds, showing its summary
+## line (go test hides a passing test's output otherwise).
+sim-short:
+	$(GO) test -race -count=1 -timeout 9m -run '^TestSimulation$$' -v ./core/ | grep -Ev '^(=== RUN|--- PASS)'
 
 fuzz-short:
 	@set -e; for t in $(FUZZ_TARGETS); do \

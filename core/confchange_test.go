@@ -167,6 +167,17 @@ func TestMembership_GrowAndRemoveLeader(t *testing.T) {
 	if l.Role() == Leader {
 		t.Fatal("the removed leader still leads")
 	}
+	// It handed leadership on as it stepped down: a successor was told to
+	// campaign at once, without waiting out an election timeout.
+	var successor uint64
+	for _, m := range nw.delivered {
+		if m.Type == MsgTimeoutNow && m.From == 1 {
+			successor = m.To
+		}
+	}
+	if successor == None || nw.nodes[successor].Role() != Leader {
+		t.Fatalf("no successor took over at once (TimeoutNow to %d)", successor)
+	}
 	delete(nw.nodes, 1) // gone
 	lead := nw.electAny()
 	if !slices.Equal(nw.nodes[lead].Conf().Voters, []uint64{2, 3, 4, 5}) {

@@ -1024,7 +1024,13 @@ func (r *Raft) applyConfChangeEntry(e *Entry) {
 	}
 	if !r.isVoter(r.id) {
 		// The leader removed itself; the configuration without it is in
-		// force, so it steps down and the remaining voters elect a leader.
+		// force, so it steps down. It first tells the most caught-up
+		// remaining voter to campaign at once, so the cluster need not sit
+		// out an election timeout (the vote still requires an up-to-date
+		// log, so this only speeds things up).
+		if to := r.mostCaughtUpVoter(); to != None {
+			r.send(Message{Type: MsgTimeoutNow, To: to})
+		}
 		r.becomeFollower(r.term, None)
 		return
 	}
@@ -1035,6 +1041,18 @@ func (r *Raft) applyConfChangeEntry(e *Entry) {
 	// probing now rather than at the next heartbeat: send to everyone.
 	r.maybeCommit()
 	r.bcastAppend(true)
+}
+
+// mostCaughtUpVoter is the voter other than this node with the highest
+// Match (lowest ID on ties), or None.
+func (r *Raft) mostCaughtUpVoter() uint64 {
+	best, match := None, uint64(0)
+	for _, id := range r.votersSorted() {
+		if pr := r.prs[id]; id != r.id && pr != nil && (best == None || pr.Match > match) {
+			best, match = id, pr.Match
+		}
+	}
+	return best
 }
 
 // maybeLeaveJoint has a leader in a joint configuration propose C_new once
