@@ -5,15 +5,18 @@ import (
 	"fmt"
 )
 
-// unstable is the tail of the log that is not yet known to be durable:
-// entries (and possibly a snapshot) that Ready has handed, or will hand, to
-// the runtime to persist.
+// unstable is the in-memory tail of the log: entries (and possibly a
+// snapshot) that Ready has handed, or will hand, to the runtime to persist,
+// and entries that are durable but not yet handed out to apply. Keeping the
+// latter saves reading them back from storage (decoding, checksumming) for
+// the applier and for replication moments after they were written.
 //
 // Invariants:
 //   - entries[i].Index == offset+i.
 //   - With a snapshot, offset == snapshot.Index+1.
-//   - offset <= offsetInProgress <= offset+len(entries): entries below
-//     offsetInProgress have been handed out in a Ready and are being written.
+//   - offset-1 <= persisted < offsetInProgress <= offset+len(entries):
+//     entries up to persisted are durable; entries below offsetInProgress
+//     have been handed out in a Ready and are being written.
 //   - A slice of entries handed out is never written to again: truncation
 //     copies, so the runtime may read a Ready's entries while core moves on.
 type unstable struct {
@@ -22,6 +25,7 @@ type unstable struct {
 	entries            []Entry
 	offset             uint64
 	offsetInProgress   uint64
+	persisted          uint64
 }
 
 func (u *unstable) lastIndex() (uint64, bool) {
@@ -57,30 +61,40 @@ func (u *unstable) truncateAndAppend(ents []Entry) {
 		// cannot disturb a Ready the runtime still holds.
 		u.entries = append(u.entries, ents...)
 	case first <= u.offset:
-		// Replace everything: the runtime rewrites from first.
+		// Replace everything: the runtime rewrites from first. What lies
+		// before first is in storage, so durable.
 		u.entries = append([]Entry(nil), ents...)
 		u.offset = first
 		u.offsetInProgress = first
+		u.persisted = first - 1
 	default:
 		// Keep a prefix, copied so that slices handed out stay intact.
 		keep := make([]Entry, 0, int(first-u.offset)+len(ents))
 		keep = append(keep, u.entries[:first-u.offset]...)
 		u.entries = append(keep, ents...)
 		u.offsetInProgress = min(u.offsetInProgress, first)
+		u.persisted = min(u.persisted, first-1)
 	}
 }
 
-// stableTo drops entries up to index once they are durable, provided the
-// entry at index still has term t (it might have been replaced since the
-// write that is being acknowledged began).
+// stableTo records entries up to index as durable, provided the entry at
+// index still has term t (it might have been replaced since the write that
+// is being acknowledged began), and that it was handed out to be written.
 func (u *unstable) stableTo(index, t uint64) bool {
 	got, ok := u.term(index)
-	if !ok || got != t || index < u.offset {
+	if !ok || got != t || index < u.offset || index >= u.offsetInProgress {
 		return false
 	}
-	// Never drop entries that were not handed out yet.
-	if index >= u.offsetInProgress {
-		return false
+	u.persisted = max(u.persisted, index)
+	return true
+}
+
+// shrinkTo drops entries up to index once they are durable (and, as the
+// caller ensures, handed out to apply): from then on storage serves them.
+func (u *unstable) shrinkTo(index uint64) {
+	index = min(index, u.persisted)
+	if index < u.offset {
+		return
 	}
 	n := index + 1 - u.offset
 	u.entries = u.entries[n:]
@@ -88,7 +102,6 @@ func (u *unstable) stableTo(index, t uint64) bool {
 	if len(u.entries) == 0 {
 		u.entries = nil
 	}
-	return true
 }
 
 // stableSnapTo forgets the pending snapshot once it is durable.
@@ -96,6 +109,7 @@ func (u *unstable) stableSnapTo(index uint64) bool {
 	if u.snapshot != nil && u.snapshot.Meta.Index == index && u.snapshotInProgress {
 		u.snapshot = nil
 		u.snapshotInProgress = false
+		u.persisted = max(u.persisted, index)
 		return true
 	}
 	return false
@@ -123,8 +137,12 @@ func (l *raftLog) stableIndex() uint64 {
 	if l.unstable.snapshot != nil {
 		return 0
 	}
-	return l.unstable.offset - 1
+	return l.unstable.persisted
 }
+
+// shrinkUnstable lets storage serve everything durable and handed out to
+// apply.
+func (l *raftLog) shrinkUnstable() { l.unstable.shrinkTo(l.applying) }
 
 func newRaftLog(storage Storage, applied uint64) (*raftLog, error) {
 	first, err := storage.FirstIndex()
@@ -140,7 +158,7 @@ func newRaftLog(storage Storage, applied uint64) (*raftLog, error) {
 	}
 	l := &raftLog{
 		storage:  storage,
-		unstable: unstable{offset: last + 1, offsetInProgress: last + 1},
+		unstable: unstable{offset: last + 1, offsetInProgress: last + 1, persisted: last},
 	}
 	// Everything up to the snapshot is committed and applied by definition.
 	l.committed = first - 1
@@ -383,4 +401,5 @@ func (l *raftLog) restore(s *Snapshot) {
 	l.unstable.entries = nil
 	l.unstable.offset = s.Meta.Index + 1
 	l.unstable.offsetInProgress = s.Meta.Index + 1
+	l.unstable.persisted = s.Meta.Index // moot until the snapshot is durable
 }

@@ -364,7 +364,8 @@ func (r *Raft) tickLeader() {
 				r.becomeFollower(r.term, None)
 				return
 			}
-			busy := r.log.unstable.offsetInProgress > r.log.unstable.offset
+			// Entries handed out to be written but not yet durable.
+			busy := r.log.unstable.offsetInProgress-1 > r.log.unstable.persisted
 			if busy && r.diskBusyAtCheck && !r.persistedSinceCheck {
 				r.becomeFollower(r.term, None)
 				return
@@ -1210,6 +1211,7 @@ func (r *Raft) Persisted(index, term uint64) {
 	if r.log.unstable.stableTo(index, term) {
 		r.persistedSinceCheck = true
 	}
+	r.log.shrinkUnstable()
 	if r.role == Leader {
 		if pr := r.prs[r.id]; pr != nil && pr.maybeUpdate(r.log.stableIndex()) && r.maybeCommit() {
 			r.bcastAppend(true)

@@ -121,6 +121,7 @@ func (r *Raft) Advance(rd Ready) {
 		}
 	}
 	r.maybeLeaveJoint()
+	r.log.shrinkUnstable()
 	r.msgs = dropFirst(r.msgs, len(rd.Messages))
 	r.msgsAfter = dropFirst(r.msgsAfter, len(rd.MessagesAfterPersist))
 	r.readStates = dropFirst(r.readStates, len(rd.ReadStates))

@@ -565,6 +565,9 @@ func (s *sim) check() {
 			continue
 		}
 		r := n.r
+		if u := &r.log.unstable; !(u.offset-1 <= u.persisted && u.persisted < u.offsetInProgress && u.offsetInProgress <= u.offset+uint64(len(u.entries))) {
+			s.violate("node %d: unstable tail broke its invariant: offset %d persisted %d inProgress %d len %d", n.id, u.offset, u.persisted, u.offsetInProgress, len(u.entries))
+		}
 		if r.Role() == Leader {
 			if l, ok := s.leaders[r.Term()]; ok && l != n.id {
 				s.violate("election safety: %d and %d both lead term %d", l, n.id, r.Term())

@@ -127,13 +127,17 @@ func TestUnstable_HandedOutEntriesStayIntact(t *testing.T) {
 	// The first save being acknowledged must not mark the replacement
 	// durable: entry 3 of term 1 is gone, so (3, 1) matches nothing.
 	r.Persisted(3, 1)
-	if r.log.unstable.offset != 1 {
-		t.Fatalf("stale Persisted moved the unstable offset to %d", r.log.unstable.offset)
+	if r.log.unstable.persisted != 0 {
+		t.Fatalf("stale Persisted marked entries durable up to %d", r.log.unstable.persisted)
 	}
 	r.Advance(rd2)
 	r.Persisted(2, 2)
-	if r.log.unstable.offset != 3 {
-		t.Fatalf("Persisted(2,2) left the unstable offset at %d, want 3", r.log.unstable.offset)
+	if r.log.unstable.persisted != 2 {
+		t.Fatalf("Persisted(2,2) left entries durable up to %d, want 2", r.log.unstable.persisted)
+	}
+	// Durable but not yet applied: still served from memory.
+	if r.log.unstable.offset != 1 {
+		t.Fatalf("entries not yet applied left memory (offset %d)", r.log.unstable.offset)
 	}
 }
 
