@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -228,7 +229,7 @@ func writeSweep(dir string, axes []Axis, pts []*Point) error {
 	}
 	for i, a := range axes {
 		file := "throughput_vs_" + sanitize(a.Knob) + ".png"
-		if err := report.Save(report.Plot{Title: "Throughput by " + a.Knob, XLabel: a.Knob, YLabel: "ops/s",
+		if err := report.Save(report.Plot{Title: "Throughput by " + a.Knob, XLabel: a.Knob, YLabel: "ops/s", LogX: geometric(a.Values),
 			Series: seriesBy(axes, pts, i, func(s *results.Summary) float64 { return s.ThroughputOpsPerSec }), Points: len(pts) < 3},
 			filepath.Join(pdir, file)); err != nil {
 			return err
@@ -314,4 +315,26 @@ func axisNumber(v string) (float64, error) {
 		return 0, err
 	}
 	return float64(d) / float64(time.Millisecond), nil
+}
+
+// geometric reports whether an axis's values are all positive numbers
+// spanning a factor of 16 or more (batch sizes 1, 16, 256, say), which a
+// log scale shows better than a linear one.
+func geometric(values []string) bool {
+	lo, hi := math.Inf(1), 0.0
+	for _, v := range values {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			d, derr := time.ParseDuration(v)
+			if derr != nil {
+				return false
+			}
+			x = d.Seconds()
+		}
+		if x <= 0 {
+			return false
+		}
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return len(values) > 1 && hi/lo >= 16
 }

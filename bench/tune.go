@@ -37,7 +37,7 @@ func TuneBatch(ctx context.Context, sp SweepSpec, batches, inflights []string, s
 	}
 	t := &BatchTuning{Dir: dir, Axes: sp.Axes, Points: pts, SLO: slo}
 	for _, p := range pts {
-		if p.Summary.LatencyUS.P99 <= float64(slo.Microseconds()) && p.Summary.ReplicasAgree &&
+		if p.Summary.LatencyUS.P99 <= float64(slo.Microseconds()) && verdictsHold(p.Summary) &&
 			(t.Best == nil || p.Summary.ThroughputOpsPerSec > t.Best.Summary.ThroughputOpsPerSec) {
 			t.Best = p
 		}
@@ -50,6 +50,12 @@ func TuneBatch(ctx context.Context, sp SweepSpec, batches, inflights []string, s
 		return nil, fmt.Errorf("write tune.md: %w", err)
 	}
 	return t, nil
+}
+
+// verdictsHold reports whether a run's checks passed: a setting that loses
+// writes is never recommended, however fast.
+func verdictsHold(s *results.Summary) bool {
+	return s.ReplicasAgree && s.AckedOpsFound && (s.Linearizable == nil || *s.Linearizable)
 }
 
 // Recommendation says what to use, in one sentence.

@@ -83,14 +83,17 @@ func Save(pl Plot, path string) error {
 				}
 			}
 		} else {
-			l, err := plotter.NewLine(xys)
+			l, pts, err := plotter.NewLinePoints(xys)
 			if err != nil {
 				return fmt.Errorf("plot %s: %w", pl.Title, err)
 			}
 			l.Color = plotutil.Color(i)
 			l.Width = vg.Points(1.5)
-			p.Add(l)
-			p.Legend.Add(s.Name, l)
+			pts.Color = plotutil.Color(i)
+			pts.Shape = draw.CircleGlyph{}
+			pts.Radius = vg.Points(2)
+			p.Add(l, pts)
+			p.Legend.Add(s.Name, l, pts)
 		}
 	}
 	if ymax == 0 {

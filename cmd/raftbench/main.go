@@ -117,6 +117,21 @@ Events:
   partition-leader@AT[+FOR]  cut the current leader off from every other node
   isolate:N@AT[+FOR]         cut node N off from every other node
   heal@AT                    remove every partition
+Membership events (one at a time, in schedule order; each is retried against
+whoever leads until it is in force, for up to 30 s):
+  add-node@AT                start a new, empty node that joins as a learner,
+                             add it, and promote it to voter once caught up
+  remove:N@AT                remove node N from the membership, then stop it
+  remove-leader@AT           hand leadership to the most caught-up follower,
+                             remove the old leader and stop it (the time to
+                             the new leader is reported as a failover)
+  replace:N@AT               stop node N, start a new node, and swap them in
+                             one joint change (add the new voter, remove N);
+                             the new node catches up by snapshot once the log
+                             has been compacted past its start
+New nodes take the IDs after the initial ones in schedule order (with
+--nodes 3 the first add-node or replace starts node 4, the next node 5), so
+later faults may name them: --fault add-node@2s --fault kill:4@5s+2s.
 Rules (on node N's outgoing messages with :N, else on every node's):
   loss=P                     drop each message with probability P (0..1)
   dup=P                      send each message twice with probability P
@@ -129,12 +144,18 @@ Examples:
   --fault kill:2@5s+3s  --fault partition-leader@10s+3s  --fault isolate:3@4s+2s
   --fault loss=0.05 --fault delay=2ms~1ms --fault dup=0.01 --fault reorder=0.1
   --fault slow-disk=5ms@3s+4s
+  --fault add-node@2s --fault remove-leader@5s --fault replace:1@8s
 
 A kill is a graceful node.Stop (saves already queued complete); a restart
 starts a new node on the same WAL directory and address, so --wal memory
-refuses faults that restart. The end of any partition heals every partition.
-At the end of the run every fault is lifted and every stopped node restarted
-before the replicas are compared.`
+refuses faults that restart. The end of isolate:N or partition-leader
+reconnects only the node it cut off; heal@AT removes every partition.
+Removed nodes are never restarted, and a kill, isolate or restart that
+names one is reported as an error. Clients know every node ID the schedule
+can create and are redirected to the leader by IDs not (or no longer) in
+the cluster. At the end of the run every fault is lifted and every stopped
+member restarted; then the current members (as the leader sees them) must
+agree, and every acknowledged write must be in their state.`
 
 // runCmdUse is shared by run, sweep and tune for the knob flags.
 func addKnobFlags(cmd *cobra.Command, set *[]bench.Assignment, skip map[string]bool) *string {

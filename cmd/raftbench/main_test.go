@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,6 +112,12 @@ func TestBadInput(t *testing.T) {
 		{[]string{"run", "--out", filepath.Join(blocker, "sub"), "--duration", "1s"}, "--out"},
 		{[]string{"run", "--wal", "memory", "--fault", "kill-leader@1s+1s"}, "--wal memory"},
 		{[]string{"run", "extra"}, "takes 0 argument"},
+		{[]string{"run", "--snapshot-every", "-5"}, "--snapshot-every: -5"},
+		{[]string{"run", "--snapshot-trailing", "lots"}, `--snapshot-trailing: "lots"`},
+		{[]string{"run", "--wal-memtable", "4096"}, "--wal-memtable: 4096"},
+		{[]string{"run", "--fault", "add-node:2@1s"}, "add-node takes no node"},
+		{[]string{"run", "--fault", "remove-leader@1s+1s"}, "takes no duration"},
+		{[]string{"run", "--fault", "replace:5@1s"}, "between 1 and 4"},
 		{[]string{"sweep", "--set", "nodes"}, "--set"},
 		{[]string{"sweep"}, "--set"},
 		{[]string{"tune", "batch", "--batches", "0"}, "--batches"},
@@ -138,5 +145,160 @@ func TestBadInput(t *testing.T) {
 		if _, err := os.Stat(out + ".partial"); !os.IsNotExist(err) {
 			t.Errorf("%v left %s.partial behind", tc.args, out)
 		}
+	}
+}
+
+// TestMembershipEndToEnd grows, shrinks and replaces under load on TCP with
+// frequent snapshots and a small memtable, and checks the verdicts, that
+// the summary lists each membership change with its time, and that every
+// node's data directory stayed far below the log the run wrote.
+func TestMembershipEndToEnd(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	var stdout, stderr bytes.Buffer
+	code := realMain(context.Background(), []string{"run",
+		"--duration", "6s", "--warmup", "300ms", "--clients", "8", "--keys", "50", "--payload", "4096",
+		"--tick", "5ms", "--election-timeout", "300ms", "--heartbeat", "30ms",
+		"--snapshot-every", "500", "--snapshot-trailing", "100", "--wal-memtable", "1MiB",
+		"--fault", "add-node@1s", "--fault", "remove-leader@2500ms", "--fault", "replace:2@4s",
+		"--check", "--out", out,
+	}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	run, err := results.Read(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := run.Summary
+	if s.Linearizable == nil || !*s.Linearizable {
+		t.Errorf("linearizable = %v (%s)", s.Linearizable, s.LinearizabilityCheck)
+	}
+	if !s.ReplicasAgree || !s.AckedOpsFound || s.AckedWrites == 0 {
+		t.Errorf("replicas_agree %v, acked_ops_found %v (%d acked, lost %v); problems %v", s.ReplicasAgree, s.AckedOpsFound, s.AckedWrites, s.LostKeys, s.Problems)
+	}
+	// add-node@1s starts node 4; remove-leader removes whoever led; replace:2
+	// swaps node 2 for node 5 (or fails if 2 was the leader removed before).
+	if len(s.Membership) != 3 {
+		t.Fatalf("membership = %+v, want 3 changes", s.Membership)
+	}
+	wantAt := []float64{1000, 2500, 4000}
+	for i, m := range s.Membership {
+		if m.Error != "" || m.DoneMS < 0 || m.AtMS < wantAt[i] || m.AtMS > wantAt[i]+500 {
+			t.Errorf("membership change %d = %+v, want one done, started at ~%v ms", i, m, wantAt[i])
+		}
+	}
+	add, rmLead, repl := s.Membership[0], s.Membership[1], s.Membership[2]
+	if add.Added != 4 || len(add.Voters) != 4 {
+		t.Errorf("add-node = %+v, want node 4 added, 4 voters", add)
+	}
+	if rmLead.Removed == 0 || slices.Contains(rmLead.Voters, rmLead.Removed) || len(rmLead.Voters) != 3 {
+		t.Errorf("remove-leader = %+v, want the leader gone, 3 voters", rmLead)
+	}
+	if rmLead.Removed != 2 {
+		if repl.Added != 5 || repl.Removed != 2 || slices.Contains(repl.Voters, 2) || !slices.Contains(repl.Voters, 5) || len(repl.Voters) != 3 {
+			t.Errorf("replace:2 = %+v, want node 2 swapped for node 5", repl)
+		}
+		if repl.SnapshotIndex == 0 || repl.CaughtUpMS <= 0 {
+			t.Errorf("replace:2 = %+v: node 5 did not catch up by snapshot", repl)
+		}
+	}
+	var removeFailover bool
+	for _, f := range s.Failovers {
+		removeFailover = removeFailover || (f.Fault == "remove-leader@2500ms" && f.OldLeader == rmLead.Removed && f.ToLeaderMS >= 0)
+	}
+	if !removeFailover {
+		t.Errorf("failovers = %+v, want remove-leader's time to a new leader", s.Failovers)
+	}
+	var timeline string
+	for _, r := range run.Timeline {
+		timeline += r.Faults + "\n"
+	}
+	for _, want := range []string{"add-node@1s: added node 4", "remove-leader@2500ms: removed and stopped node", "replace:2@4s:"} {
+		if !strings.Contains(timeline, want) {
+			t.Errorf("timeline lacks %q:\n%s", want, timeline)
+		}
+	}
+	// Bounded: the log written is ops × (payload + key and framing); with
+	// compaction every 500 entries and a 1 MiB memtable no node may keep
+	// more than a fraction of it.
+	logBytes := s.AckedWrites * (4096 + 32)
+	if s.WALPeakBytes <= 0 || len(s.WALPeakBytesByNode) != 5 {
+		t.Fatalf("wal_peak_bytes = %d by node %v, want a size for each of the 5 nodes", s.WALPeakBytes, s.WALPeakBytesByNode)
+	}
+	t.Logf("wal_peak_bytes %d (by node %v); log written about %d bytes", s.WALPeakBytes, s.WALPeakBytesByNode, logBytes)
+	if s.WALPeakBytes*3 > logBytes {
+		t.Errorf("wal_peak_bytes = %d, not far below the %d bytes of log written: compaction does not bound the WAL", s.WALPeakBytes, logBytes)
+	}
+	md, err := os.ReadFile(filepath.Join(out, results.ReportFile))
+	if err != nil || !strings.Contains(string(md), "### Membership changes") || !strings.Contains(string(md), "| WAL peak |") {
+		t.Errorf("report.md lacks the membership changes or the WAL peak (%v)", err)
+	}
+	if !strings.Contains(stdout.String(), "membership add-node@1s") || !strings.Contains(stdout.String(), "WAL peak") {
+		t.Errorf("summary table lacks membership or WAL peak:\n%s", stdout.String())
+	}
+}
+
+// recommended extracts "--flag VALUE" from a recommendation line.
+func recommended(t *testing.T, out, flag string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(out, "Recommended: ")
+	if !ok {
+		t.Fatalf("no recommendation in:\n%s", out)
+	}
+	_, v, ok := strings.Cut(rest, flag+" ")
+	if !ok {
+		t.Fatalf("recommendation lacks %s:\n%s", flag, rest)
+	}
+	return strings.TrimRight(strings.Fields(v)[0], ":,")
+}
+
+// TestTuneBatchEndToEnd runs a tiny tune batch and checks the
+// recommendation is one of the tried settings and the files exist.
+func TestTuneBatchEndToEnd(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "tune")
+	var stdout, stderr bytes.Buffer
+	code := realMain(context.Background(), []string{"tune", "batch", "--batches", "1,64", "--inflights", "4",
+		"--duration", "300ms", "--warmup", "100ms", "--clients", "4", "--slo-p99", "2s", "--out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	if b := recommended(t, stdout.String(), "--batch-entries"); b != "1" && b != "64" {
+		t.Errorf("recommended --batch-entries %q, not a tried value", b)
+	}
+	if i := recommended(t, stdout.String(), "--max-inflight"); i != "4" {
+		t.Errorf("recommended --max-inflight %q, not a tried value", i)
+	}
+	for _, f := range []string{"tune.md", "sweep.md", "sweep.csv", "plots/throughput_vs_batch-entries.png", "plots/p99_vs_throughput.png",
+		"batch-entries=1,max-inflight=4/summary.json", "batch-entries=64,max-inflight=4/summary.json"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("tuning directory lacks %s (%v)", f, err)
+		}
+	}
+	if md, err := os.ReadFile(filepath.Join(out, "tune.md")); err != nil || !strings.Contains(string(md), "Recommended:") {
+		t.Errorf("tune.md lacks the recommendation (%v)", err)
+	}
+}
+
+// TestTuneElectionEndToEnd runs a tiny tune election and checks the
+// recommendation is one of the tried timeouts and the files exist.
+func TestTuneElectionEndToEnd(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "tune")
+	var stdout, stderr bytes.Buffer
+	code := realMain(context.Background(), []string{"tune", "election", "--timeouts", "200ms,400ms", "--kills", "1",
+		"--quiet", "300ms", "--jitter", "1ms~2ms", "--warmup", "100ms", "--clients", "4", "--out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	if to := recommended(t, stdout.String(), "--election-timeout"); to != "200ms" && to != "400ms" {
+		t.Errorf("recommended --election-timeout %q, not a tried value", to)
+	}
+	for _, f := range []string{"tune.md", "plots/failover_vs_timeout.png", "plots/needless_vs_timeout.png",
+		"timeout=200ms-kills/summary.json", "timeout=200ms-jitter/summary.json", "timeout=400ms-kills/summary.json", "timeout=400ms-jitter/summary.json"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("tuning directory lacks %s (%v)", f, err)
+		}
+	}
+	if md, err := os.ReadFile(filepath.Join(out, "tune.md")); err != nil || !strings.Contains(string(md), "| 200ms | 1 |") {
+		t.Errorf("tune.md lacks the table (%v)", err)
 	}
 }
