@@ -62,12 +62,12 @@ type simWrite struct {
 	// it, as a runtime orders it through its WAL writer.
 	compactTo   uint64
 	compactConf ConfState
-	hs      HardState
-	ents    []Entry
-	snap    *Snapshot
-	after   []Message
-	lastIdx uint64
-	lastT   uint64
+	hs          HardState
+	ents        []Entry
+	snap        *Snapshot
+	after       []Message
+	lastIdx     uint64
+	lastT       uint64
 }
 
 type simNode struct {
