@@ -146,7 +146,7 @@ var Knobs = []Knob{
 	boolKnob("checkquorum", "leaders step down without a quorum", func(c *Config) *bool { return &c.CheckQuorum }),
 	intKnob("snapshot-every", "snapshot the state machine and compact the log every this many applied entries (0 = never; the WAL then grows for the whole run)", func(c *Config) *int { return &c.SnapshotEvery }),
 	intKnob("snapshot-trailing", "log entries kept behind each snapshot, so a follower slightly behind catches up from the log", func(c *Config) *int { return &c.SnapshotTrailing }),
-	intKnob("wal-memtable", "Pebble memtable size in bytes (0 = 64 MiB): Pebble's own log file holds every write until its memtable is flushed, so this bounds a node's WAL directory as much as snapshots do", func(c *Config) *int { return &c.WALMemtable }),
+	intKnob("wal-memtable", "Pebble memtable size in bytes (0 = the wal default, 8 MiB): Pebble's own log file holds every write until its memtable is flushed, so this bounds a node's WAL directory as much as snapshots do", func(c *Config) *int { return &c.WALMemtable }),
 	intKnob("payload", "value size in bytes", func(c *Config) *int { return &c.Payload }),
 	intKnob("clients", "closed loop: concurrent clients, each waiting for its reply (open loop: initial client pool)", func(c *Config) *int { return &c.Clients }),
 	floatKnob("rate", "open loop: operations per second started on schedule (0 = closed loop)", func(c *Config) *float64 { return &c.Rate }),

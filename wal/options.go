@@ -22,7 +22,8 @@ type PebbleOptions struct {
 	FS vfs.FS
 
 	// MemTableSize is the size of one Pebble memtable, in [1 MiB, 4 GiB).
-	// Default 64 MiB. See pebbleOptions for why it is larger than Pebble's.
+	// Default 8 MiB. See pebbleOptions for why: it bounds the WAL's disk
+	// footprint.
 	MemTableSize uint64
 
 	// CacheSize is Pebble's block cache in bytes, at least 1 MiB. Default
@@ -64,7 +65,7 @@ func (o PebbleOptions) withDefaults() PebbleOptions {
 		o.FS = vfs.Default
 	}
 	if o.MemTableSize == 0 {
-		o.MemTableSize = 64 << 20
+		o.MemTableSize = 8 << 20
 	}
 	if o.CacheSize == 0 {
 		o.CacheSize = 16 << 20
@@ -127,11 +128,17 @@ func (o PebbleOptions) pebbleOptions() *pebble.Options {
 		FormatMajorVersion: pebbleFormat,
 		CacheSize:          o.CacheSize,
 
-		// A large memtable (64 MiB against Pebble's 4 MiB) absorbs bursts of
-		// appends without flushes, and entries that are compacted (range
-		// deleted) before their memtable flushes are dropped by the flush
-		// and never written to an sstable: the log's write amplification
-		// falls as the memtable grows relative to the compaction lag.
+		// The memtable size bounds the log's disk footprint: Pebble keeps a
+		// memtable's WAL file until the memtable flushes, and the entries a
+		// Raft compaction range-deletes only leave the disk at flushes and
+		// compactions. 8 MiB (twice Pebble's default) still absorbs bursts
+		// of appends, and entries compacted before their memtable flushes
+		// are never written to an sstable. Measured with raftbench, 30 s at
+		// 256 clients with snapshots every 100k entries: 64 MiB peaked at
+		// 328 MiB of WAL directory per node (about all the log written),
+		// 8 MiB at 49 MiB and 4 MiB at 25 MiB, with throughput within noise
+		// (98k, 120k, 109k ops/s) and p99 rising as memtables shrink (5.6,
+		// 8.2, 14.8 ms).
 		MemTableSize: o.MemTableSize,
 		// Four queued memtables let appends continue while one or two
 		// flush, instead of stalling every save behind a slow flush.
