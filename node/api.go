@@ -137,7 +137,9 @@ type Config struct {
 	SnapshotBytes   uint64
 	// SnapshotTrailing is how many entries the log keeps behind a snapshot,
 	// so a follower slightly behind catches up from the log instead of
-	// being sent a whole snapshot. Default 4096 (when snapshots are on).
+	// being sent a whole snapshot. Zero means the default, 4096 (when
+	// snapshots are on); keeping no tail at all would send every follower
+	// that misses one append a whole snapshot, so it is not offered.
 	SnapshotTrailing uint64
 	// JoinAsLearner starts a node that is being added to a running cluster
 	// as a learner: Peers lists the current voters and this node, and this
@@ -166,6 +168,9 @@ type Status struct {
 	Leader  uint64
 	Commit  uint64
 	Applied uint64
+	// Conf is the membership this node has applied (joint while
+	// VotersOutgoing is not empty).
+	Conf core.ConfState
 	// Progress is the leader's view of every member (leader only).
 	Progress map[uint64]core.ProgressStatus
 }

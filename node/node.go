@@ -699,7 +699,7 @@ func (n *Node) softStateChanged(ss core.SoftState) {
 // publishStatus makes the loop's view readable by other goroutines.
 func (n *Node) publishStatus() {
 	st := n.raft.Status()
-	s := &Status{ID: n.id, Role: st.Role, Term: st.Term, Leader: st.Lead, Commit: st.Commit}
+	s := &Status{ID: n.id, Role: st.Role, Term: st.Term, Leader: st.Lead, Commit: st.Commit, Conf: st.Conf}
 	if st.Progress != nil {
 		s.Progress = st.Progress
 		inflight := 0

@@ -163,7 +163,10 @@ func (n *Node) notePeers(e *core.Entry) {
 }
 
 // ChangeMembership proposes a membership change (one change, or several at
-// once through joint consensus) and returns once it is applied here. Errors
+// once through joint consensus) and returns once it is applied here. For
+// several changes that is when the joint configuration C_old,new is in
+// force; the leader then proposes C_new by itself, and Status().Conf shows
+// when it is (VotersOutgoing empty again). Errors
 // wrap core.ErrInvalidConfChange (the change makes no sense against the
 // current membership: removing the last voter, adding a member twice, ...)
 // or core.ErrConfChangePending (another change is in flight, or this leader
