@@ -112,28 +112,37 @@ func proposeAll(t *testing.T, c *nodetest.Cluster, count, clients int, timeout t
 }
 
 // waitApplied waits until every running node has applied the same commands,
-// at least want of them, and returns that sequence.
+// at least want of them, and returns that sequence. Nodes may still apply
+// stragglers (retried proposals) meanwhile, so the comparison is made on
+// the very snapshots the wait looked at.
 func waitApplied(t *testing.T, c *nodetest.Cluster, want int, timeout time.Duration) []node.Command {
 	t.Helper()
 	var seq []node.Command
+	var mismatch string
 	nodetest.WaitFor(t, timeout, fmt.Sprintf("every node to apply the same %d+ commands", want), func() bool {
-		seq = nil
+		seq, mismatch = nil, ""
 		for _, id := range c.IDs() {
 			got := c.SM(id).(*recorder).applied()
 			if len(got) < want || (seq != nil && len(got) != len(seq)) {
 				return false
 			}
-			seq = got
+			if seq == nil {
+				seq = got
+				continue
+			}
+			for i := range got {
+				if got[i].Index != seq[i].Index || string(got[i].Data) != string(seq[i].Data) {
+					// Equal lengths but different commands at one index is
+					// a safety violation, not something to wait out.
+					mismatch = fmt.Sprintf("node %d applied %x at %d; another node applied %x there", id, got[i].Data, got[i].Index, seq[i].Data)
+					return true
+				}
+			}
 		}
 		return true
 	})
-	for _, id := range c.IDs() {
-		got := c.SM(id).(*recorder).applied()
-		for i := range got {
-			if got[i].Index != seq[i].Index || string(got[i].Data) != string(seq[i].Data) {
-				t.Fatalf("node %d applied %x at %d; another node applied %x there", id, got[i].Data, got[i].Index, seq[i].Data)
-			}
-		}
+	if mismatch != "" {
+		t.Fatal(mismatch)
 	}
 	return seq
 }
