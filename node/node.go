@@ -275,12 +275,7 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	n.props = append(n.props, p)
 	n.mu.Unlock()
 	n.signal()
-	select {
-	case r := <-p.done:
-		return r.val, r.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
-	}
+	return await(ctx, p.done)
 }
 
 // Read answers query linearizably: it obtains a read point from the leader
@@ -297,9 +292,16 @@ func (n *Node) Read(ctx context.Context, query []byte) (any, error) {
 	n.reads = append(n.reads, r)
 	n.mu.Unlock()
 	n.signal()
+	return await(ctx, r.done)
+}
+
+// await waits for a call's outcome or for the caller to give up. A call
+// given up on may still complete later: its done channel has room for the
+// outcome, so nothing blocks on a caller that left.
+func await(ctx context.Context, done <-chan result) (any, error) {
 	select {
-	case res := <-r.done:
-		return res.val, res.err
+	case r := <-done:
+		return r.val, r.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 	}

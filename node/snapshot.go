@@ -191,12 +191,8 @@ func (n *Node) ChangeMembership(ctx context.Context, cc core.ConfChange) error {
 	if !ok {
 		return ErrStopped
 	}
-	select {
-	case r := <-p.done:
-		return r.err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
-	}
+	_, err := await(ctx, p.done)
+	return err
 }
 
 // AddVoter adds the node id, reachable at addr, as a voter. Prefer
