@@ -150,7 +150,8 @@ func (a *applier) run() {
 			switch {
 			case it.snap != nil:
 				if err := a.install(it.snap); err != nil {
-					a.n.die(err)
+					a.n.pendingFatal.CompareAndSwap(nil, &err)
+					a.n.signal()
 					return
 				}
 			case it.reads != nil:

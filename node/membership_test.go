@@ -226,3 +226,37 @@ func walFirstIndexRunning(c *nodetest.Cluster, id uint64) (uint64, error) {
 	}
 	return n.LogFirstIndex()
 }
+
+// A node without a SnapshotDir that falls behind a compacted log cannot
+// keep the snapshot it would need: it stops with ErrNoSnapshots instead of
+// running on a state it could not persist.
+func TestSnapshot_WithoutSnapshotDirStopsClearly(t *testing.T) {
+	c := kvCluster(t, 3, "tcp", true, func(cfg *node.Config) {
+		snapConfig(cfg)
+		if cfg.ID == 3 {
+			cfg.SnapshotDir, cfg.SnapshotEntries, cfg.SnapshotTrailing = "", 0, 0
+		}
+	})
+	c.WaitLeader(10 * time.Second)
+	if c.LeaderNode().ID() == 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := c.Node(3).TransferLeadership(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	c.Stop(3)
+	w := startWorkload(t, endpoints(c, 1, 2), 6)
+	w.waitOps(t, 1500, 60*time.Second) // several snapshots and compactions
+	w.stopAndCheck(t)
+	c.Restart(3)
+	n := c.Node(3)
+	select {
+	case <-n.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("node 3 kept running without being able to keep a snapshot")
+	}
+	if !errors.Is(n.Err(), node.ErrNoSnapshots) {
+		t.Fatalf("node 3 stopped with %v, want ErrNoSnapshots", n.Err())
+	}
+}

@@ -77,6 +77,11 @@ type Node struct {
 	stopOnce sync.Once
 	stopErr  error
 	fatal    atomic.Pointer[error]
+	// pendingFatal is a fatal error found off the loop's main path (by the
+	// applier, or while handling a Ready); the loop stops the node with it
+	// at the end of the round, since only the loop may (die touches
+	// loop-owned state).
+	pendingFatal atomic.Pointer[error]
 }
 
 // proposal is one Propose call waiting for its command to apply.
@@ -447,6 +452,10 @@ func (n *Node) run() {
 			n.die(err)
 			return
 		}
+		if p := n.pendingFatal.Load(); p != nil {
+			n.die(*p)
+			return
+		}
 	}
 }
 
@@ -503,7 +512,7 @@ func (n *Node) round() {
 	for _, f := range ctrl {
 		f()
 	}
-	for r.HasReady() && r.Err() == nil {
+	for r.HasReady() && r.Err() == nil && n.pendingFatal.Load() == nil {
 		n.handleReady()
 	}
 	n.publishStatus()
@@ -623,7 +632,8 @@ func (n *Node) handleReady() {
 	}
 	if rd.Snapshot != nil && n.snaps == nil {
 		r.Advance(rd)
-		n.die(fmt.Errorf("node %d: %w: received a snapshot at index %d but no SnapshotDir is configured to keep it", n.id, ErrNoSnapshots, rd.Snapshot.Meta.Index))
+		err := fmt.Errorf("node %d: %w: received a snapshot at index %d but no SnapshotDir is configured to keep it", n.id, ErrNoSnapshots, rd.Snapshot.Meta.Index)
+		n.pendingFatal.CompareAndSwap(nil, &err)
 		return
 	}
 	if !rd.HardState.IsEmpty() || len(rd.Entries) > 0 || len(rd.MessagesAfterPersist) > 0 || rd.Snapshot != nil {
