@@ -21,6 +21,7 @@ const (
 	RemoveNode
 )
 
+// String names the change type for logs and errors.
 func (t ConfChangeType) String() string {
 	switch t {
 	case AddVoter:

@@ -18,6 +18,7 @@ const (
 	stateSnapshot
 )
 
+// String names the state, as Status reports it.
 func (s progressState) String() string {
 	switch s {
 	case stateProbe:

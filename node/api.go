@@ -40,6 +40,7 @@ type NotLeaderError struct {
 	Leader uint64
 }
 
+// Error says who leads, when known, so a caller can go there.
 func (e *NotLeaderError) Error() string {
 	if e.Leader == core.None {
 		return "node: not the leader (leader unknown)"

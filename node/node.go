@@ -231,6 +231,8 @@ func (n *Node) LogFirstIndex() (uint64, error) { return n.cfg.Log.FirstIndex() }
 // handler feeds the transport's deliveries into the loop's inbox.
 type handler struct{ n *Node }
 
+// Deliver queues received messages for the loop; it never blocks the
+// transport's reader.
 func (h handler) Deliver(msgs []core.Message) {
 	h.n.mu.Lock()
 	h.n.inbox = append(h.n.inbox, msgs...)
@@ -248,6 +250,8 @@ func (h handler) SnapshotStatus(peer uint64, ok bool) {
 	h.n.signal()
 }
 
+// Unreachable queues the transport's report for core, which then probes
+// the follower instead of pipelining into the void.
 func (h handler) Unreachable(peer uint64) {
 	h.n.mu.Lock()
 	h.n.unreachable = append(h.n.unreachable, peer)

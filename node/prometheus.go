@@ -45,12 +45,14 @@ var promDescs = func() []*prometheus.Desc {
 	return out
 }()
 
+// Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range promDescs {
 		ch <- d
 	}
 }
 
+// Collect implements prometheus.Collector, reading Metrics once per scrape.
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m := c.n.Metrics()
 	id := strconv.FormatUint(c.n.id, 10)
