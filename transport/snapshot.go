@@ -89,13 +89,7 @@ func (r SnapshotFailReason) String() string {
 type SnapshotFailCounts [NumSnapshotFailReasons]uint64
 
 // Total is the sum over all reasons.
-func (c SnapshotFailCounts) Total() uint64 {
-	var n uint64
-	for _, v := range c {
-		n += v
-	}
-	return n
-}
+func (c SnapshotFailCounts) Total() uint64 { return sum(c[:]) }
 
 func snapshotFailReason(err error) SnapshotFailReason {
 	switch {

@@ -177,9 +177,12 @@ func (r DropReason) String() string {
 type DropCounts [NumDropReasons]uint64
 
 // Total is the sum over all reasons.
-func (d DropCounts) Total() uint64 {
+func (d DropCounts) Total() uint64 { return sum(d[:]) }
+
+// sum adds up a counter array; every per-reason Counts type totals with it.
+func sum(counts []uint64) uint64 {
 	var n uint64
-	for _, c := range d {
+	for _, c := range counts {
 		n += c
 	}
 	return n
@@ -231,13 +234,7 @@ func (r RejectReason) String() string {
 type RejectCounts [NumRejectReasons]uint64
 
 // Total is the sum over all reasons.
-func (r RejectCounts) Total() uint64 {
-	var n uint64
-	for _, c := range r {
-		n += c
-	}
-	return n
-}
+func (r RejectCounts) Total() uint64 { return sum(r[:]) }
 
 // SnapshotStats count snapshot transfers with one peer. They are kept apart
 // from the message counters: a snapshot travels on its own stream, and one
