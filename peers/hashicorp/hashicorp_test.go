@@ -1,0 +1,17 @@
+package hashicorp_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/raftbench/raftbench/peers"
+	"github.com/raftbench/raftbench/peers/hashicorp"
+	"github.com/raftbench/raftbench/peers/peertest"
+)
+
+func TestSuite(t *testing.T) {
+	peertest.Run(t, hashicorp.Library, peertest.Options{
+		Knobs:       peers.Knobs{ElectionTimeout: 300 * time.Millisecond},
+		Unsupported: peers.Knobs{Heartbeat: 50 * time.Millisecond},
+	})
+}
