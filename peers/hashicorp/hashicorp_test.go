@@ -7,11 +7,14 @@ import (
 	"github.com/raftbench/raftbench/peers"
 	"github.com/raftbench/raftbench/peers/hashicorp"
 	"github.com/raftbench/raftbench/peers/peertest"
+	"github.com/raftbench/raftbench/transport/fault"
 )
 
 func TestSuite(t *testing.T) {
 	peertest.Run(t, hashicorp.Library, peertest.Options{
 		Knobs:       peers.Knobs{ElectionTimeout: 300 * time.Millisecond},
 		Unsupported: peers.Knobs{Heartbeat: 50 * time.Millisecond},
+		Rules:       fault.Rules{DropRate: 0.05, Delay: 2 * time.Millisecond, Jitter: 2 * time.Millisecond},
+		Refused:     fault.Rules{DuplicateRate: 0.1},
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
 	"github.com/raftbench/raftbench/peers"
+	"github.com/raftbench/raftbench/transport/fault"
 )
 
 // Options shape the suite for one library.
@@ -29,6 +30,9 @@ type Options struct {
 	Knobs peers.Knobs
 	// Unsupported is a knob setting the library must refuse.
 	Unsupported peers.Knobs
+	// Rules are message faults the library applies (loss and delay at
+	// least); Refused, when set, are rules it must refuse.
+	Rules, Refused fault.Rules
 }
 
 // Run runs the whole suite against lib.
@@ -37,6 +41,7 @@ func Run(t *testing.T, lib peers.Library, o Options) {
 	t.Run("KillLeaderRestart", func(t *testing.T) { testKillLeader(t, lib, o) })
 	t.Run("IsolateLeader", func(t *testing.T) { testIsolateLeader(t, lib, o) })
 	t.Run("Linearizable", func(t *testing.T) { testLinearizable(t, lib, o) })
+	t.Run("MessageFaults", func(t *testing.T) { testMessageFaults(t, lib, o) })
 	t.Run("RefusesUnsupportedKnob", func(t *testing.T) { testRefuses(t, lib, o) })
 }
 
@@ -421,5 +426,48 @@ func testRefuses(t *testing.T, lib peers.Library, o Options) {
 	}
 	if err := lib.Check(peers.Config{Dir: t.TempDir(), Knobs: o.Knobs}); err != nil {
 		t.Fatalf("%s: Check of the suite's own knobs: %v", lib.Name, err)
+	}
+}
+
+// testMessageFaults: with loss and delay on every node's messages the
+// cluster still acknowledges writes, the fault layer counts what it did,
+// and once the rules are lifted the replicas agree; rules the library
+// cannot apply are refused.
+func testMessageFaults(t *testing.T, lib peers.Library, o Options) {
+	sys := Start(t, lib, o.Knobs)
+	WaitLeader(t, sys, 0, 0, 0, 10*time.Second)
+	for _, id := range sys.Nodes() {
+		if err := sys.SetRules(id, o.Rules); err != nil {
+			t.Fatalf("SetRules(%d, %+v): %v", id, o.Rules, err)
+		}
+	}
+	a := &acks{m: map[string]string{}}
+	writers(t, sys, 4, 50, nil, a).Wait()
+	if got := a.count(); got < 150 {
+		t.Fatalf("only %d of 200 puts acknowledged under %+v", got, o.Rules)
+	}
+	c := sys.FaultCounters()
+	if o.Rules.DropRate > 0 && c.Dropped == 0 {
+		t.Errorf("counters %+v show no message dropped at DropRate %v", c, o.Rules.DropRate)
+	}
+	if o.Rules.Delay > 0 && c.Delayed == 0 {
+		t.Errorf("counters %+v show no message delayed at Delay %v", c, o.Rules.Delay)
+	}
+	for _, id := range sys.Nodes() {
+		if err := sys.SetRules(id, fault.Rules{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	Settle(t, sys, 0)
+	a.checkOn(t, sys, 0)
+	if o.Refused != (fault.Rules{}) {
+		err := sys.SetRules(1, o.Refused)
+		var ue *peers.UnsupportedError
+		if !errors.As(err, &ue) || ue.System != lib.Name {
+			t.Fatalf("SetRules(%+v) = %v, want an UnsupportedError naming %s", o.Refused, err, lib.Name)
+		}
+		if err := lib.CheckRules(o.Refused); !errors.Is(err, peers.ErrUnsupported) {
+			t.Fatalf("CheckRules(%+v) = %v, want ErrUnsupported", o.Refused, err)
+		}
 	}
 }
