@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -20,8 +21,12 @@ import (
 //   - loss and partitions per RPC, in faultTransport around the
 //     NetworkTransport: a lost request is an RPC that fails before it is
 //     sent; a lost response is an RPC that ran on the receiver but fails
-//     at the sender (a pipelined append's response arrives as a failure,
-//     which aborts the pipeline, as a broken connection would). The
+//     at the sender. On a pipeline, a response can only be lost the way a
+//     stream loses one, with the connection: the append arrives as a
+//     failure and the pipeline breaks (later appends fail), as after a
+//     broken connection. (Losing one response and keeping the stream would
+//     deadlock hashicorp/raft's pipeline: its consumer stops at the
+//     failure while the sender blocks on the in-flight bound.) The
 //     request obeys the sender's rules and the network's cut from sender
 //     to receiver, the response the receiver's rules and the cut back;
 //   - delay and jitter per write, in delayConn under the StreamLayer: the
@@ -115,12 +120,15 @@ func (t *faultTransport) AppendEntriesPipeline(id raft.ServerID, target raft.Ser
 
 // faultPipeline applies the faults to a pipeline of appends: a lost
 // request fails AppendEntries (which ends the pipeline), a lost response
-// reaches the consumer as a failed, unsuccessful one.
+// reaches the consumer as a failed, unsuccessful one and breaks the
+// pipeline.
 type faultPipeline struct {
 	inner raft.AppendPipeline
 	t     *faultTransport
 	to    uint64
 	out   chan raft.AppendFuture
+
+	broken atomic.Bool
 
 	once   sync.Once
 	done   chan struct{}
@@ -129,6 +137,9 @@ type faultPipeline struct {
 
 // AppendEntries implements raft.AppendPipeline.
 func (p *faultPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	if p.broken.Load() {
+		return nil, fmt.Errorf("hashicorp: pipelined append to %d: connection lost with a response: %w", p.to, errLost)
+	}
 	if p.t.link.Lose(p.to) {
 		return nil, fmt.Errorf("hashicorp: pipelined append to %d: %w", p.to, errLost)
 	}
@@ -147,6 +158,8 @@ func (p *faultPipeline) forward() {
 			if l := p.t.peer(p.to); l != nil && l.Lose(p.t.self) {
 				*f.Response() = raft.AppendEntriesResponse{} // unsuccessful, as after a failed decode
 				f = lostFuture{f}
+				p.broken.Store(true)
+				_ = p.inner.Close() // wakes an AppendEntries blocked on the in-flight bound
 			}
 			select {
 			case p.out <- f:
