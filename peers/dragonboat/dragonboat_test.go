@@ -21,6 +21,9 @@ func TestSuite(t *testing.T) {
 		Knobs:       testKnobs,
 		Unsupported: peers.Knobs{NoSync: true},
 		Rules:       fault.Rules{DropRate: 0.05, DuplicateRate: 0.05, ReorderRate: 0.05, Delay: 2 * time.Millisecond, Jitter: 2 * time.Millisecond},
+		Snapshots:   peers.Knobs{SnapshotEntries: 100, SnapshotTrailing: 20},
+		// dragonboat keeps each snapshot as snapshot-<index>.gbsnap.
+		SnapshotTaken: func(dir string) bool { return peertest.HasFile(dir, ".gbsnap") },
 	})
 }
 

@@ -28,8 +28,8 @@
 // 64); --max-inflight sets NetworkTransportConfig.MaxRPCsInFlight (the
 // pipeline depth, default 2); --sync=false sets raft-boltdb's NoSync;
 // --prevote=false sets PreVoteDisabled; --snapshot-every and
-// --snapshot-trailing set SnapshotThreshold and TrailingLogs (checked
-// every SnapshotInterval, 120 s). The others are refused: there is no
+// --snapshot-trailing set SnapshotThreshold and TrailingLogs, and with
+// them SnapshotInterval becomes SnapshotCheck. The others are refused: there is no
 // tick, the heartbeat interval is fixed at HeartbeatTimeout/10, leaders
 // always step down without a quorum, and nothing bounds bytes per batch
 // or message.
@@ -72,6 +72,13 @@ const (
 	IOTimeout      = 10 * time.Second
 	RetainSnapshot = 2
 )
+
+// SnapshotCheck is SnapshotInterval when --snapshot-every is given. The
+// library checks SnapshotThreshold only every SnapshotInterval (120 s by
+// default, randomised up to twice that), which in a run of seconds would
+// make --snapshot-every mean nothing; checked every second (to two), it
+// means "about every N entries".
+const SnapshotCheck = time.Second
 
 // Library is the hashicorp/raft adapter.
 var Library = peers.Library{
@@ -123,6 +130,7 @@ func resolve(cfg peers.Config) (*settings, error) {
 	}
 	if k.SnapshotEntries > 0 {
 		rc.SnapshotThreshold = uint64(k.SnapshotEntries)
+		rc.SnapshotInterval = SnapshotCheck
 	}
 	if k.SnapshotTrailing > 0 {
 		rc.TrailingLogs = uint64(k.SnapshotTrailing)

@@ -16,5 +16,8 @@ func TestSuite(t *testing.T) {
 		Unsupported: peers.Knobs{Heartbeat: 50 * time.Millisecond},
 		Rules:       fault.Rules{DropRate: 0.05, Delay: 2 * time.Millisecond, Jitter: 2 * time.Millisecond},
 		Refused:     fault.Rules{DuplicateRate: 0.1},
+		Snapshots:   peers.Knobs{SnapshotEntries: 100, SnapshotTrailing: 20},
+		// raft.FileSnapshotStore keeps each snapshot as <id>/state.bin.
+		SnapshotTaken: func(dir string) bool { return peertest.HasFile(dir, "state.bin") },
 	})
 }

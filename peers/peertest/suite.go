@@ -9,8 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,6 +36,11 @@ type Options struct {
 	// Rules are message faults the library applies (loss and delay at
 	// least); Refused, when set, are rules it must refuse.
 	Rules, Refused fault.Rules
+	// Snapshots, when set, are knobs that make the library snapshot and
+	// compact often (added to Knobs) for the SnapshotCatchUp test;
+	// SnapshotTaken reports whether node id's directory holds one.
+	Snapshots     peers.Knobs
+	SnapshotTaken func(dir string) bool
 }
 
 // Run runs the whole suite against lib.
@@ -42,6 +50,9 @@ func Run(t *testing.T, lib peers.Library, o Options) {
 	t.Run("IsolateLeader", func(t *testing.T) { testIsolateLeader(t, lib, o) })
 	t.Run("Linearizable", func(t *testing.T) { testLinearizable(t, lib, o) })
 	t.Run("MessageFaults", func(t *testing.T) { testMessageFaults(t, lib, o) })
+	if o.Snapshots != (peers.Knobs{}) {
+		t.Run("SnapshotCatchUp", func(t *testing.T) { testSnapshotCatchUp(t, lib, o) })
+	}
 	t.Run("RefusesUnsupportedKnob", func(t *testing.T) { testRefuses(t, lib, o) })
 }
 
@@ -49,7 +60,13 @@ func Run(t *testing.T, lib peers.Library, o Options) {
 // the test ends.
 func Start(t *testing.T, lib peers.Library, k peers.Knobs) peers.System {
 	t.Helper()
-	sys, err := lib.Start(peers.Config{Dir: t.TempDir(), Nodes: 3, Seed: 7, Knobs: k})
+	return StartIn(t, lib, k, t.TempDir())
+}
+
+// StartIn is Start with the data directory given.
+func StartIn(t *testing.T, lib peers.Library, k peers.Knobs, dir string) peers.System {
+	t.Helper()
+	sys, err := lib.Start(peers.Config{Dir: dir, Nodes: 3, Seed: 7, Knobs: k})
 	if err != nil {
 		t.Fatalf("start %s: %v", lib.Name, err)
 	}
@@ -127,6 +144,8 @@ func Settle(t *testing.T, sys peers.System, g int) uint64 {
 type acks struct {
 	mu sync.Mutex
 	m  map[string]string
+	// batch numbers the writers calls, so each writes keys of its own.
+	batch atomic.Int64
 }
 
 func (a *acks) add(k, v string) {
@@ -172,6 +191,7 @@ func (a *acks) checkOn(t *testing.T, sys peers.System, g int) {
 func writers(t *testing.T, sys peers.System, n, max int, stop <-chan struct{}, a *acks) *sync.WaitGroup {
 	t.Helper()
 	var wg sync.WaitGroup
+	batch := a.batch.Add(1)
 	for c := range n {
 		cl, err := kv.NewClient(Endpoints(sys, 0), kv.ClientOptions{})
 		if err != nil {
@@ -186,7 +206,7 @@ func writers(t *testing.T, sys peers.System, n, max int, stop <-chan struct{}, a
 					return
 				default:
 				}
-				k, v := fmt.Sprintf("c%d-%d", c, i), fmt.Sprintf("v%d-%d", c, i)
+				k, v := fmt.Sprintf("b%d-c%d-%d", batch, c, i), fmt.Sprintf("v%d-%d-%d", batch, c, i)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				err := cl.Put(ctx, []byte(k), []byte(v))
 				cancel()
@@ -245,9 +265,9 @@ func testReplicate(t *testing.T, lib peers.Library, o Options) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	v, found, err := cl.Get(ctx, []byte("c3-74"))
-	if err != nil || !found || string(v) != "v3-74" {
-		t.Fatalf("linearizable get of c3-74 = %q, %t, %v; want \"v3-74\"", v, found, err)
+	v, found, err := cl.Get(ctx, []byte("b1-c3-74"))
+	if err != nil || !found || string(v) != "v1-3-74" {
+		t.Fatalf("linearizable get of b1-c3-74 = %q, %t, %v; want \"v1-3-74\"", v, found, err)
 	}
 	// A follower refuses, naming the leader, so clients redirect.
 	lead, _ := sys.Leader(0)
@@ -470,4 +490,62 @@ func testMessageFaults(t *testing.T, lib peers.Library, o Options) {
 			t.Fatalf("CheckRules(%+v) = %v, want ErrUnsupported", o.Refused, err)
 		}
 	}
+}
+
+// testSnapshotCatchUp: a follower stopped while the others snapshot and
+// compact past it catches up on restart (from a snapshot), loses nothing,
+// and agrees with the others.
+func testSnapshotCatchUp(t *testing.T, lib peers.Library, o Options) {
+	k := o.Knobs
+	k.SnapshotEntries, k.SnapshotTrailing = o.Snapshots.SnapshotEntries, o.Snapshots.SnapshotTrailing
+	dir := t.TempDir()
+	sys := StartIn(t, lib, k, dir)
+	lead, _ := WaitLeader(t, sys, 0, 0, 0, 10*time.Second)
+	f := lead%3 + 1
+	a := &acks{m: map[string]string{}}
+	writers(t, sys, 4, 25, nil, a).Wait()
+	if err := sys.Stop(f); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	round := 0
+	for {
+		round++
+		w := writers(t, sys, 4, 50, nil, a)
+		w.Wait()
+		taken := false
+		for _, id := range sys.Nodes() {
+			if id != f && o.SnapshotTaken(peers.NodeDir(dir, id)) {
+				taken = true
+			}
+		}
+		if taken && round >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no snapshot taken with %+v after %d puts", lib.Name, o.Snapshots, a.count())
+		}
+	}
+	if err := sys.Restart(f); err != nil {
+		t.Fatal(err)
+	}
+	Settle(t, sys, 0)
+	a.checkOn(t, sys, 0)
+	if !o.SnapshotTaken(peers.NodeDir(dir, f)) {
+		t.Fatalf("%s: restarted node %d caught up without receiving a snapshot; the test did not compact past it", lib.Name, f)
+	}
+}
+
+// HasFile reports whether a regular file whose name ends in suffix is
+// anywhere under dir.
+func HasFile(dir, suffix string) bool {
+	found := false
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && strings.HasSuffix(d.Name(), suffix) {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
 }
