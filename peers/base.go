@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/raftbench/raftbench/core"
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
 	"github.com/raftbench/raftbench/transport/fault"
@@ -26,6 +25,9 @@ type Node interface {
 	Read(ctx context.Context, g int, query []byte) (any, error)
 	// Status returns the node's state in group g (InFlight is Base's).
 	Status(g int) Status
+	// Leads reports whether the node leads group g, and in which term: a
+	// cheap Status for leader discovery, which harnesses poll often.
+	Leads(g int) (bool, uint64)
 	// Store returns group g's store.
 	Store(g int) *kv.Store
 	// Stop stops the incarnation as a crash would (see System.Stop) and
@@ -153,10 +155,16 @@ func (b *Base) Status(g int, id uint64) (Status, error) {
 
 // Leader implements System.
 func (b *Base) Leader(g int) (id, term uint64) {
-	for _, n := range b.ids {
-		s, err := b.Status(g, n)
-		if err == nil && s.Role == core.Leader && s.Term >= term {
-			id, term = n, s.Term
+	if b.known(g, 1) != nil {
+		return 0, 0
+	}
+	for _, nid := range b.ids {
+		n := b.node(nid)
+		if n == nil {
+			continue
+		}
+		if leads, t := n.Leads(g); leads && t >= term {
+			id, term = nid, t
 		}
 	}
 	return id, term

@@ -35,6 +35,41 @@
 // node.ErrLeadershipLost (outcome unknown). A knob or a fault a library
 // cannot express is refused with an error wrapping ErrUnsupported that
 // names the library and the knob, never silently ignored.
+//
+// # What each library supports
+//
+// Knobs (by raftbench flag; each package's doc says how they map):
+//
+//	knob                 etcd   hashicorp  dragonboat
+//	tick                 yes    no         yes (whole ms)
+//	election-timeout     yes    yes        yes
+//	heartbeat            yes    no         yes
+//	max-inflight         yes    yes        no
+//	max-msg-bytes        yes    no         no
+//	batch-entries        no     yes        no
+//	batch-bytes          no     no         no
+//	sync (=false)        yes    yes        no
+//	prevote (=false)     yes    yes        yes
+//	checkquorum (=false) yes    no         yes
+//	snapshot-every       no     yes        yes
+//	snapshot-trailing    no     yes        yes
+//	groups               no     no         yes
+//	etcd-async-storage   yes    no         no
+//
+// Faults: every system supports crash and restart (Stop, Restart from the
+// same directory, on the same address) and partitions (Network: Isolate,
+// Split, Cut, Heal — Cut is one-way for etcd and dragonboat, and for
+// hashicorp it fails an RPC whose request or response would cross it).
+// Message rules:
+//
+//	rule            etcd         hashicorp                      dragonboat
+//	loss            per message  per RPC (request or response)  per message
+//	delay + jitter  per message  per stream write, in order     per message
+//	dup             per message  refused                        per message
+//	reorder         per message  refused                        per message
+//
+// A slow disk (raftbench's slow-disk fault) is not offered: none of the
+// libraries' storage is wrapped.
 package peers
 
 import (

@@ -323,6 +323,12 @@ func (n *dbNode) Status(g int) peers.Status {
 	return s
 }
 
+// Leads implements peers.Node.
+func (n *dbNode) Leads(g int) (bool, uint64) {
+	lead, term, valid, err := n.nh.GetLeaderID(n.group(g).shard)
+	return err == nil && valid && lead == n.id, term
+}
+
 // commitQueryTimeout bounds how long Status waits for the shard's commit
 // index before it reports the last one it got.
 const commitQueryTimeout = 200 * time.Millisecond

@@ -84,3 +84,6 @@ func TestGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestSmoke logs a quick throughput number: go test -run TestSmoke -peers.smoke=3s
+func TestSmoke(t *testing.T) { peertest.Smoke(t, dragonboat.Library, peers.Knobs{}) }

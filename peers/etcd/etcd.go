@@ -735,6 +735,11 @@ func (n *etcdNode) Status(int) peers.Status {
 	}
 }
 
+// Leads implements peers.Node.
+func (n *etcdNode) Leads(int) (bool, uint64) {
+	return core.Role(n.role.Load()) == core.Leader, n.term.Load()
+}
+
 // Store implements peers.Node.
 func (n *etcdNode) Store(int) *kv.Store { return n.store }
 

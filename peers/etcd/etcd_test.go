@@ -26,3 +26,11 @@ func TestSuiteAsyncStorageWrites(t *testing.T) {
 	k.AsyncStorageWrites = true
 	peertest.Run(t, etcd.Library, peertest.Options{Knobs: k, Unsupported: peers.Knobs{SnapshotEntries: 1000}, Rules: faults})
 }
+
+// TestSmoke logs a quick throughput number: go test -run TestSmoke -peers.smoke=3s
+func TestSmoke(t *testing.T) { peertest.Smoke(t, etcd.Library, peers.Knobs{}) }
+
+// TestSmokeAsync is TestSmoke with AsyncStorageWrites.
+func TestSmokeAsync(t *testing.T) {
+	peertest.Smoke(t, etcd.Library, peers.Knobs{AsyncStorageWrites: true})
+}

@@ -374,6 +374,9 @@ func (n *hcNode) applied() uint64 {
 	return at
 }
 
+// Leads implements peers.Node.
+func (n *hcNode) Leads(int) (bool, uint64) { return n.r.State() == raft.Leader, n.r.CurrentTerm() }
+
 // Store implements peers.Node.
 func (n *hcNode) Store(int) *kv.Store { return n.fsm.store }
 

@@ -21,3 +21,6 @@ func TestSuite(t *testing.T) {
 		SnapshotTaken: func(dir string) bool { return peertest.HasFile(dir, "state.bin") },
 	})
 }
+
+// TestSmoke logs a quick throughput number: go test -run TestSmoke -peers.smoke=3s
+func TestSmoke(t *testing.T) { peertest.Smoke(t, hashicorp.Library, peers.Knobs{}) }
