@@ -74,6 +74,9 @@ func Smoke(t *testing.T, lib peers.Library, k peers.Knobs) {
 	el := time.Since(start)
 	close(stop)
 	wg.Wait()
+	if len(lat) == 0 {
+		t.Fatalf("%s: no put completed in %v (%d errors)", lib.Name, el, errs.Load())
+	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
 	t.Logf("%s %s: %d clients, 128 B puts, %d groups: %.0f ops/s over %v, p50 %v p99 %v, %d errors",
