@@ -28,6 +28,14 @@ type Endpoint interface {
 // the log. Any other Client error means the command was not applied.
 var ErrOutcomeUnknown = errors.New("kv: outcome unknown")
 
+// ErrNotSent may be wrapped by an Endpoint's error to say the attempt never
+// left the client (the replica could not be reached: no connection, a
+// refused handshake), so it cannot have reached any log. The Client then
+// tries the next endpoint as after any failure, but, unlike after a
+// timeout or a broken connection, still knows the command did not run,
+// which keeps an expired session's retry exact.
+var ErrNotSent = errors.New("kv: request not sent")
+
 // ClientOptions configures a Client. Zero fields take the defaults named.
 type ClientOptions struct {
 	// ID is the client ID: it must be unique among every client that ever
@@ -263,7 +271,7 @@ func (c *Client) renew() {
 // send sends payload (a command, or a query if read) until some endpoint
 // answers or ctx ends. mayHaveApplied reports whether any attempt ended in a
 // way that leaves open whether the payload reached a log (anything but a
-// not-leader refusal).
+// not-leader refusal or an ErrNotSent).
 func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result, mayHaveApplied bool, err error) {
 	var lastErr error
 	attempts, failures, redirects := 0, 0, 0
@@ -295,7 +303,12 @@ func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result,
 			return Result{}, mayHaveApplied, lastErr
 		}
 		var nle *node.NotLeaderError
-		if errors.As(err, &nle) {
+		if errors.Is(err, ErrNotSent) {
+			// Never left the client: try the next endpoint, and the
+			// outcome stays known.
+			redirects = 0
+			c.next()
+		} else if errors.As(err, &nle) {
 			if i, known := c.byID[nle.Leader]; known && i != c.leader {
 				c.leader = i
 				redirects++

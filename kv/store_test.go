@@ -652,3 +652,17 @@ func TestGet(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+func TestStateHash(t *testing.T) {
+	s, err := NewStore(StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, _ := AppendCommand(nil, Command{Op: OpOpen, ClientID: 1, Seq: 1})
+	put, _ := AppendCommand(nil, Command{Op: OpPut, ClientID: 1, Seq: 2, Key: []byte("k"), Value: []byte("v")})
+	s.Apply([]node.Command{{Index: 3, Data: open}, {Index: 5, Data: put}})
+	h, idx := s.StateHash()
+	if idx != 5 || h != s.Hash() {
+		t.Errorf("StateHash = %x, %d; want Hash() and 5", h[:4], idx)
+	}
+}
