@@ -22,6 +22,7 @@ import (
 	"github.com/raftbench/raftbench/clientapi"
 	"github.com/raftbench/raftbench/cluster"
 	"github.com/raftbench/raftbench/node"
+	"github.com/raftbench/raftbench/transport"
 	"github.com/raftbench/raftbench/wal"
 )
 
@@ -58,6 +59,7 @@ type nodeFlags struct {
 	clusterID      string
 	join           bool
 	logLevel       string
+	tls            transport.TLSFiles
 	config         *string
 	set            []bench.Assignment
 }
@@ -83,6 +85,7 @@ type nodeSetup struct {
 	tokenFile string
 	knobs     bench.Config
 	logLevel  slog.Level
+	tls       *transport.TLSFiles // nil: no TLS between nodes
 }
 
 const nodeLong = `Node runs one Raft node with the kv state machine as a long-lived server: the
@@ -146,6 +149,10 @@ func newNodeCmdFlags(out **nodeFlags) *cobra.Command {
 	fl.StringVar(&f.clusterID, "cluster-id", "", "cluster ID (decimal or 0x hex), checked in every handshake; recorded in --dir on the first start and required to match after")
 	fl.BoolVar(&f.join, "join", false, "start empty as a learner joining a running cluster (the leader must then add it; --peers lists the current members and this node)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	fl.StringVar(&f.tls.CertFile, "tls-cert", "", "PEM certificate chain this node presents to its peers (TLS between nodes; QUIC makes a self-signed one without it)")
+	fl.StringVar(&f.tls.KeyFile, "tls-key", "", "PEM key of --tls-cert")
+	fl.StringVar(&f.tls.CAFile, "tls-ca", "", "PEM CA certificates peers' certificates must chain to (default: the system roots)")
+	fl.BoolVar(&f.tls.Mutual, "tls-mutual", false, "require every connecting peer to present a certificate chaining to --tls-ca")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		s, err := f.setup(os.Hostname)
 		if err != nil {
@@ -239,6 +246,13 @@ func (f *nodeFlags) setup(hostname func() (string, error)) (*nodeSetup, error) {
 	if f.adminToken != "" && f.adminTokenFile != "" {
 		bad("--admin-token and --admin-token-file: give one")
 	}
+	if f.tls != (transport.TLSFiles{}) {
+		tls := f.tls
+		if err := tls.Validate(); err != nil {
+			bad("--tls-*: %v", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		s.tls = &tls
+	}
 	if err := s.logLevel.UnmarshalText([]byte(f.logLevel)); err != nil {
 		bad("--log-level: %q, want debug, info, warn or error", f.logLevel)
 	}
@@ -303,6 +317,7 @@ func (s *nodeSetup) template(clusterID uint64, logger *slog.Logger) cluster.Temp
 		// A node that falls behind a compacted leader catches up by
 		// snapshot, which needs somewhere to keep it.
 		Snapshots: true,
+		TLS:       s.tls,
 		Logger:    logger,
 		Node: node.Config{
 			TickInterval:       tick,
@@ -393,6 +408,9 @@ func runNode(ctx context.Context, s *nodeSetup, stderr io.Writer) (err error) {
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return badInput("--raft-addr %s: address already in use", s.raftListen)
+		}
+		if errors.Is(err, transport.ErrTLS) || errors.Is(err, transport.ErrInvalidConfig) {
+			return &inputError{err}
 		}
 		return err
 	}

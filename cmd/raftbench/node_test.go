@@ -136,6 +136,8 @@ func TestNodeBadInput(t *testing.T) {
 		{good("--dir", locked), "data directory is in use"},
 		{good("--dir", memDir, "--wal", "memory"), "cannot restart"},
 		{good("extra"), "takes 0 argument"},
+		{good("--tls-cert", "c.pem", "--tls-mutual"), "TLS.KeyFile is empty"},
+		{good("--tls-cert", filepath.Join(dir, "no.pem"), "--tls-key", filepath.Join(dir, "no.key")), "no.pem"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := realMain(context.Background(), tc.args, &stdout, &stderr)
