@@ -13,9 +13,11 @@ import (
 	"github.com/raftbench/raftbench/node"
 )
 
-// Endpoint is what a Client needs of one replica. *node.Node satisfies it;
-// tests use fakes, and a multi-process harness can put an RPC stub behind
-// it. Propose and Read must return the Store's Result as their `any`.
+// Endpoint is what a Client needs of one replica. *node.Node satisfies it,
+// cluster.Endpoint follows an in-process node across restarts, and
+// clientapi.Endpoint reaches a `raftbench node` process over the network;
+// tests use fakes. Propose and Read must return the Store's Result as their
+// `any`.
 type Endpoint interface {
 	ID() uint64
 	Propose(ctx context.Context, cmd []byte) (any, error)
