@@ -51,8 +51,12 @@
 //
 // # Why not gRPC
 //
-// The project's transport already has a framed codec with a handshake;
-// this protocol is the same few hundred lines and adds no dependency.
-// BenchmarkRoundTrip measures what it costs per request (see its comment
-// for the numbers): a small fraction of one Raft commit.
+// Measured (BenchmarkRoundTrip, a loopback round trip to a no-op state
+// machine with a 128-byte command): this protocol costs 27.6 µs and 8
+// allocations per request one at a time and 3.8 µs pipelined, gRPC (with
+// a raw-bytes codec, so protobuf is not even counted) 67 µs and 151
+// allocations, and 37 µs pipelined. A load generator on gRPC would run out
+// of CPU near 27k requests/s, below what one cluster commits; this one
+// reaches ~250k. It is also the transport codec's style (varints, checked
+// lengths, a handshake with the cluster ID) and adds no dependency.
 package clientapi
