@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
 	"github.com/raftbench/raftbench/transport/fault"
+	"github.com/raftbench/raftbench/wal"
 )
 
 // fastNode is a node template quick enough for tests on a loaded machine.
@@ -250,3 +253,32 @@ func mustListen(t *testing.T, tmpl Template, addr string) *fault.Transport {
 }
 
 func containsErr(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }
+
+// TestOpenWAL: a template's own opener opens every incarnation's log, in
+// the node's wal/ directory, across restarts.
+func TestOpenWAL(t *testing.T) {
+	var mu sync.Mutex
+	opened := map[uint64][]string{}
+	tmpl := Template{Node: fastNode(), OpenWAL: func(id uint64, dir string) (wal.Log, error) {
+		mu.Lock()
+		opened[id] = append(opened[id], dir)
+		mu.Unlock()
+		return wal.OpenPebble(dir, wal.PebbleOptions{})
+	}}
+	c := startCluster(t, Options{Nodes: 1, Template: tmpl})
+	if _, err := c.WaitLeader(context.Background(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(1); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := filepath.Join(c.NodeDir(1), "wal")
+	if len(opened[1]) != 2 || opened[1][0] != want || opened[1][1] != want {
+		t.Errorf("OpenWAL calls %v, want two in %s", opened[1], want)
+	}
+}

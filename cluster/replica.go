@@ -148,7 +148,11 @@ func (t *Template) Start(spec NodeSpec) (rep *Replica, err error) {
 			walPath = d.WALDir()
 		}
 	}
-	lg, err := kind.open(spec.ID, walPath, t)
+	open := kind.open
+	if t.OpenWAL != nil {
+		open = func(id uint64, dir string, _ *Template) (wal.Log, error) { return t.OpenWAL(id, dir) }
+	}
+	lg, err := open(spec.ID, walPath, t)
 	if err != nil {
 		return nil, fmt.Errorf("node %d: open %s WAL: %w", spec.ID, kind.name, err)
 	}

@@ -40,6 +40,13 @@ type Template struct {
 	Transport string
 	// WAL names the write-ahead log: one of WALNames. Default "pebble".
 	WAL string
+	// OpenWAL, when set, opens each node's log in place of the named WAL's
+	// own opener; the name still says whether the log survives a restart
+	// and whether it lives in the data directory (dir is its wal/
+	// subdirectory then, "" otherwise). A harness uses it to keep per-node
+	// state across restarts, such as a filesystem that can lose what was
+	// not synced.
+	OpenWAL func(id uint64, dir string) (wal.Log, error)
 	// Pebble configures the Pebble WAL (memtable size, and a FS for tests);
 	// other WALs ignore it.
 	Pebble wal.PebbleOptions
