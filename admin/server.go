@@ -209,7 +209,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// StatusOf builds the Status of rep (the admin API's /status body).
+// statusOf builds the /status body.
 func (h *handler) statusOf() Status {
 	rep := h.cfg.Replica
 	n := rep.Node
@@ -319,7 +319,9 @@ func (h *handler) faultsOf() Faults {
 	return Faults{Network: rep.Fault.Network().State(), Rules: RulesOf(rep.Fault.Rules()), DiskDelay: Duration(rep.Disk.Delay())}
 }
 
-func (h *handler) faults(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, h.faultsOf()) }
+func (h *handler) faults(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, h.faultsOf())
+}
 
 func (h *handler) network(w http.ResponseWriter, r *http.Request) {
 	var op NetworkOp
@@ -477,4 +479,3 @@ func drainBody(r io.ReadCloser) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20))
 	_ = r.Close()
 }
-
