@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/raftbench/raftbench/clientapi/wire"
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
 	"github.com/raftbench/raftbench/transport"
@@ -31,6 +32,12 @@ var (
 	ErrRemote = errors.New("clientapi: remote error")
 	// ErrClosed: the endpoint was closed.
 	ErrClosed = errors.New("clientapi: endpoint closed")
+	// ErrWrongCluster: the node belongs to another cluster (the handshake
+	// carries the cluster ID).
+	ErrWrongCluster = errors.New("clientapi: wrong cluster")
+	// ErrWrongNode: the address serves another node than the endpoint was
+	// configured for.
+	ErrWrongNode = errors.New("clientapi: wrong node")
 )
 
 // Redirect is the error of a request a non-leader refused: it unwraps to
@@ -213,17 +220,17 @@ func (e *Endpoint) Addr() string { return e.addr }
 // the command is larger than a frame — that one also wraps
 // node.ErrProposalTooLarge).
 func (e *Endpoint) Propose(ctx context.Context, cmd []byte) (any, error) {
-	return e.do(ctx, kindPropose, cmd)
+	return e.do(ctx, wire.KindPropose, cmd)
 }
 
 // Read sends query to the node's linearizable Read.
 func (e *Endpoint) Read(ctx context.Context, query []byte) (any, error) {
-	return e.do(ctx, kindRead, query)
+	return e.do(ctx, wire.KindRead, query)
 }
 
 // Members returns every node's client address as the node knows them.
 func (e *Endpoint) Members(ctx context.Context) (map[uint64]string, error) {
-	v, err := e.do(ctx, kindMembers, nil)
+	v, err := e.do(ctx, wire.KindMembers, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -329,36 +336,36 @@ func (e *Endpoint) dial(ctx context.Context) (*conn, error) {
 		_ = nc.SetDeadline(dl)
 	}
 	br := bufio.NewReaderSize(nc, 64<<10)
-	if _, err := nc.Write(appendHello(nil, e.opts.ClusterID)); err != nil {
+	if _, err := nc.Write(wire.AppendHello(nil, e.opts.ClusterID)); err != nil {
 		nc.Close()
 		return fail(fmt.Errorf("%w: hello: %w", ErrUnreachable, err))
 	}
-	w, err := readWelcome(br)
+	w, err := wire.ReadWelcome(br)
 	if err != nil {
 		nc.Close()
 		return fail(err)
 	}
 	switch {
-	case w.status == statusCluster:
+	case w.Status == wire.StatusCluster:
 		nc.Close()
-		return fail(fmt.Errorf("%w: the node belongs to cluster %#x, this client to %#x", ErrWrongCluster, w.clusterID, e.opts.ClusterID))
-	case w.status == statusVersion:
+		return fail(fmt.Errorf("%w: the node belongs to cluster %#x, this client to %#x", ErrWrongCluster, w.ClusterID, e.opts.ClusterID))
+	case w.Status == wire.StatusVersion:
 		nc.Close()
-		return fail(fmt.Errorf("%w: the node does not speak version %d", ErrVersion, version))
-	case e.id != 0 && w.nodeID != e.id:
+		return fail(fmt.Errorf("%w: the node does not speak wire.Version %d", ErrVersion, wire.Version))
+	case e.id != 0 && w.NodeID != e.id:
 		nc.Close()
-		return fail(fmt.Errorf("%w: the address serves node %d", ErrWrongNode, w.nodeID))
-	case w.maxFrame < transport.MinMaxFrameSize:
+		return fail(fmt.Errorf("%w: the address serves node %d", ErrWrongNode, w.NodeID))
+	case w.MaxFrame < transport.MinMaxFrameSize:
 		nc.Close()
-		return fail(fmt.Errorf("%w: the node announces a max frame of %d bytes", ErrBadFrame, w.maxFrame))
+		return fail(fmt.Errorf("%w: the node announces a max frame of %d bytes", ErrBadFrame, w.MaxFrame))
 	}
 	_ = nc.SetDeadline(time.Time{})
 	e.mu.Lock()
-	e.serverID = w.nodeID
+	e.serverID = w.NodeID
 	e.mu.Unlock()
 	c := &conn{
-		ep: e, nc: nc, nodeID: w.nodeID,
-		maxReq:  int(min(w.maxFrame, uint64(transport.MaxMaxFrameSize))),
+		ep: e, nc: nc, nodeID: w.NodeID,
+		maxReq:  int(min(w.MaxFrame, uint64(transport.MaxMaxFrameSize))),
 		pending: map[uint64]*call{}, wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	go c.writeLoop()
@@ -406,7 +413,7 @@ func (c *conn) broken() bool {
 
 func (c *conn) call(ctx context.Context, kind byte, payload []byte) (any, error) {
 	e := c.ep
-	if n := requestSize(len(payload)); n > c.maxReq {
+	if n := wire.RequestSize(len(payload)); n > c.maxReq {
 		return nil, fmt.Errorf("node %d at %s: %w: %w: %w: a request of %d bytes, the node's limit is %d",
 			e.id, e.addr, kv.ErrNotSent, node.ErrProposalTooLarge, ErrFrameTooLarge, n, c.maxReq)
 	}
@@ -415,7 +422,7 @@ func (c *conn) call(ctx context.Context, kind byte, payload []byte) (any, error)
 		if timeout = time.Until(dl); timeout <= 0 {
 			return nil, fmt.Errorf("%w: %w", node.ErrTimeout, context.DeadlineExceeded)
 		}
-		timeout = min(timeout, maxTimeout)
+		timeout = min(timeout, wire.MaxTimeout)
 	}
 	cl := callPool.Get().(*call)
 	c.mu.Lock()
@@ -429,7 +436,7 @@ func (c *conn) call(ctx context.Context, kind byte, payload []byte) (any, error)
 	c.nextID++
 	id := c.nextID
 	c.pending[id] = cl
-	c.out = appendRequest(c.out, &request{kind: kind, id: id, timeout: timeout, payload: payload})
+	c.out = wire.AppendRequest(c.out, &wire.Request{Kind: kind, ID: id, Timeout: timeout, Payload: payload})
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
@@ -512,23 +519,23 @@ func (c *conn) writeLoop() {
 func (c *conn) readLoop(br *bufio.Reader) {
 	maxFrame := c.ep.opts.MaxFrameSize
 	for {
-		body, err := readFrame(br, maxFrame)
+		body, err := wire.ReadFrame(br, maxFrame)
 		if err != nil {
 			c.fail(err)
 			return
 		}
-		r, err := decodeResponse(body)
+		r, err := wire.DecodeResponse(body)
 		if err != nil {
 			c.fail(err)
 			return
 		}
-		if r.kind == respGoAway {
-			c.fail(fmt.Errorf("the node closed the connection: %s", r.msg))
+		if r.Kind == wire.RespGoAway {
+			c.fail(fmt.Errorf("the node closed the connection: %s", r.Msg))
 			return
 		}
 		c.mu.Lock()
-		cl := c.pending[r.id]
-		delete(c.pending, r.id)
+		cl := c.pending[r.ID]
+		delete(c.pending, r.ID)
 		c.mu.Unlock()
 		if cl == nil {
 			continue // its caller gave up
@@ -538,28 +545,28 @@ func (c *conn) readLoop(br *bufio.Reader) {
 }
 
 // decode turns a response into the caller's result or error.
-func (c *conn) decode(r *response) reply {
+func (c *conn) decode(r *wire.Response) reply {
 	e := c.ep
-	switch r.kind {
-	case respMembers:
-		if r.members == nil {
-			r.members = map[uint64]string{}
+	switch r.Kind {
+	case wire.RespMembers:
+		if r.Members == nil {
+			r.Members = map[uint64]string{}
 		}
-		return reply{v: r.members}
-	case respResult:
-		if !r.hasResult {
+		return reply{v: r.Members}
+	case wire.RespResult:
+		if !r.HasResult {
 			return reply{}
 		}
-		v, err := e.opts.Results.DecodeResult(r.result)
+		v, err := e.opts.Results.DecodeResult(r.Result)
 		if err != nil {
 			return reply{err: fmt.Errorf("node %d at %s: %w: result does not decode: %w", e.id, e.addr, ErrRemote, err)}
 		}
 		return reply{v: v}
 	}
 	var err error
-	switch r.code {
+	switch r.Code {
 	case CodeNotLeader:
-		err = &Redirect{NotLeader: &node.NotLeaderError{Leader: r.leader}, Addr: r.leaderAddr}
+		err = &Redirect{NotLeader: &node.NotLeaderError{Leader: r.Leader}, Addr: r.LeaderAddr}
 	case CodeStopped:
 		err = node.ErrStopped
 	case CodeTimeout:
@@ -575,8 +582,8 @@ func (c *conn) decode(r *response) reply {
 	default:
 		err = ErrRemote
 	}
-	if r.code == CodeNotLeader {
+	if r.Code == CodeNotLeader {
 		return reply{err: fmt.Errorf("node %d at %s: %w", e.id, e.addr, err)}
 	}
-	return reply{err: fmt.Errorf("node %d at %s: %w: %s", e.id, e.addr, err, r.msg)}
+	return reply{err: fmt.Errorf("node %d at %s: %w: %s", e.id, e.addr, err, r.Msg)}
 }

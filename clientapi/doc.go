@@ -16,11 +16,11 @@
 //
 // # Wire format
 //
-// Hand-written binary in the style of the transport codec: varints and
-// length-prefixed bytes, every length checked against the frame and the
-// frame against the maximum frame size, never a panic on bad input. A
-// connection opens with a handshake carrying the cluster ID (see hello
-// and welcome in protocol.go): a client of another cluster is refused with
+// Hand-written binary in the style of the transport codec (package wire):
+// varints and length-prefixed bytes, every length checked against the frame
+// and the frame against the maximum frame size, never a panic on bad input.
+// A connection opens with a handshake carrying the cluster ID (wire.AppendHello
+// and wire.Welcome): a client of another cluster is refused with
 // ErrWrongCluster, an address that serves another node than expected is
 // ErrWrongNode. Then frames (uvarint length, body) flow both ways:
 //

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raftbench/raftbench/clientapi/wire"
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
 	"github.com/raftbench/raftbench/transport"
@@ -128,8 +129,8 @@ func (c *ServerConfig) Validate() error {
 	if c.MaxInflight < 1 {
 		bad("MaxInflight %d, want at least 1", c.MaxInflight)
 	}
-	if c.MaxTimeout <= 0 || c.MaxTimeout > maxTimeout {
-		bad("MaxTimeout %v outside (0, %v]", c.MaxTimeout, maxTimeout)
+	if c.MaxTimeout <= 0 || c.MaxTimeout > wire.MaxTimeout {
+		bad("MaxTimeout %v outside (0, %v]", c.MaxTimeout, wire.MaxTimeout)
 	}
 	if c.HandshakeTimeout <= 0 {
 		bad("HandshakeTimeout %v, want > 0", c.HandshakeTimeout)
@@ -152,7 +153,7 @@ type ServerStats struct {
 	// Requests counts requests by kind (propose, read, members); Errors
 	// error answers by code (index Code).
 	Proposes, Reads, Members uint64
-	Errors                   [maxCode + 1]uint64
+	Errors                   [wire.MaxCode + 1]uint64
 }
 
 // Server serves the client API of one node. Every connection has a reader
@@ -172,7 +173,7 @@ type Server struct {
 
 	accepted, open, refused, badFrames atomic.Uint64
 	proposes, reads, members           atomic.Uint64
-	errs                               [maxCode + 1]atomic.Uint64
+	errs                               [wire.MaxCode + 1]atomic.Uint64
 }
 
 // NewServer validates cfg and returns a server; Serve starts it on a
@@ -310,7 +311,7 @@ type serverConn struct {
 	// as the load needs them (up to MaxInflight) and kept until the
 	// connection ends, so a busy connection does not pay for a fresh
 	// goroutine (and its stack growth) per request.
-	work    chan request
+	work    chan wire.Request
 	workers int // started so far (reader goroutine only)
 	reqs    sync.WaitGroup
 
@@ -334,7 +335,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &serverConn{s: s, nc: nc, ctx: ctx, cancel: cancel, work: make(chan request),
+	c := &serverConn{s: s, nc: nc, ctx: ctx, cancel: cancel, work: make(chan wire.Request),
 		wake: make(chan struct{}, 1), draining: make(chan struct{})}
 	s.mu.Lock()
 	if s.closed {
@@ -373,27 +374,27 @@ func (s *Server) serveConn(nc net.Conn) {
 func (s *Server) handshake(nc net.Conn, br *bufio.Reader) bool {
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	defer nc.SetDeadline(time.Time{})
-	var hello [helloSize]byte
+	var hello [wire.HelloSize]byte
 	if _, err := io.ReadFull(br, hello[:]); err != nil {
 		s.cfg.Logger.Warn("client API: no hello", "remote", nc.RemoteAddr().String(), "err", err)
 		return false
 	}
-	w := welcome{status: statusOK, clusterID: s.cfg.ClusterID, nodeID: s.cfg.NodeID, maxFrame: uint64(s.cfg.MaxFrameSize)}
-	cid, _, err := decodeHello(hello[:])
+	w := wire.Welcome{Status: wire.StatusOK, ClusterID: s.cfg.ClusterID, NodeID: s.cfg.NodeID, MaxFrame: uint64(s.cfg.MaxFrameSize)}
+	cid, _, err := wire.DecodeHello(hello[:])
 	switch {
 	case errors.Is(err, ErrVersion):
-		w.status = statusVersion
+		w.Status = wire.StatusVersion
 	case err != nil:
 		s.cfg.Logger.Warn("client API: refused a connection", "remote", nc.RemoteAddr().String(), "err", err)
 		return false
 	case cid != s.cfg.ClusterID:
-		w.status = statusCluster
+		w.Status = wire.StatusCluster
 	}
-	if _, err := nc.Write(appendWelcome(nil, w)); err != nil {
+	if _, err := nc.Write(wire.AppendWelcome(nil, w)); err != nil {
 		return false
 	}
-	if w.status != statusOK {
-		s.cfg.Logger.Warn("client API: refused a client", "remote", nc.RemoteAddr().String(), "client_cluster", cid, "status", w.status)
+	if w.Status != wire.StatusOK {
+		s.cfg.Logger.Warn("client API: refused a client", "remote", nc.RemoteAddr().String(), "client_cluster", cid, "status", w.Status)
 		return false
 	}
 	return true
@@ -417,7 +418,7 @@ func (c *serverConn) drain() {
 func (c *serverConn) readLoop(br *bufio.Reader) bool {
 	s := c.s
 	for {
-		body, err := readFrame(br, s.cfg.MaxFrameSize)
+		body, err := wire.ReadFrame(br, s.cfg.MaxFrameSize)
 		if err != nil {
 			select {
 			case <-c.draining:
@@ -431,7 +432,7 @@ func (c *serverConn) readLoop(br *bufio.Reader) bool {
 			}
 			return false
 		}
-		req, err := decodeRequest(body)
+		req, err := wire.DecodeRequest(body)
 		if err != nil {
 			s.badFrames.Add(1)
 			s.cfg.Logger.Warn("client API: closing a connection on a bad request", "remote", c.nc.RemoteAddr().String(), "err", err)
@@ -459,7 +460,7 @@ func (c *serverConn) readLoop(br *bufio.Reader) bool {
 
 // worker runs req, then every request handed to it, until the connection's
 // reader stops.
-func (c *serverConn) worker(req request) {
+func (c *serverConn) worker(req wire.Request) {
 	defer c.reqs.Done()
 	for {
 		c.handle(req)
@@ -471,40 +472,40 @@ func (c *serverConn) worker(req request) {
 }
 
 // handle runs one request and queues its answer.
-func (c *serverConn) handle(req request) {
+func (c *serverConn) handle(req wire.Request) {
 	s := c.s
 	timeout := s.cfg.MaxTimeout
-	if req.timeout > 0 {
-		timeout = min(timeout, req.timeout)
+	if req.Timeout > 0 {
+		timeout = min(timeout, req.Timeout)
 	}
 	var v any
 	var err error
-	switch req.kind {
-	case kindMembers:
+	switch req.Kind {
+	case wire.KindMembers:
 		s.members.Add(1)
-		c.queue(func(dst []byte) []byte { return appendMembersResponse(dst, req.id, s.clientAddrs()) })
+		c.queue(func(dst []byte) []byte { return wire.AppendMembersResponse(dst, req.ID, s.clientAddrs()) })
 		return
-	case kindPropose:
+	case wire.KindPropose:
 		s.proposes.Add(1)
 		ctx, cancel := context.WithTimeout(c.ctx, timeout)
-		v, err = s.cfg.Backend.Propose(ctx, req.payload)
+		v, err = s.cfg.Backend.Propose(ctx, req.Payload)
 		cancel()
-	case kindRead:
+	case wire.KindRead:
 		s.reads.Add(1)
 		ctx, cancel := context.WithTimeout(c.ctx, timeout)
-		v, err = s.cfg.Backend.Read(ctx, req.payload)
+		v, err = s.cfg.Backend.Read(ctx, req.Payload)
 		cancel()
 	}
 	if err != nil {
-		c.queueError(req.id, req.kind, err)
+		c.queueError(req.ID, req.Kind, err)
 		return
 	}
 	c.mu.Lock()
 	if !c.closing {
 		var encErr error
-		if c.out, encErr = appendResultResponse(c.out, req.id, s.cfg.Results, v); encErr != nil {
+		if c.out, encErr = wire.AppendResultResponse(c.out, req.ID, s.cfg.Results, v); encErr != nil {
 			s.errs[CodeInternal].Add(1)
-			c.out = appendErrorResponse(c.out, req.id, CodeInternal, 0, "", fmt.Sprintf("node %d: result of type %T does not encode: %v", s.cfg.NodeID, v, encErr))
+			c.out = wire.AppendErrorResponse(c.out, req.ID, CodeInternal, 0, "", fmt.Sprintf("node %d: result of type %T does not encode: %v", s.cfg.NodeID, v, encErr))
 		}
 	}
 	c.mu.Unlock()
@@ -529,7 +530,7 @@ func (c *serverConn) queueError(id uint64, kind byte, err error) {
 	}
 	s.errs[code].Add(1)
 	msg := err.Error()
-	c.queue(func(dst []byte) []byte { return appendErrorResponse(dst, id, code, leader, addr, msg) })
+	c.queue(func(dst []byte) []byte { return wire.AppendErrorResponse(dst, id, code, leader, addr, msg) })
 }
 
 // codeOf maps a node or state-machine error to its code, and for a
@@ -554,7 +555,7 @@ func codeOf(err error, kind byte) (Code, uint64) {
 		return CodeBadEncoding, 0
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return CodeTimeout, 0
-	case kind == kindRead:
+	case kind == wire.KindRead:
 		return CodeStateMachine, 0
 	}
 	return CodeInternal, 0
@@ -593,7 +594,7 @@ func (c *serverConn) finish(msg string) {
 			}
 		}
 		if msg != "" {
-			c.out = appendGoAway(c.out, msg)
+			c.out = wire.AppendGoAway(c.out, msg)
 		}
 		c.closing = true
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftbench/raftbench/clientapi/wire"
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
 )
@@ -270,11 +271,11 @@ func rawConn(t *testing.T, addr string, clusterID uint64) (net.Conn, *bufio.Read
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	if _, err := nc.Write(appendHello(nil, clusterID)); err != nil {
+	if _, err := nc.Write(wire.AppendHello(nil, clusterID)); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(nc)
-	if w, err := readWelcome(br); err != nil || w.status != statusOK {
+	if w, err := wire.ReadWelcome(br); err != nil || w.Status != wire.StatusOK {
 		t.Fatalf("welcome %+v, %v", w, err)
 	}
 	return nc, br
@@ -289,12 +290,12 @@ func TestBadFrames(t *testing.T) {
 		frame []byte
 		want  string
 	}{
-		{"unknown kind", appendRequest(nil, &request{kind: 255, id: 1}), "request kind 255 unknown"},
+		{"unknown kind", wire.AppendRequest(nil, &wire.Request{Kind: 255, ID: 1}), "request kind 255 unknown"},
 		{"garbage", []byte{3, 0xff, 0xff, 0xff}, "truncated varint request id"},
 		{"oversized", binary.AppendUvarint(nil, 1<<20), "frame too large: 1048576 bytes announced, limit 4096"},
-		{"id zero", appendRequest(nil, &request{kind: kindPropose}), "request id 0"},
+		{"id zero", wire.AppendRequest(nil, &wire.Request{Kind: wire.KindPropose}), "request id 0"},
 		{"trailing", func() []byte {
-			f := appendRequest(nil, &request{kind: kindRead, id: 1, payload: []byte("q")})
+			f := wire.AppendRequest(nil, &wire.Request{Kind: wire.KindRead, ID: 1, Payload: []byte("q")})
 			f[0]++
 			return append(f, 0)
 		}(), "1 trailing bytes"},
@@ -305,15 +306,15 @@ func TestBadFrames(t *testing.T) {
 			if _, err := nc.Write(tc.frame); err != nil {
 				t.Fatal(err)
 			}
-			body, err := readFrame(br, 1<<20)
+			body, err := wire.ReadFrame(br, 1<<20)
 			if err != nil {
 				t.Fatalf("no goaway: %v", err)
 			}
-			r, err := decodeResponse(body)
-			if err != nil || r.kind != respGoAway || !strings.Contains(r.msg, tc.want) {
+			r, err := wire.DecodeResponse(body)
+			if err != nil || r.Kind != wire.RespGoAway || !strings.Contains(r.Msg, tc.want) {
 				t.Fatalf("answer %+v (%v), want a goaway with %q", r, err, tc.want)
 			}
-			if _, err := readFrame(br, 1<<20); !errors.Is(err, io.EOF) {
+			if _, err := wire.ReadFrame(br, 1<<20); !errors.Is(err, io.EOF) {
 				t.Errorf("after the goaway: %v, want the connection closed", err)
 			}
 		})
@@ -346,10 +347,10 @@ func TestBadResponses(t *testing.T) {
 			return
 		}
 		defer nc.Close()
-		hello := make([]byte, helloSize)
+		hello := make([]byte, wire.HelloSize)
 		_, _ = io.ReadFull(nc, hello)
-		_, _ = nc.Write(appendWelcome(nil, welcome{status: statusOK, nodeID: 1, maxFrame: 1 << 20}))
-		_, _ = readFrame(bufio.NewReader(nc), 1<<20)
+		_, _ = nc.Write(wire.AppendWelcome(nil, wire.Welcome{Status: wire.StatusOK, NodeID: 1, MaxFrame: 1 << 20}))
+		_, _ = wire.ReadFrame(bufio.NewReader(nc), 1<<20)
 		_, _ = nc.Write([]byte{4, 9, 9, 9, 9}) // response kind 9
 		time.Sleep(time.Second)
 	}()

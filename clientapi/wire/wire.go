@@ -1,4 +1,14 @@
-package clientapi
+// Package wire is the client API's wire format: hand-written binary in the
+// style of the transport codec (varints, length-prefixed bytes), every
+// length checked against the frame and every frame against the maximum
+// frame size, never a panic on bad input. It imports nothing of the project,
+// so it can be fuzzed (and read) on its own; package clientapi runs
+// connections with it.
+//
+// A connection opens with a handshake (a hello, answered by a Welcome) carrying the
+// cluster ID; then frames (uvarint length, body) flow both ways, requests
+// from the client and responses from the server, matched by request ID.
+package wire
 
 import (
 	"bufio"
@@ -6,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -18,12 +30,6 @@ var (
 	// ErrBadFrame: a frame or handshake is truncated, has trailing bytes,
 	// or holds a value out of range.
 	ErrBadFrame = errors.New("clientapi: bad frame")
-	// ErrWrongCluster: the other side belongs to another cluster (the
-	// handshake carries the cluster ID).
-	ErrWrongCluster = errors.New("clientapi: wrong cluster")
-	// ErrWrongNode: the address serves another node than the endpoint was
-	// configured for.
-	ErrWrongNode = errors.New("clientapi: wrong node")
 	// ErrVersion: the other side speaks another protocol version.
 	ErrVersion = errors.New("clientapi: unsupported protocol version")
 )
@@ -38,32 +44,37 @@ var (
 //	           | node ID (uvarint) | max frame (uvarint)
 //
 // with its own cluster ID and node ID and the largest frame body it
-// accepts. A status other than statusOK is followed by the server closing
+// accepts. A status other than StatusOK is followed by the server closing
 // the connection.
 const (
-	magic         = "RBCA"
-	version       = 1
-	helloSize     = len(magic) + 1 + 8
-	statusOK      = 0
-	statusCluster = 1 // wrong cluster
-	statusVersion = 2 // unsupported version
+	// Magic opens both handshake messages.
+	Magic = "RBCA"
+	// Version is the protocol version this code speaks; there is no
+	// negotiation, so another version is refused.
+	Version = 1
+	// HelloSize is the fixed size of a hello.
+	HelloSize = len(Magic) + 1 + 8
+	// Welcome statuses.
+	StatusOK      = 0
+	StatusCluster = 1 // the client belongs to another cluster
+	StatusVersion = 2 // the client speaks another version
 )
 
 // Request kinds.
 const (
-	kindPropose = 1 // payload: a command for node.Propose
-	kindRead    = 2 // payload: a query for node.Read
-	kindMembers = 3 // payload empty: the client addresses of the cluster
+	KindPropose = 1 // payload: a command for node.Propose
+	KindRead    = 2 // payload: a query for node.Read
+	KindMembers = 3 // payload empty: the client addresses of the cluster
 )
 
 // Response kinds.
 const (
-	respResult  = 1
-	respError   = 2
-	respMembers = 3
-	// respGoAway (request ID 0) says why the server is closing the
+	RespResult  = 1
+	RespError   = 2
+	RespMembers = 3
+	// RespGoAway (request ID 0) says why the server is closing the
 	// connection: a bad frame, or it is shutting down.
-	respGoAway = 4
+	RespGoAway = 4
 )
 
 // resultFlagPresent marks a result response that carries a result (a
@@ -97,7 +108,8 @@ const (
 	// CodeInternal: anything else (a result that would not encode, a node
 	// stopped by a fatal error).
 	CodeInternal Code = 8
-	maxCode           = CodeInternal
+	// MaxCode is the highest code.
+	MaxCode = CodeInternal
 )
 
 // String names the code.
@@ -123,35 +135,48 @@ func (c Code) String() string {
 	return fmt.Sprintf("code(%d)", uint8(c))
 }
 
-// request is one decoded request frame:
+// Request is one request frame:
 //
 //	request := kind (1 byte) | id (uvarint, non-zero) | timeout µs (uvarint; 0 = none) | payload (bytes)
 //
 // where bytes is a uvarint length and that many bytes.
-type request struct {
-	kind    byte
-	id      uint64
-	timeout time.Duration
-	payload []byte // aliases the frame
+type Request struct {
+	// Kind is KindPropose, KindRead or KindMembers.
+	Kind byte
+	// ID is the client's number for the request (non-zero), echoed in its
+	// response.
+	ID uint64
+	// Timeout is what the client's context had left (0: none); it travels
+	// in whole microseconds.
+	Timeout time.Duration
+	// Payload is the command or query; decoded, it aliases the frame.
+	Payload []byte
 }
 
-// response is one decoded response frame:
+// Response is one response frame:
 //
 //	response := kind (1 byte) | id (uvarint) | body
 //	  result:  flags (1 byte; bit 0: a result follows) | result (bytes)
 //	  error:   code (1 byte) | leader ID (uvarint) | leader address (bytes) | message (bytes)
 //	  members: count (uvarint) | {node ID (uvarint) | client address (bytes)}*
 //	  goaway:  message (bytes)                                  (id 0)
-type response struct {
-	kind       byte
-	id         uint64
-	hasResult  bool
-	result     []byte // aliases the frame
-	code       Code
-	leader     uint64
-	leaderAddr string
-	msg        string
-	members    map[uint64]string
+type Response struct {
+	// Kind is RespResult, RespError, RespMembers or RespGoAway.
+	Kind byte
+	// ID is the request answered (0 for a goaway).
+	ID uint64
+	// HasResult says a result response carries one; Result is its
+	// encoding (aliasing the frame).
+	HasResult bool
+	Result    []byte
+	// Code, Leader and LeaderAddr describe an error response; Msg is its
+	// message (or a goaway's).
+	Code       Code
+	Leader     uint64
+	LeaderAddr string
+	Msg        string
+	// Members maps node IDs to client addresses (a members response).
+	Members map[uint64]string
 }
 
 // A frame is the body's uvarint length, then the body. The body is encoded
@@ -181,26 +206,32 @@ func appendBytes(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// appendRequest appends r's frame.
-func appendRequest(dst []byte, r *request) []byte {
+// AppendRequest appends r's frame.
+func AppendRequest(dst []byte, r *Request) []byte {
 	dst, start := reserve(dst)
-	dst = append(dst, r.kind)
-	dst = binary.AppendUvarint(dst, r.id)
-	dst = binary.AppendUvarint(dst, uint64(max(r.timeout, 0)/time.Microsecond))
-	dst = appendBytes(dst, r.payload)
+	dst = append(dst, r.Kind)
+	dst = binary.AppendUvarint(dst, r.ID)
+	dst = binary.AppendUvarint(dst, uint64(max(r.Timeout, 0)/time.Microsecond))
+	dst = appendBytes(dst, r.Payload)
 	return finish(dst, start)
 }
 
-// requestSize is the body size of a request with a payload of n bytes (an
+// RequestSize is the body size of a request with a payload of n bytes (an
 // upper bound: the varints are counted at their longest).
-func requestSize(n int) int { return 1 + 3*binary.MaxVarintLen64 + n }
+func RequestSize(n int) int { return 1 + 3*binary.MaxVarintLen64 + n }
 
-// appendResultResponse appends a result response carrying v encoded by
+// ResultAppender encodes a state machine's result (clientapi.ResultCodec
+// is one).
+type ResultAppender interface {
+	AppendResult(dst []byte, v any) ([]byte, error)
+}
+
+// AppendResultResponse appends a result response carrying v encoded by
 // codec (v nil: no result). On an encoding error dst comes back as it was.
-func appendResultResponse(dst []byte, id uint64, codec ResultCodec, v any) ([]byte, error) {
+func AppendResultResponse(dst []byte, id uint64, codec ResultAppender, v any) ([]byte, error) {
 	mark := len(dst)
 	dst, start := reserve(dst)
-	dst = append(dst, respResult)
+	dst = append(dst, RespResult)
 	dst = binary.AppendUvarint(dst, id)
 	if v == nil {
 		dst = append(dst, 0)
@@ -219,9 +250,10 @@ func appendResultResponse(dst []byte, id uint64, codec ResultCodec, v any) ([]by
 	return finish(dst, start), nil
 }
 
-func appendErrorResponse(dst []byte, id uint64, code Code, leader uint64, leaderAddr, msg string) []byte {
+// AppendErrorResponse appends an error response.
+func AppendErrorResponse(dst []byte, id uint64, code Code, leader uint64, leaderAddr, msg string) []byte {
 	dst, start := reserve(dst)
-	dst = append(dst, respError)
+	dst = append(dst, RespError)
 	dst = binary.AppendUvarint(dst, id)
 	dst = append(dst, byte(code))
 	dst = binary.AppendUvarint(dst, leader)
@@ -230,21 +262,23 @@ func appendErrorResponse(dst []byte, id uint64, code Code, leader uint64, leader
 	return finish(dst, start)
 }
 
-func appendMembersResponse(dst []byte, id uint64, members map[uint64]string) []byte {
+// AppendMembersResponse appends a members response (IDs ascending).
+func AppendMembersResponse(dst []byte, id uint64, members map[uint64]string) []byte {
 	dst, start := reserve(dst)
-	dst = append(dst, respMembers)
+	dst = append(dst, RespMembers)
 	dst = binary.AppendUvarint(dst, id)
 	dst = binary.AppendUvarint(dst, uint64(len(members)))
-	for _, mid := range sortedIDs(members) {
+	for _, mid := range slices.Sorted(maps.Keys(members)) {
 		dst = binary.AppendUvarint(dst, mid)
 		dst = appendBytes(dst, []byte(members[mid]))
 	}
 	return finish(dst, start)
 }
 
-func appendGoAway(dst []byte, msg string) []byte {
+// AppendGoAway appends a goaway: the server closes the connection after it.
+func AppendGoAway(dst []byte, msg string) []byte {
 	dst, start := reserve(dst)
-	dst = append(dst, respGoAway)
+	dst = append(dst, RespGoAway)
 	dst = binary.AppendUvarint(dst, 0)
 	dst = appendBytes(dst, []byte(msg))
 	return finish(dst, start)
@@ -324,107 +358,107 @@ func (d *decoder) end() {
 	}
 }
 
-// maxTimeout bounds a request's timeout so the conversion cannot overflow;
+// MaxTimeout bounds a request's timeout so the conversion cannot overflow;
 // it is far above anything a server allows (ServerConfig.MaxTimeout).
-const maxTimeout = 24 * time.Hour
+const MaxTimeout = 24 * time.Hour
 
-// decodeRequest decodes one request frame body. Anything that is not
+// DecodeRequest decodes one request frame body. Anything that is not
 // exactly one valid request is an error wrapping ErrBadFrame.
-func decodeRequest(body []byte) (request, error) {
+func DecodeRequest(body []byte) (Request, error) {
 	d := decoder{b: body}
-	var r request
-	r.kind = d.byte1("kind")
-	r.id = d.uvarint("request id")
+	var r Request
+	r.Kind = d.byte1("kind")
+	r.ID = d.uvarint("request id")
 	us := d.uvarint("timeout")
-	r.payload = d.bytes("payload")
+	r.Payload = d.bytes("payload")
 	d.end()
 	if d.err == nil {
 		switch {
-		case r.kind < kindPropose || r.kind > kindMembers:
-			d.fail("request kind %d unknown", r.kind)
-		case r.id == 0:
+		case r.Kind < KindPropose || r.Kind > KindMembers:
+			d.fail("request kind %d unknown", r.Kind)
+		case r.ID == 0:
 			d.fail("request id 0")
-		case us > uint64(maxTimeout/time.Microsecond):
-			d.fail("timeout of %d µs exceeds %v", us, maxTimeout)
-		case r.kind == kindMembers && len(r.payload) > 0:
-			d.fail("members request with a %d-byte payload", len(r.payload))
+		case us > uint64(MaxTimeout/time.Microsecond):
+			d.fail("timeout of %d µs exceeds %v", us, MaxTimeout)
+		case r.Kind == KindMembers && len(r.Payload) > 0:
+			d.fail("members request with a %d-byte payload", len(r.Payload))
 		}
 	}
 	if d.err != nil {
-		return request{}, d.err
+		return Request{}, d.err
 	}
-	r.timeout = time.Duration(us) * time.Microsecond
+	r.Timeout = time.Duration(us) * time.Microsecond
 	return r, nil
 }
 
-// decodeResponse decodes one response frame body. Anything that is not
+// DecodeResponse decodes one response frame body. Anything that is not
 // exactly one valid response is an error wrapping ErrBadFrame.
-func decodeResponse(body []byte) (response, error) {
+func DecodeResponse(body []byte) (Response, error) {
 	d := decoder{b: body}
-	var r response
-	r.kind = d.byte1("kind")
-	r.id = d.uvarint("request id")
-	switch r.kind {
-	case respResult:
+	var r Response
+	r.Kind = d.byte1("kind")
+	r.ID = d.uvarint("request id")
+	switch r.Kind {
+	case RespResult:
 		flags := d.byte1("flags")
-		r.result = d.bytes("result")
+		r.Result = d.bytes("result")
 		if d.err == nil && flags&^resultFlagPresent != 0 {
 			d.fail("result flags %#x", flags)
 		}
-		r.hasResult = flags&resultFlagPresent != 0
-		if d.err == nil && !r.hasResult && len(r.result) > 0 {
+		r.HasResult = flags&resultFlagPresent != 0
+		if d.err == nil && !r.HasResult && len(r.Result) > 0 {
 			d.fail("result bytes without the result flag")
 		}
-	case respError:
-		r.code = Code(d.byte1("error code"))
-		r.leader = d.uvarint("leader")
-		r.leaderAddr = string(d.bytes("leader address"))
-		r.msg = string(d.bytes("message"))
-		if d.err == nil && (r.code == 0 || r.code > maxCode) {
-			d.fail("error code %d unknown", r.code)
+	case RespError:
+		r.Code = Code(d.byte1("error code"))
+		r.Leader = d.uvarint("leader")
+		r.LeaderAddr = string(d.bytes("leader address"))
+		r.Msg = string(d.bytes("message"))
+		if d.err == nil && (r.Code == 0 || r.Code > MaxCode) {
+			d.fail("error code %d unknown", r.Code)
 		}
-	case respMembers:
+	case RespMembers:
 		n := d.uvarint("member count")
 		// Every member takes at least two bytes.
 		if d.err == nil && n > uint64(len(d.b)-d.off)/2 {
 			d.fail("member count %d cannot fit in the %d bytes left", n, len(d.b)-d.off)
 		}
 		if d.err == nil {
-			r.members = make(map[uint64]string, n)
+			r.Members = make(map[uint64]string, n)
 		}
 		for i := uint64(0); i < n && d.err == nil; i++ {
 			id := d.uvarint("member id")
 			addr := string(d.bytes("member address"))
 			if d.err == nil {
-				if _, dup := r.members[id]; dup || id == 0 {
+				if _, dup := r.Members[id]; dup || id == 0 {
 					d.fail("member id %d zero or repeated", id)
 				}
 			}
-			r.members[id] = addr
+			r.Members[id] = addr
 		}
-	case respGoAway:
-		r.msg = string(d.bytes("message"))
-		if d.err == nil && r.id != 0 {
-			d.fail("goaway with request id %d", r.id)
+	case RespGoAway:
+		r.Msg = string(d.bytes("message"))
+		if d.err == nil && r.ID != 0 {
+			d.fail("goaway with request id %d", r.ID)
 		}
 	default:
-		d.fail("response kind %d unknown", r.kind)
+		d.fail("response kind %d unknown", r.Kind)
 	}
 	d.end()
-	if d.err == nil && r.kind != respGoAway && r.id == 0 {
+	if d.err == nil && r.Kind != RespGoAway && r.ID == 0 {
 		d.fail("response with request id 0")
 	}
 	if d.err != nil {
-		return response{}, d.err
+		return Response{}, d.err
 	}
 	return r, nil
 }
 
-// readFrame reads one frame and returns its body in a new slice (decoded
+// ReadFrame reads one frame and returns its body in a new slice (decoded
 // payloads and results alias it, so it is never reused). A length above
 // maxFrame fails with ErrFrameTooLarge before anything is allocated; a
 // clean io.EOF before the first byte is returned as io.EOF.
-func readFrame(r *bufio.Reader, maxFrame int) ([]byte, error) {
+func ReadFrame(r *bufio.Reader, maxFrame int) ([]byte, error) {
 	n, err := readUvarint(r)
 	if err != nil {
 		return nil, err
@@ -471,66 +505,70 @@ func readUvarint(r io.ByteReader) (uint64, error) {
 	return 0, fmt.Errorf("%w: frame length overflows 64 bits", ErrBadFrame)
 }
 
-// appendHello appends a client's hello.
-func appendHello(dst []byte, clusterID uint64) []byte {
-	dst = append(dst, magic...)
-	dst = append(dst, version)
+// AppendHello appends a client's hello.
+func AppendHello(dst []byte, clusterID uint64) []byte {
+	dst = append(dst, Magic...)
+	dst = append(dst, Version)
 	return binary.BigEndian.AppendUint64(dst, clusterID)
 }
 
-// decodeHello decodes a client's hello (exactly helloSize bytes). A bad
-// magic is ErrBadFrame; another version is ErrVersion (with the version,
+// DecodeHello decodes a client's hello (exactly HelloSize bytes). A bad
+// Magic is ErrBadFrame; another version is ErrVersion (with the version,
 // so the server can answer it).
-func decodeHello(b []byte) (clusterID uint64, ver byte, err error) {
-	if len(b) != helloSize || string(b[:len(magic)]) != magic {
-		return 0, 0, fmt.Errorf("%w: not a client API hello (bad magic)", ErrBadFrame)
+func DecodeHello(b []byte) (clusterID uint64, ver byte, err error) {
+	if len(b) != HelloSize || string(b[:len(Magic)]) != Magic {
+		return 0, 0, fmt.Errorf("%w: not a client API hello (bad Magic)", ErrBadFrame)
 	}
-	ver = b[len(magic)]
-	clusterID = binary.BigEndian.Uint64(b[len(magic)+1:])
-	if ver != version {
-		return clusterID, ver, fmt.Errorf("%w: client speaks version %d, this server %d", ErrVersion, ver, version)
+	ver = b[len(Magic)]
+	clusterID = binary.BigEndian.Uint64(b[len(Magic)+1:])
+	if ver != Version {
+		return clusterID, ver, fmt.Errorf("%w: client speaks version %d, this server %d", ErrVersion, ver, Version)
 	}
 	return clusterID, ver, nil
 }
 
-// welcome is the server's answer to a hello.
-type welcome struct {
-	status    byte
-	clusterID uint64
-	nodeID    uint64
-	maxFrame  uint64
+// Welcome is the server's answer to a hello.
+type Welcome struct {
+	// Status is StatusOK, StatusCluster or StatusVersion.
+	Status byte
+	// ClusterID and NodeID say whom the client reached; MaxFrame is the
+	// largest frame body the server accepts.
+	ClusterID uint64
+	NodeID    uint64
+	MaxFrame  uint64
 }
 
-func appendWelcome(dst []byte, w welcome) []byte {
-	dst = append(dst, magic...)
-	dst = append(dst, version, w.status)
-	dst = binary.BigEndian.AppendUint64(dst, w.clusterID)
-	dst = binary.AppendUvarint(dst, w.nodeID)
-	return binary.AppendUvarint(dst, w.maxFrame)
+// AppendWelcome appends a welcome.
+func AppendWelcome(dst []byte, w Welcome) []byte {
+	dst = append(dst, Magic...)
+	dst = append(dst, Version, w.Status)
+	dst = binary.BigEndian.AppendUint64(dst, w.ClusterID)
+	dst = binary.AppendUvarint(dst, w.NodeID)
+	return binary.AppendUvarint(dst, w.MaxFrame)
 }
 
-// readWelcome reads and checks a welcome from r.
-func readWelcome(r *bufio.Reader) (welcome, error) {
-	var hdr [len(magic) + 2 + 8]byte
+// ReadWelcome reads and checks a welcome from r.
+func ReadWelcome(r *bufio.Reader) (Welcome, error) {
+	var hdr [len(Magic) + 2 + 8]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return welcome{}, fmt.Errorf("%w: reading the server's welcome: %w", ErrBadFrame, err)
+		return Welcome{}, fmt.Errorf("%w: reading the server's welcome: %w", ErrBadFrame, err)
 	}
-	if string(hdr[:len(magic)]) != magic {
-		return welcome{}, fmt.Errorf("%w: the server's welcome has a bad magic (not a raftbench client API port?)", ErrBadFrame)
+	if string(hdr[:len(Magic)]) != Magic {
+		return Welcome{}, fmt.Errorf("%w: the server's welcome has a bad Magic (not a raftbench client API port?)", ErrBadFrame)
 	}
-	if v := hdr[len(magic)]; v != version {
-		return welcome{}, fmt.Errorf("%w: server speaks version %d, this client %d", ErrVersion, v, version)
+	if v := hdr[len(Magic)]; v != Version {
+		return Welcome{}, fmt.Errorf("%w: server speaks version %d, this client %d", ErrVersion, v, Version)
 	}
-	w := welcome{status: hdr[len(magic)+1], clusterID: binary.BigEndian.Uint64(hdr[len(magic)+2:])}
+	w := Welcome{Status: hdr[len(Magic)+1], ClusterID: binary.BigEndian.Uint64(hdr[len(Magic)+2:])}
 	var err error
-	if w.nodeID, err = binary.ReadUvarint(r); err != nil {
-		return welcome{}, fmt.Errorf("%w: welcome node ID: %w", ErrBadFrame, err)
+	if w.NodeID, err = binary.ReadUvarint(r); err != nil {
+		return Welcome{}, fmt.Errorf("%w: welcome node ID: %w", ErrBadFrame, err)
 	}
-	if w.maxFrame, err = binary.ReadUvarint(r); err != nil {
-		return welcome{}, fmt.Errorf("%w: welcome max frame: %w", ErrBadFrame, err)
+	if w.MaxFrame, err = binary.ReadUvarint(r); err != nil {
+		return Welcome{}, fmt.Errorf("%w: welcome max frame: %w", ErrBadFrame, err)
 	}
-	if w.status > statusVersion {
-		return welcome{}, fmt.Errorf("%w: welcome status %d unknown", ErrBadFrame, w.status)
+	if w.Status > StatusVersion {
+		return Welcome{}, fmt.Errorf("%w: welcome status %d unknown", ErrBadFrame, w.Status)
 	}
 	return w, nil
 }
