@@ -354,7 +354,7 @@ func TestBadResponses(t *testing.T) {
 		_, _ = nc.Write(wire.AppendWelcome(nil, wire.Welcome{Status: wire.StatusOK, NodeID: 1, MaxFrame: 1 << 20}))
 		_, _ = wire.ReadFrame(bufio.NewReader(nc), 1<<20)
 		_, _ = nc.Write([]byte{4, 9, 9, 9, 9}) // response kind 9
-		<-hold // keep the connection open: the client must close it
+		<-hold                                 // keep the connection open: the client must close it
 	}()
 	_, err = endpoint(t, 1, ln.Addr().String(), Options{}).Propose(context.Background(), nil)
 	if !errors.Is(err, ErrConnLost) || !errors.Is(err, ErrBadFrame) || !strings.Contains(err.Error(), "response kind 9 unknown") {
