@@ -14,7 +14,7 @@ FUZZTIME  ?= 200000x
 STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets run briefly by `make test`, as package:FuzzFunc pairs.
-FUZZ_TARGETS ?= ./core:FuzzUnmarshalConfChange ./transport:FuzzDecodeFrame ./transport:FuzzHandshake ./transport:FuzzSnapshotRecords ./wal:FuzzDecodeEntry ./kv:FuzzDecodeCommand
+FUZZ_TARGETS ?= ./core:FuzzUnmarshalConfChange ./transport:FuzzDecodeFrame ./transport:FuzzHandshake ./transport:FuzzSnapshotRecords ./wal:FuzzDecodeEntry ./kv:FuzzDecodeCommand ./clientapi/wire:FuzzDecodeFrame
 
 .PHONY: test vet unit sim-short fuzz-short lint sim bench cover run
 

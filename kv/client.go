@@ -13,9 +13,11 @@ import (
 	"github.com/raftbench/raftbench/node"
 )
 
-// Endpoint is what a Client needs of one replica. *node.Node satisfies it;
-// tests use fakes, and a multi-process harness can put an RPC stub behind
-// it. Propose and Read must return the Store's Result as their `any`.
+// Endpoint is what a Client needs of one replica. *node.Node satisfies it,
+// cluster.Endpoint follows an in-process node across restarts, and
+// clientapi.Endpoint reaches a `raftbench node` process over the network;
+// tests use fakes. Propose and Read must return the Store's Result as their
+// `any`.
 type Endpoint interface {
 	ID() uint64
 	Propose(ctx context.Context, cmd []byte) (any, error)
@@ -27,6 +29,14 @@ type Endpoint interface {
 // unanswered, or the session expired after an attempt that may have reached
 // the log. Any other Client error means the command was not applied.
 var ErrOutcomeUnknown = errors.New("kv: outcome unknown")
+
+// ErrNotSent may be wrapped by an Endpoint's error to say the attempt never
+// left the client (the replica could not be reached: no connection, a
+// refused handshake), so it cannot have reached any log. The Client then
+// tries the next endpoint as after any failure, but, unlike after a
+// timeout or a broken connection, still knows the command did not run,
+// which keeps an expired session's retry exact.
+var ErrNotSent = errors.New("kv: request not sent")
 
 // ClientOptions configures a Client. Zero fields take the defaults named.
 type ClientOptions struct {
@@ -263,7 +273,7 @@ func (c *Client) renew() {
 // send sends payload (a command, or a query if read) until some endpoint
 // answers or ctx ends. mayHaveApplied reports whether any attempt ended in a
 // way that leaves open whether the payload reached a log (anything but a
-// not-leader refusal).
+// not-leader refusal or an ErrNotSent).
 func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result, mayHaveApplied bool, err error) {
 	var lastErr error
 	attempts, failures, redirects := 0, 0, 0
@@ -295,7 +305,12 @@ func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result,
 			return Result{}, mayHaveApplied, lastErr
 		}
 		var nle *node.NotLeaderError
-		if errors.As(err, &nle) {
+		if errors.Is(err, ErrNotSent) {
+			// Never left the client: try the next endpoint, and the
+			// outcome stays known.
+			redirects = 0
+			c.next()
+		} else if errors.As(err, &nle) {
 			if i, known := c.byID[nle.Leader]; known && i != c.leader {
 				c.leader = i
 				redirects++

@@ -557,3 +557,26 @@ func TestNewClientValidates(t *testing.T) {
 		t.Fatalf("defaults not applied: %+v", c.opts)
 	}
 }
+
+// TestClientNotSentKeepsOutcomeKnown: an attempt that never left the client
+// (ErrNotSent) cannot have run, so a session found expired on the retry is
+// renewed and the command run, rather than reported as unknown.
+func TestClientNotSentKeepsOutcomeKnown(t *testing.T) {
+	fc, eps := newFakeCluster(t, 2, 1)
+	ctx := context.Background()
+	a := newTestClient(t, eps, fastOptions())
+	b := newTestClient(t, eps, fastOptions())
+	if err := a.Put(ctx, []byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, []byte("b"), []byte("1")); err != nil { // evicts a
+		t.Fatal(err)
+	}
+	fc.script[1] = []fault{{err: fmt.Errorf("dial: %w", ErrNotSent), then: func() { fc.setLeader(2) }}}
+	if err := a.Put(ctx, []byte("a"), []byte("2")); err != nil {
+		t.Fatalf("put after an unsent attempt and an expired session: %v", err)
+	}
+	if v, ok := fc.store.Get([]byte("a")); !ok || string(v) != "2" {
+		t.Fatalf("a = %q, %v", v, ok)
+	}
+}

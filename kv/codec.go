@@ -263,13 +263,18 @@ func (d *decoder) version() {
 	}
 }
 
-func (d *decoder) uvarint(what string) uint64 {
+func (d *decoder) uvarint(what string) uint64 { return d.uvarintOf(what, "") }
+
+// uvarintOf reads a varint named what+suffix; the name is only assembled
+// on failure, so decoding a command (on every replica, for every entry)
+// does not allocate for it.
+func (d *decoder) uvarintOf(what, suffix string) uint64 {
 	if d.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(d.buf[d.off:])
 	if n <= 0 {
-		d.fail("bad varint for %s", what)
+		d.fail("bad varint for %s%s", what, suffix)
 		return 0
 	}
 	d.off += n
@@ -280,7 +285,7 @@ func (d *decoder) uvarint(what string) uint64 {
 // what is left before slicing, so a huge length cannot allocate or panic.
 // An empty string decodes as nil, so decode-encode-decode is stable.
 func (d *decoder) bytes(what string) []byte {
-	n := d.uvarint(what + " length")
+	n := d.uvarintOf(what, " length")
 	if d.err != nil {
 		return nil
 	}

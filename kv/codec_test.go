@@ -211,3 +211,37 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 	})
 }
+
+func TestResultBinary(t *testing.T) {
+	for _, r := range []Result{
+		{Status: StatusOK},
+		{Status: StatusOK, Found: true, Value: []byte("v")},
+		{Status: StatusCASMismatch, Found: true, Value: []byte("cur")},
+		{Status: StatusBadCommand, Detail: "why"},
+	} {
+		b, err := r.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, _ := r.AppendBinary([]byte("x")); !bytes.Equal(a[1:], b) || a[0] != 'x' {
+			t.Errorf("AppendBinary does not append MarshalBinary's bytes")
+		}
+		var got Result
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, r) {
+			t.Errorf("round trip of %+v = %+v", r, got)
+		}
+		if len(b) > 2 && r.Value != nil {
+			b[len(b)-len(r.Detail)-2] ^= 0xff // inside Value
+			if !reflect.DeepEqual(got.Value, r.Value) {
+				t.Errorf("UnmarshalBinary's Value aliases its input")
+			}
+		}
+	}
+	var r Result
+	if err := r.UnmarshalBinary([]byte{9, 0, 0, 0}); !errors.Is(err, ErrBadEncoding) {
+		t.Errorf("bad status = %v, want ErrBadEncoding", err)
+	}
+}

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 )
@@ -101,4 +102,24 @@ func (r Result) Err() error {
 		return fmt.Errorf("%w: %s", ErrBadCommand, r.Detail)
 	}
 	return fmt.Errorf("%w: result with %v", ErrBadCommand, r.Status)
+}
+
+// AppendBinary appends r's encoding (AppendResult's) to b; with
+// MarshalBinary and UnmarshalBinary it lets results cross a process
+// boundary, as the client API does.
+func (r Result) AppendBinary(b []byte) ([]byte, error) { return AppendResult(b, r), nil }
+
+// MarshalBinary encodes r as AppendResult does.
+func (r Result) MarshalBinary() ([]byte, error) { return AppendResult(nil, r), nil }
+
+// UnmarshalBinary decodes exactly one encoded result into r; r.Value is a
+// copy, so b may be reused. Errors wrap ErrBadEncoding.
+func (r *Result) UnmarshalBinary(b []byte) error {
+	v, err := DecodeResult(b)
+	if err != nil {
+		return err
+	}
+	v.Value = bytes.Clone(v.Value)
+	*r = v
+	return nil
 }

@@ -287,6 +287,17 @@ func (s *Store) Hash() [32]byte {
 	return sha256.Sum256(s.appendStateLocked(nil))
 }
 
+// StateHash returns Hash together with the log index of the last command
+// the hashed state reflects (AppliedIndex), read under one lock, so the
+// pair is exact even while Apply runs. With the node's applied index read
+// before the call, it tells whether the hash is of the state at a given
+// index (see the admin endpoint's /hash).
+func (s *Store) StateHash() (hash [32]byte, index uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return sha256.Sum256(s.appendStateLocked(nil)), s.appliedIndex
+}
+
 func (s *Store) appendStateLocked(dst []byte) []byte {
 	dst = append(dst, snapshotVersion)
 	dst = binary.AppendUvarint(dst, s.appliedIndex)

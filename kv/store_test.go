@@ -582,7 +582,13 @@ func TestConcurrentObservers(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var observed int
+	first := make(chan struct{}) // closed after the observer's first round
 	wg.Go(func() {
+		defer func() {
+			if observed == 0 {
+				close(first)
+			}
+		}()
 		for {
 			select {
 			case <-stop:
@@ -595,13 +601,16 @@ func TestConcurrentObservers(t *testing.T) {
 			}
 			_ = ts.s.Stats()
 			ts.s.Len()
-			observed++
+			if observed++; observed == 1 {
+				close(first)
+			}
 		}
 	})
 	for i := 0; i < len(log); i += 10 {
 		ts.apply(log[i:min(i+10, len(log))]...)
 		ts.s.Read(AppendGetQuery(nil, []byte("k1")))
 	}
+	<-first // on a busy machine the applies can finish before it starts
 	close(stop)
 	wg.Wait()
 	if observed == 0 {
@@ -651,4 +660,18 @@ func TestGet(t *testing.T) {
 	ts.apply(randomLog(t, 5, 500)...)
 	close(stop)
 	wg.Wait()
+}
+
+func TestStateHash(t *testing.T) {
+	s, err := NewStore(StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, _ := AppendCommand(nil, Command{Op: OpOpen, ClientID: 1, Seq: 1})
+	put, _ := AppendCommand(nil, Command{Op: OpPut, ClientID: 1, Seq: 2, Key: []byte("k"), Value: []byte("v")})
+	s.Apply([]node.Command{{Index: 3, Data: open}, {Index: 5, Data: put}})
+	h, idx := s.StateHash()
+	if idx != 5 || h != s.Hash() {
+		t.Errorf("StateHash = %x, %d; want Hash() and 5", h[:4], idx)
+	}
 }

@@ -25,10 +25,12 @@
 package fault
 
 import (
+	"cmp"
 	"container/heap"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,6 +151,48 @@ func (n *Network) Heal() {
 	n.isolated = make(map[uint64]bool)
 	n.group = make(map[uint64]int)
 	n.mu.Unlock()
+}
+
+// NetworkState is a copy of a Network's partitions, in a canonical order
+// (IDs ascending), for reports and remote control.
+type NetworkState struct {
+	// Isolated lists the isolated nodes.
+	Isolated []uint64
+	// Cuts lists the one-way cuts as {from, to}.
+	Cuts [][2]uint64
+	// Groups is the split in force (nil: none), each group's IDs ascending,
+	// groups ordered by their smallest ID.
+	Groups [][]uint64
+}
+
+// State returns a copy of the partitions in force.
+func (n *Network) State() NetworkState {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var s NetworkState
+	for id := range n.isolated {
+		s.Isolated = append(s.Isolated, id)
+	}
+	slices.Sort(s.Isolated)
+	for c := range n.cuts {
+		s.Cuts = append(s.Cuts, c)
+	}
+	slices.SortFunc(s.Cuts, func(a, b [2]uint64) int {
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		return cmp.Compare(a[1], b[1])
+	})
+	byGroup := map[int][]uint64{}
+	for id, g := range n.group {
+		byGroup[g] = append(byGroup[g], id)
+	}
+	for _, ids := range byGroup {
+		slices.Sort(ids)
+		s.Groups = append(s.Groups, ids)
+	}
+	slices.SortFunc(s.Groups, func(a, b []uint64) int { return cmp.Compare(a[0], b[0]) })
+	return s
 }
 
 // Blocked reports whether a message from from to to is currently cut.

@@ -3,6 +3,7 @@ package fault_test
 import (
 	"errors"
 	"math"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -479,4 +480,24 @@ func TestSnapshotLossReported(t *testing.T) {
 			t.Errorf("reports %v, want [true]", st)
 		}
 	})
+}
+
+func TestNetworkState(t *testing.T) {
+	n := fault.NewNetwork()
+	if s := n.State(); s.Isolated != nil || s.Cuts != nil || s.Groups != nil {
+		t.Fatalf("a new network has partitions: %+v", s)
+	}
+	n.Isolate(3)
+	n.Cut(2, 1)
+	n.Cut(1, 2)
+	n.Split([]uint64{5, 4}, []uint64{1})
+	s := n.State()
+	if !reflect.DeepEqual(s.Isolated, []uint64{3}) || !reflect.DeepEqual(s.Cuts, [][2]uint64{{1, 2}, {2, 1}}) ||
+		!reflect.DeepEqual(s.Groups, [][]uint64{{1}, {4, 5}}) {
+		t.Errorf("State = %+v", s)
+	}
+	n.Heal()
+	if s := n.State(); s.Isolated != nil || s.Cuts != nil || s.Groups != nil {
+		t.Errorf("after Heal: %+v", s)
+	}
 }
