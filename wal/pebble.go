@@ -90,7 +90,7 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 	}
 	po := opts.pebbleOptions()
 	po.Lock = lock
-	db, err := pebble.Open(dir, po)
+	db, err := openDB(dir, po)
 	if err != nil {
 		_ = lock.Close()
 		return nil, pebbleErr(err)
@@ -108,6 +108,41 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 		return nil, errors.Join(err, db.Close(), lock.Close())
 	}
 	return l, nil
+}
+
+// openDB opens the Pebble instance at dir so that its live WAL, like every
+// WAL it writes later, is in pebbleFormat's WAL format.
+//
+// Pebble v2.1.7 creates a new store at its oldest supported format, opens
+// the store's first WAL, and only then ratchets the format up to the one
+// asked for; it picks a WAL's chunk format once, when it creates the WAL.
+// So the first WAL of a new directory (and the live WAL after any open that
+// ratchets) would be written without FormatWALSyncChunks' sync offsets, the
+// information replay needs to tell a torn unsynced tail from damage to
+// synced data. Without it a flipped bit anywhere in that WAL reads as the
+// end of the log, and every synced save after it is silently dropped — for
+// a memtable's worth of writes, or until the first restart. No Pebble option
+// makes Open create a store at a given format, so when the stored format is
+// older than ours (or there is no store yet) we open once to ratchet, close
+// (that WAL is empty: nothing of ours was written to it) and open again:
+// the second open reads the ratcheted format from disk before it creates
+// its WAL. A crash between the two opens leaves a ratcheted, empty store,
+// which the next open takes as it is.
+func openDB(dir string, po *pebble.Options) (*pebble.DB, error) {
+	desc, err := pebble.Peek(dir, po.FS)
+	if err != nil {
+		return nil, err
+	}
+	if !desc.Exists || desc.FormatMajorVersion < pebbleFormat {
+		db, err := pebble.Open(dir, po)
+		if err != nil {
+			return nil, err
+		}
+		if err := db.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return pebble.Open(dir, po)
 }
 
 // pebbleErr marks Pebble's own corruption reports as ErrCorrupt too, so
