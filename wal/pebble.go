@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/raftbench/raftbench/core"
 )
 
@@ -31,7 +32,29 @@ type PebbleLog struct {
 	snapKey []byte
 
 	wmu      sync.Mutex
-	inflight sync.WaitGroup // synced writes applied but not yet fsynced
+	inflight sync.WaitGroup // synced writes applied but not yet returned
+	// seq numbers the writes applied to Pebble, in Pebble's order; guarded
+	// by wmu.
+	seq uint64
+
+	// The durable-index marker (see durable.go). markMu serialises its
+	// writes, is held across their fsync, and guards the fields after it.
+	// A write that shortens the log takes it under wmu.
+	markMu sync.Mutex
+	mark   *durableMark
+	// markSeq is the write whose durability the marker reflects.
+	markSeq uint64
+	// shortened lists, in order, the writes after the newest known durable
+	// one that made the log shorter (at most one per conflict truncation
+	// or replacing snapshot since then).
+	shortened []shortening
+
+	// durSeq is the newest write known durable (its fsync returned) and
+	// durLast the log's last index after it; guarded by durMu, which is
+	// never held across I/O.
+	durMu   sync.Mutex
+	durSeq  uint64
+	durLast uint64
 
 	// failed holds the first write error whose outcome is unknown (a failed
 	// commit or fsync). From then on every call returns it: the in-memory
@@ -56,7 +79,11 @@ var _ Log = (*PebbleLog)(nil)
 // formatVersion is the version of the key layout and encodings. It is
 // stored under formatKey when a directory is created and checked on every
 // open, so a build never misreads a directory written by another version.
-const formatVersion = 1
+//
+// Version 2 adds the durable-index marker file (see durable.go); a version 1
+// directory is upgraded in place on open, its marker starting at the log's
+// last index then.
+const formatVersion = 2
 
 // formatMagic starts the format marker's value; a marker without it means
 // the Pebble directory belongs to someone else.
@@ -65,7 +92,9 @@ const formatMagic = "raftbench-wal\x00"
 // OpenPebble opens (creating it if needed) the log of opts.GroupID in the
 // Pebble directory dir. A directory of another format version is
 // ErrFormatVersion, one open elsewhere is ErrLocked, and stored data that
-// fails verification is ErrCorrupt; every error names dir.
+// fails verification is ErrCorrupt — including a log that ends before an
+// index it once reported durable (see the package comment); every error
+// names dir.
 func OpenPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 	l, err := openPebble(dir, opts)
 	if err != nil {
@@ -104,7 +133,10 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 		snapKey: makeKey(kindSnapshot, opts.GroupID, 0),
 		terms:   newTermCache(opts.TermCacheRuns),
 	}
-	if err := l.load(); err != nil {
+	if err := l.load(opts.FS); err != nil {
+		if l.mark != nil {
+			err = errors.Join(err, l.mark.close())
+		}
 		return nil, errors.Join(err, db.Close(), lock.Close())
 	}
 	return l, nil
@@ -154,14 +186,19 @@ func pebbleErr(err error) error {
 	return err
 }
 
-// load checks the format marker and reads the group's state into memory.
-func (l *PebbleLog) load() error {
-	if err := l.checkFormat(); err != nil {
+// load checks the format marker, reads the group's state into memory and
+// opens the durable-index marker, refusing a log that ends before the index
+// the marker says was durable.
+func (l *PebbleLog) load(fs vfs.FS) error {
+	ver, err := l.checkFormat()
+	if err != nil {
 		return err
 	}
+	var hasHard, hasSnap bool
 	if v, ok, err := l.get(l.hsKey); err != nil {
 		return err
 	} else if ok {
+		hasHard = true
 		if l.hard, ok = decodeHardState(l.hsKey, v); !ok {
 			return &CorruptError{Group: l.group, What: "hard state", Reason: "checksum mismatch or malformed"}
 		}
@@ -169,43 +206,89 @@ func (l *PebbleLog) load() error {
 	if v, ok, err := l.get(l.snapKey); err != nil {
 		return err
 	} else if ok {
+		hasSnap = true
 		if l.snap, ok = decodeSnapshotMeta(l.snapKey, v); !ok {
 			return &CorruptError{Group: l.group, What: "snapshot metadata", Reason: "checksum mismatch or malformed"}
 		}
 	}
-	return l.loadBounds()
+	if err := l.loadBounds(); err != nil {
+		return err
+	}
+	// The hard state is saved in the same batch as the entries it commits
+	// or after them, so it never commits past the log's end: if it does,
+	// Pebble recovered the hard state but lost entries written before it.
+	if l.hard.Commit > l.last {
+		return &CorruptError{Group: l.group, What: "log", Reason: fmt.Sprintf(
+			"ends at index %d, but the hard state commits index %d: entries before it were lost", l.last, l.hard.Commit)}
+	}
+	m, err := openMark(fs, l.dir, l.group)
+	switch {
+	case err == nil:
+		l.mark = m
+	case ver < formatVersion:
+		// A new directory, or one written before the marker existed (or a
+		// creation of either that a crash cut short): the marker starts at
+		// the log's last index. It is durable before the format is
+		// stamped, so a crash in between leaves a directory that comes
+		// back here.
+		if l.mark, err = createMark(fs, l.dir, l.group, l.last); err != nil {
+			return err
+		}
+	case errors.Is(err, errNoMark) && !hasHard && !hasSnap && l.last == 0:
+		// A group this instance has never held.
+		if l.mark, err = createMark(fs, l.dir, l.group, 0); err != nil {
+			return err
+		}
+	case errors.Is(err, errNoMark):
+		return &CorruptError{Group: l.group, What: "durability marker", Reason: fmt.Sprintf(
+			"missing (%v) in a directory that holds this group's log", err)}
+	default:
+		return err
+	}
+	// Checked whatever the format version says: the WAL record that
+	// stamped the version can be lost with the entries after it.
+	if l.last < l.mark.value {
+		return &CorruptError{Group: l.group, What: "log", Reason: fmt.Sprintf(
+			"ends at index %d, but it reported index %d durable (%s): synced entries were lost",
+			l.last, l.mark.value, l.mark.path)}
+	}
+	if ver < formatVersion {
+		val := binary.AppendUvarint([]byte(formatMagic), formatVersion)
+		return pebbleErr(l.db.Set(formatKey, val, pebble.Sync))
+	}
+	return nil
 }
 
-// checkFormat accepts a directory with our marker at formatVersion, and
-// stamps an empty one; anything else is ErrFormatVersion.
-func (l *PebbleLog) checkFormat() error {
+// checkFormat returns the format version of the directory: 0 for an empty
+// one (not yet stamped), or the version its marker names, which must be
+// one this build reads. Anything else is ErrFormatVersion.
+func (l *PebbleLog) checkFormat() (uint64, error) {
 	v, ok, err := l.get(formatKey)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !ok {
 		empty, err := l.isEmpty()
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if !empty {
-			return fmt.Errorf("%w: the Pebble data here has no wal format marker", ErrFormatVersion)
+			return 0, fmt.Errorf("%w: the Pebble data here has no wal format marker", ErrFormatVersion)
 		}
-		val := binary.AppendUvarint([]byte(formatMagic), formatVersion)
-		return pebbleErr(l.db.Set(formatKey, val, pebble.Sync))
+		return 0, nil
 	}
 	rest, found := bytes.CutPrefix(v, []byte(formatMagic))
 	if !found {
-		return fmt.Errorf("%w: format marker %q is not a wal's", ErrFormatVersion, v)
+		return 0, fmt.Errorf("%w: format marker %q is not a wal's", ErrFormatVersion, v)
 	}
 	ver, n := binary.Uvarint(rest)
 	if n <= 0 || n != len(rest) {
-		return fmt.Errorf("%w: format marker %q is malformed", ErrFormatVersion, v)
+		return 0, fmt.Errorf("%w: format marker %q is malformed", ErrFormatVersion, v)
 	}
-	if ver != formatVersion {
-		return fmt.Errorf("%w: directory has version %d, this build reads version %d", ErrFormatVersion, ver, formatVersion)
+	if ver < 1 || ver > formatVersion {
+		return 0, fmt.Errorf("%w: directory has version %d, this build reads versions 1 to %d", ErrFormatVersion, ver, formatVersion)
 	}
-	return nil
+	return ver, nil
 }
 
 // isEmpty reports whether the Pebble instance holds no key at all.
@@ -429,7 +512,7 @@ func (l *PebbleLog) readEntries(lo, hi, maxBytes uint64) (ents []core.Entry, err
 }
 
 // Close implements Log. It waits for synced saves in flight, then closes
-// Pebble and releases the directory lock.
+// the marker and Pebble and releases the directory lock.
 func (l *PebbleLog) Close() error {
 	l.wmu.Lock()
 	l.mu.Lock()
@@ -441,7 +524,7 @@ func (l *PebbleLog) Close() error {
 		return ErrClosed
 	}
 	l.inflight.Wait()
-	if err := errors.Join(l.db.Close(), l.lock.Close()); err != nil {
+	if err := errors.Join(l.mark.close(), l.db.Close(), l.lock.Close()); err != nil {
 		return fmt.Errorf("wal: close %s: %w", l.dir, err)
 	}
 	return nil
