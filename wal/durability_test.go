@@ -237,6 +237,24 @@ func TestDurabilityMarkerDamage(t *testing.T) {
 			t.Fatalf("open: %v; want a *CorruptError about the durability marker", err)
 		}
 	})
+	t.Run("short or foreign file", func(t *testing.T) {
+		for _, n := range []int{0, 1, markSlotLen - 1, markSlotSize + 7, 3000} {
+			fs, opts, path := setup(t)
+			f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write(bytes.Repeat([]byte("RBDM\x04"), n)[:n]); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			_, err = OpenPebble("db", opts)
+			var ce *CorruptError
+			if !errors.As(err, &ce) || !strings.Contains(ce.What, "durability marker") {
+				t.Fatalf("%d-byte marker: open: %v; want a *CorruptError about the durability marker", n, err)
+			}
+		}
+	})
 	t.Run("store wiped", func(t *testing.T) {
 		// Every Pebble file gone, the marker left: an empty store is no
 		// new one when the marker says 20 entries were durable.

@@ -127,7 +127,9 @@ func (o PebbleOptions) pebbleOptions() *pebble.Options {
 			DataCorruption: func(info pebble.DataCorruptionInfo) { logger.Errorf("wal: %s", info) },
 		},
 		FormatMajorVersion: pebbleFormat,
-		CacheSize:          o.CacheSize,
+		// checkTables does this check instead, reporting ErrCorrupt.
+		DisableConsistencyCheck: true,
+		CacheSize:               o.CacheSize,
 
 		// The memtable size bounds the log's disk footprint: Pebble keeps a
 		// memtable's WAL file until the memtable flushes, and the entries a

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -124,6 +125,9 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 		_ = lock.Close()
 		return nil, pebbleErr(err)
 	}
+	if err := checkTables(db, opts.FS, dir, opts.GroupID); err != nil {
+		return nil, errors.Join(err, db.Close(), lock.Close())
+	}
 	l := &PebbleLog{
 		dir:     dir,
 		group:   opts.GroupID,
@@ -175,6 +179,39 @@ func openDB(dir string, po *pebble.Options) (*pebble.DB, error) {
 		}
 	}
 	return pebble.Open(dir, po)
+}
+
+// checkTables verifies that every sstable the MANIFEST lists is in dir with
+// the size the MANIFEST recorded, so a missing or truncated sstable is
+// ErrCorrupt. Pebble's Open can check the same, but reports a failure as a
+// plain error that nothing tells from an I/O problem, so pebbleOptions
+// turns its check off in favour of this one.
+func checkTables(db *pebble.DB, fs vfs.FS, dir string, group uint64) error {
+	levels, err := db.SSTables()
+	if err != nil {
+		// Without properties, SSTables fails only on a table that is not
+		// in the directory.
+		return &CorruptError{Group: group, What: "sstable set", Reason: err.Error()}
+	}
+	for level, tables := range levels {
+		for _, t := range tables {
+			if t.Virtual || t.BackingType != pebble.BackingTypeLocal {
+				continue // we make neither; Pebble checks them when read
+			}
+			name := fmt.Sprintf("%06d.sst", uint64(t.BackingSSTNum))
+			fi, err := fs.Stat(fs.PathJoin(dir, name))
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				return &CorruptError{Group: group, What: "sstable " + name, Reason: fmt.Sprintf("missing (level %d)", level)}
+			case err != nil:
+				return err
+			case uint64(fi.Size()) != t.Size:
+				return &CorruptError{Group: group, What: "sstable " + name, Reason: fmt.Sprintf(
+					"%d bytes on disk, %d in the MANIFEST (level %d)", fi.Size(), t.Size, level)}
+			}
+		}
+	}
+	return nil
 }
 
 // pebbleErr marks Pebble's own corruption reports as ErrCorrupt too, so
