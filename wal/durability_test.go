@@ -559,3 +559,20 @@ func TestRaiseNeverPassesALaterShortening(t *testing.T) {
 	defer l.Close()
 	checkLog(t, l, 0, 0, cat(run(1, 7, 1), run(8, 14, 2)))
 }
+
+// TestNewDirectorySurvivesCrash: a log created in directories that did not
+// exist keeps its synced saves through a crash, which drops every
+// directory entry not synced — the new directories' included, unless Open
+// syncs their parents.
+func TestNewDirectorySurvivesCrash(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	l := mustOpen(t, "node1/data/wal", PebbleOptions{FS: mem, Logger: quietTestLogger{t}})
+	syncedSaves(t, l, 1, 5)
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{})
+	l.Close()
+	l = mustOpen(t, "node1/data/wal", PebbleOptions{FS: crashed, Logger: quietTestLogger{t}})
+	defer l.Close()
+	if last, err := l.LastIndex(); err != nil || last != 5 {
+		t.Fatalf("last index after the crash = %d, %v; want 5", last, err)
+	}
+}

@@ -109,7 +109,7 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirAll(opts.FS, dir); err != nil {
 		return nil, err
 	}
 	// Take Pebble's directory lock ourselves, so that its failure, and only
@@ -144,6 +144,37 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 		return nil, errors.Join(err, db.Close(), lock.Close())
 	}
 	return l, nil
+}
+
+// mkdirAll creates dir and its missing parents, and makes each new
+// directory's entry durable by syncing the directory that holds it: Pebble
+// syncs dir itself, but a crash soon after creation could otherwise lose
+// dir from its parent, and the log with it — marker included, so the log
+// would come back empty and look new.
+func mkdirAll(fs vfs.FS, dir string) error {
+	var missing []string
+	for p := dir; ; {
+		if _, err := fs.Stat(p); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, p)
+		parent := fs.PathDir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range missing {
+		if err := syncDir(fs, fs.PathDir(p)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // openDB opens the Pebble instance at dir so that its live WAL, like every
