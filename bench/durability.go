@@ -202,7 +202,10 @@ func (c *cluster) crash(id uint64, spec string) (uint64, error) {
 	// Dropping everything is a valid rule; only this incarnation's
 	// transport gets it, and the restart makes a new one.
 	_ = w.SetRules(fault.Rules{DropRate: 1})
-	last := l.freeze()
+	var last uint64
+	if l != nil {
+		last = l.freeze()
+	}
 	image := fs.CrashClone(vfs.CrashCloneCfg{})
 	d.mu.Lock()
 	d.fss[id] = image

@@ -21,14 +21,14 @@ import (
 // before returning, which concurrent saves share the same way.
 func (l *PebbleLog) Save(hs core.HardState, ents []core.Entry, sync bool) error {
 	p, err := l.applySave(hs, ents, sync)
-	if err != nil || p == nil {
+	if err != nil || p.b == nil {
 		return err
 	}
 	return l.finish(p)
 }
 
 // pending is a synced write applied to Pebble whose fsync and marker update
-// are still due.
+// are still due; b is nil when there is none to wait for.
 type pending struct {
 	b    *pebble.Batch
 	seq  uint64 // the write's place in Pebble's order
@@ -37,18 +37,18 @@ type pending struct {
 
 // applySave plans and applies a save under wmu. It returns the write to
 // finish when the save is synced.
-func (l *PebbleLog) applySave(hs core.HardState, ents []core.Entry, sync bool) (*pending, error) {
+func (l *PebbleLog) applySave(hs core.HardState, ents []core.Entry, sync bool) (pending, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if err := l.usable(); err != nil {
-		return nil, err
+		return pending{}, err
 	}
 	ents, err := prepareAppend(ents, l.snap.Index+1, l.last, l.termAt)
 	if err != nil {
-		return nil, err
+		return pending{}, err
 	}
 	if len(ents) == 0 && hs.IsEmpty() && !sync {
-		return nil, nil
+		return pending{}, nil
 	}
 	newLast, truncates := l.last, false
 	if len(ents) > 0 {
@@ -59,7 +59,7 @@ func (l *PebbleLog) applySave(hs core.HardState, ents []core.Entry, sync bool) (
 		commit = hs.Commit
 	}
 	if err := checkCommit(commit, newLast); err != nil {
-		return nil, err
+		return pending{}, err
 	}
 
 	size := 0
@@ -69,7 +69,7 @@ func (l *PebbleLog) applySave(hs core.HardState, ents []core.Entry, sync bool) (
 	b := l.db.NewBatchWithSize(size + 128)
 	if !hs.IsEmpty() {
 		if err := b.Set(l.hsKey, encodeHardState(l.hsKey, hs), nil); err != nil {
-			return nil, l.abandon(b, err)
+			return pending{}, l.abandon(b, err)
 		}
 	}
 	for i := range ents {
@@ -78,19 +78,19 @@ func (l *PebbleLog) applySave(hs core.HardState, ents []core.Entry, sync bool) (
 		putKey(op.Key, kindEntry, l.group, e.Index)
 		encodeEntry(op.Value, op.Key, e)
 		if err := op.Finish(); err != nil {
-			return nil, l.abandon(b, err)
+			return pending{}, l.abandon(b, err)
 		}
 	}
 	if newLast < l.last {
 		if err := b.DeleteRange(entryKey(l.group, newLast+1), entryKey(l.group, l.last+1), nil); err != nil {
-			return nil, l.abandon(b, err)
+			return pending{}, l.abandon(b, err)
 		}
 	}
 	if b.Empty() {
 		// Nothing to write but a sync was asked for: a synced empty log
 		// record makes every earlier unsynced save durable.
 		if err := b.LogData(nil, nil); err != nil {
-			return nil, l.abandon(b, err)
+			return pending{}, l.abandon(b, err)
 		}
 	}
 
@@ -118,12 +118,12 @@ const batchRecordOverhead = 1 + 2*5
 // already holds the new keys (needed whenever entries are deleted or
 // overwritten). A write that makes the log shorter first lowers the
 // durable-index marker (durable.go). The caller holds wmu.
-func (l *PebbleLog) commit(b *pebble.Batch, sync, exclusive bool, newLast uint64, publish func()) (*pending, error) {
+func (l *PebbleLog) commit(b *pebble.Batch, sync, exclusive bool, newLast uint64, publish func()) (pending, error) {
 	seq := l.seq + 1
 	if newLast < l.last {
 		if err := l.shortenMark(seq, newLast); err != nil {
 			l.fail(err)
-			return nil, l.abandon(b, err)
+			return pending{}, l.abandon(b, err)
 		}
 	}
 	l.seq = seq
@@ -152,18 +152,18 @@ func (l *PebbleLog) commit(b *pebble.Batch, sync, exclusive bool, newLast uint64
 		// The batch may or may not have reached the WAL: stop here rather
 		// than guess.
 		l.fail(err)
-		return nil, l.abandon(b, err)
+		return pending{}, l.abandon(b, err)
 	}
 	if !sync {
-		return nil, l.abandon(b, nil)
+		return pending{}, l.abandon(b, nil)
 	}
 	l.inflight.Add(1) // before wmu is released, so Close waits for it
-	return &pending{b: b, seq: seq, last: newLast}, nil
+	return pending{b: b, seq: seq, last: newLast}, nil
 }
 
 // finish waits, holding no lock, for p's fsync, then raises the marker to
 // cover it. Once it returns nil the write is durable and reported so.
-func (l *PebbleLog) finish(p *pending) error {
+func (l *PebbleLog) finish(p pending) error {
 	defer l.inflight.Done()
 	err := p.b.SyncWait()
 	if cerr := p.b.Close(); err == nil {
@@ -265,27 +265,27 @@ func (l *PebbleLog) abandon(b *pebble.Batch, err error) error {
 // entries during flushes and compactions; the space comes back lazily.
 func (l *PebbleLog) Compact(index uint64, conf core.ConfState) error {
 	p, err := l.applyCompact(index, conf)
-	if err != nil || p == nil {
+	if err != nil || p.b == nil {
 		return err
 	}
 	return l.finish(p)
 }
 
-func (l *PebbleLog) applyCompact(index uint64, conf core.ConfState) (*pending, error) {
+func (l *PebbleLog) applyCompact(index uint64, conf core.ConfState) (pending, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if err := l.usable(); err != nil {
-		return nil, err
+		return pending{}, err
 	}
 	if index <= l.snap.Index {
-		return nil, nil
+		return pending{}, nil
 	}
 	if index > l.last {
-		return nil, fmt.Errorf("wal: compact to %d beyond last index %d: %w", index, l.last, core.ErrUnavailable)
+		return pending{}, fmt.Errorf("wal: compact to %d beyond last index %d: %w", index, l.last, core.ErrUnavailable)
 	}
 	term, err := l.termAt(index)
 	if err != nil {
-		return nil, err
+		return pending{}, err
 	}
 	meta := core.SnapshotMeta{Index: index, Term: term, Conf: cloneConf(conf)}
 	return l.applySnapshot(meta, true)
@@ -294,32 +294,32 @@ func (l *PebbleLog) applyCompact(index uint64, conf core.ConfState) (*pending, e
 // SaveSnapshot implements Log with one synced batch, like Compact.
 func (l *PebbleLog) SaveSnapshot(meta core.SnapshotMeta) error {
 	p, err := l.applySaveSnapshot(cloneMeta(meta))
-	if err != nil || p == nil {
+	if err != nil || p.b == nil {
 		return err
 	}
 	return l.finish(p)
 }
 
-func (l *PebbleLog) applySaveSnapshot(meta core.SnapshotMeta) (*pending, error) {
+func (l *PebbleLog) applySaveSnapshot(meta core.SnapshotMeta) (pending, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if err := l.usable(); err != nil {
-		return nil, err
+		return pending{}, err
 	}
 	if meta.Index < l.snap.Index {
-		return nil, fmt.Errorf("wal: snapshot at %d, have %d: %w", meta.Index, l.snap.Index, ErrSnapshotOutOfDate)
+		return pending{}, fmt.Errorf("wal: snapshot at %d, have %d: %w", meta.Index, l.snap.Index, ErrSnapshotOutOfDate)
 	}
 	keepTail := false
 	if meta.Index <= l.last {
 		t, err := l.termAt(meta.Index)
 		if err != nil {
-			return nil, err
+			return pending{}, err
 		}
 		keepTail = t == meta.Term
 	}
 	if !keepTail {
 		if err := checkCommit(l.hard.Commit, meta.Index); err != nil {
-			return nil, err
+			return pending{}, err
 		}
 	}
 	return l.applySnapshot(meta, keepTail)
@@ -327,19 +327,19 @@ func (l *PebbleLog) applySaveSnapshot(meta core.SnapshotMeta) (*pending, error) 
 
 // applySnapshot writes meta and deletes the entries it covers, and with
 // keepTail false every entry of the group. The caller holds wmu.
-func (l *PebbleLog) applySnapshot(meta core.SnapshotMeta, keepTail bool) (*pending, error) {
+func (l *PebbleLog) applySnapshot(meta core.SnapshotMeta, keepTail bool) (pending, error) {
 	b := l.db.NewBatch()
 	end := uint64(maxIndex)
 	if keepTail {
 		end = meta.Index + 1
 	}
 	if err := b.Set(l.snapKey, encodeSnapshotMeta(l.snapKey, meta), nil); err != nil {
-		return nil, l.abandon(b, err)
+		return pending{}, l.abandon(b, err)
 	}
 	// Start at 0, not at the first index: a range deletion costs the same
 	// whatever it spans, and this leaves nothing of the group behind.
 	if err := b.DeleteRange(entryKey(l.group, 0), entryKey(l.group, end), nil); err != nil {
-		return nil, l.abandon(b, err)
+		return pending{}, l.abandon(b, err)
 	}
 	newLast := l.last
 	if !keepTail {
