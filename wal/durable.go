@@ -51,7 +51,13 @@ import (
 // previous value, which is a valid lower bound because the write being
 // marked has not returned (a raise) or not been applied yet (a lowering).
 // The file never changes size after it is created, so each update costs one
-// in-place write and one fdatasync.
+// in-place write and one fdatasync — after Pebble's, so a synced save waits
+// for two fsyncs instead of one. Concurrent saves share a marker update
+// (raiseMark), but the node's WAL writer saves one merged batch at a time,
+// so there the cost is paid per batch: measured with BenchmarkSave on a
+// 2-core VM (ext4 on virtio), single-entry synced saves went from 0.48 ms
+// to 0.96 ms (16 B) and 0.73 to 1.34 ms (4 KiB); 512-entry batches and
+// unsynced saves showed no significant change.
 
 // markFileName is the marker's file name in the log's directory, per group
 // so groups sharing an instance later keep separate markers. Pebble ignores
