@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/raftbench/raftbench/core"
@@ -135,10 +136,22 @@ func buildMatrixBase(t *testing.T, restarted, synced, flush bool) matrixBase {
 	if synced {
 		b.fs = mem
 	} else {
-		// Enough for Pebble to write full 32 KiB blocks of it to the file
-		// (it holds a partial block back until the next sync).
+		// Enough for Pebble to fill the WAL's current 32 KiB block, which
+		// it then writes out without a sync (it holds a partial block back
+		// until the next sync): wait for that, so the crash has an
+		// unsynced tail in the file to keep.
+		path, before := matrixTarget(t, mem, "wal")
 		save(49, 96, false)
-		b.fs = mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rng})
+		want := (before + 32<<10) &^ (32<<10 - 1)
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			if fi, err := mem.Stat(path); err == nil && fi.Size() >= want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Pebble did not write the unsynced block of %s within 5s", path)
+			}
+		}
+		b.fs = mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100, RNG: rng})
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
