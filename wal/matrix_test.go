@@ -83,7 +83,7 @@ func TestCorruptionMatrix(t *testing.T) {
 // (so the files compress poorly and span several 4 KiB pages) in synced
 // saves of 4, then — after a close and reopen when restarted, and after a
 // memtable flush when flush — 24 more synced, and when !synced 48 more
-// without sync, followed by a crash that keeps half of the unsynced pages.
+// without sync, followed by a crash that keeps what of them reached the file.
 // A fresh store's live WAL then spans two 32 KiB blocks, so Pebble's replay
 // can tell damage in the first from a torn tail.
 func buildMatrixBase(t *testing.T, restarted, synced, flush bool) matrixBase {
