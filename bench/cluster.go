@@ -55,6 +55,7 @@ type cluster struct {
 	disks    map[uint64]*atomic.Int64
 	restarts map[uint64]int
 	walPeak  map[uint64]int64 // peak size of each node's data directory
+	dur      durability       // crash faults, WAL damage and their checks
 }
 
 func startCluster(cfg *Config, logger *slog.Logger) (*cluster, error) {
@@ -64,11 +65,13 @@ func startCluster(cfg *Config, logger *slog.Logger) (*cluster, error) {
 		nextID: uint64(cfg.Nodes) + 1,
 		nodes:  map[uint64]*node.Node{}, stores: map[uint64]*kv.Store{}, wraps: map[uint64]*fault.Transport{},
 		rules: map[uint64]fault.Rules{}, disks: map[uint64]*atomic.Int64{}, restarts: map[uint64]int{}, walPeak: map[uint64]int64{},
+		dur: newDurability(),
 	}
 	for id := uint64(1); id <= c.maxID; id++ {
 		c.disks[id] = &atomic.Int64{}
 	}
 	if cfg.WAL == "pebble" || cfg.SnapshotEvery > 0 {
+		// (A crashable WAL lives in memory, so it needs no directory.)
 		if cfg.Dir != "" {
 			if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 				return nil, fmt.Errorf("%w: --dir: %v", ErrBadConfig, err)
@@ -149,17 +152,24 @@ func (c *cluster) start(id uint64, tr *fault.Transport) error {
 	c.mu.Lock()
 	peers, join := c.peersAt[id], c.joined[id]
 	c.mu.Unlock()
-	var lg wal.Log
+	var inner wal.Log
 	if c.cfg.WAL == "memory" {
-		lg = wal.NewMemory()
+		inner = wal.NewMemory()
 	} else {
-		p, err := wal.OpenPebble(filepath.Join(c.nodeDir(id), "wal"), wal.PebbleOptions{MemTableSize: uint64(c.cfg.WALMemtable)})
+		fs, dir := c.walFS(id)
+		p, err := wal.OpenPebble(dir, wal.PebbleOptions{FS: fs, MemTableSize: uint64(c.cfg.WALMemtable)})
 		if err != nil {
+			c.dur.noteStartFailure(id, err)
 			return fmt.Errorf("open WAL of node %d: %w", id, err)
 		}
-		lg = p
+		c.dur.checkFloor(id, p)
+		inner = p
 	}
-	lg = &slowLog{Log: lg, delay: c.disks[id]}
+	sl := &slowLog{Log: inner, delay: c.disks[id]}
+	if last, err := inner.LastIndex(); err == nil {
+		sl.durable = last // what the log holds at open is on disk
+	}
+	lg := wal.Log(sl)
 	store, err := kv.NewStore(kv.StoreOptions{})
 	if err != nil {
 		_ = lg.Close()
@@ -195,6 +205,7 @@ func (c *cluster) start(id uint64, tr *fault.Transport) error {
 	c.mu.Lock()
 	c.nodes[id], c.stores[id], c.wraps[id] = n, store, tr
 	c.mu.Unlock()
+	c.dur.started(id, sl)
 	return nil
 }
 
@@ -251,13 +262,13 @@ func (c *cluster) restart(id uint64) error {
 }
 
 // stopped lists the nodes started and not removed that are not running,
-// in ID order.
+// in ID order, leaving out those that refused to start on a damaged WAL.
 func (c *cluster) stopped() []uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var ids []uint64
 	for id := uint64(1); id <= c.maxID; id++ {
-		if c.addrs[id] != "" && !c.removed[id] && c.nodes[id] == nil {
+		if c.addrs[id] != "" && !c.removed[id] && c.nodes[id] == nil && !c.dur.isRefused(id) {
 			ids = append(ids, id)
 		}
 	}
@@ -548,35 +559,49 @@ type endpoint struct {
 
 func (e endpoint) ID() uint64 { return e.id }
 
-// current returns the running node, or the error a caller gets instead.
-func (e endpoint) current() (*node.Node, error) {
+// current returns the running node and its crash count, or the error a
+// caller gets instead.
+func (e endpoint) current() (*node.Node, uint64, error) {
 	e.c.mu.Lock()
 	n, started, removed := e.c.nodes[e.id], e.c.addrs[e.id] != "", e.c.removed[e.id]
 	e.c.mu.Unlock()
 	switch {
 	case !started || (removed && n == nil):
 		lead, _ := e.c.leader()
-		return nil, &node.NotLeaderError{Leader: lead}
+		return nil, 0, &node.NotLeaderError{Leader: lead}
 	case n == nil:
-		return nil, node.ErrStopped
+		return nil, 0, node.ErrStopped
 	}
-	return n, nil
+	return n, e.c.dur.crashes(e.id), nil
+}
+
+// answer passes on a node's answer, unless the node crashed while the call
+// was in flight: then the answer may rest on a save the crash lost, so the
+// caller is told the node stopped (the outcome is unknown, and a kv client
+// retries in the same session).
+func (e endpoint) answer(crashes uint64, v any, err error) (any, error) {
+	if err == nil && e.c.dur.crashes(e.id) != crashes {
+		return nil, fmt.Errorf("node %d crashed before its answer: %w", e.id, node.ErrStopped)
+	}
+	return v, err
 }
 
 func (e endpoint) Propose(ctx context.Context, cmd []byte) (any, error) {
-	n, err := e.current()
+	n, crashes, err := e.current()
 	if err != nil {
 		return nil, err
 	}
-	return n.Propose(ctx, cmd)
+	v, err := n.Propose(ctx, cmd)
+	return e.answer(crashes, v, err)
 }
 
 func (e endpoint) Read(ctx context.Context, q []byte) (any, error) {
-	n, err := e.current()
+	n, crashes, err := e.current()
 	if err != nil {
 		return nil, err
 	}
-	return n.Read(ctx, q)
+	v, err := n.Read(ctx, q)
+	return e.answer(crashes, v, err)
 }
 
 // endpoints returns one endpoint per node ID the run can have.
@@ -598,7 +623,7 @@ func (c *cluster) sampleDisk() {
 	ids := slices.Collect(maps.Keys(c.addrs))
 	c.mu.Unlock()
 	for _, id := range ids {
-		n := dirSize(c.nodeDir(id))
+		n := dirSize(c.nodeDir(id)) + c.dur.memSize(id)
 		c.mu.Lock()
 		c.walPeak[id] = max(c.walPeak[id], n)
 		c.mu.Unlock()
@@ -631,15 +656,63 @@ func dirSize(dir string) int64 {
 }
 
 // slowLog is a wal.Log whose saves sleep first while a slow-disk fault is
-// in force.
+// in force. It also notes, for the durability checks, the log's last index
+// after the newest synced save that returned (durable) and when it closed
+// (closed): a crash must keep the first, a graceful stop the second.
 type slowLog struct {
 	wal.Log
 	delay *atomic.Int64
+
+	mu      sync.Mutex
+	frozen  bool // a crash took its image: later saves are lost with it
+	durable uint64
+	closed  uint64
 }
 
 func (s *slowLog) Save(hs core.HardState, ents []core.Entry, sync bool) error {
 	if d := time.Duration(s.delay.Load()); d > 0 {
 		time.Sleep(d)
 	}
-	return s.Log.Save(hs, ents, sync)
+	if err := s.Log.Save(hs, ents, sync); err != nil {
+		return err
+	}
+	if sync {
+		// One writer goroutine saves, so nothing moves the log between
+		// the save and this read.
+		if last, err := s.Log.LastIndex(); err == nil {
+			s.mu.Lock()
+			if !s.frozen {
+				s.durable = last
+			}
+			s.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// Close notes the last index before closing: all of it is durable after.
+func (s *slowLog) Close() error {
+	last, err := s.Log.LastIndex()
+	s.mu.Lock()
+	if err == nil {
+		s.closed = last
+	}
+	s.mu.Unlock()
+	return s.Log.Close()
+}
+
+// freeze marks the crash point and returns the last index reported durable
+// before it.
+func (s *slowLog) freeze() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.frozen = true
+	return s.durable
+}
+
+// lastClosed is the last index the log held when it was closed.
+func (s *slowLog) lastClosed() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }

@@ -36,6 +36,12 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // Config is the full configuration of one run. Every field is a knob (see
 // Knobs): a flag of `raftbench run`, a key of its YAML config file, and a
 // name `raftbench sweep --set` accepts.
+//
+// WAL is "pebble" (Pebble on disk), "crashable" (Pebble on an in-memory
+// filesystem that a crash fault cuts back to what was synced, see
+// crashDisk) or "memory" (wal.MemoryLog). Validate switches "pebble" to
+// "crashable" when the faults include a crash, so config.json records
+// what the run really used.
 type Config struct {
 	// Cluster.
 	Nodes     int    `json:"nodes"`
@@ -157,8 +163,8 @@ func (c *Config) Validate() error {
 	if c.Transport != "tcp" && c.Transport != "quic" {
 		bad("transport", "%q, want tcp or quic", c.Transport)
 	}
-	if c.WAL != "pebble" && c.WAL != "memory" {
-		bad("wal", "%q, want pebble or memory", c.WAL)
+	if c.WAL != "pebble" && c.WAL != "crashable" && c.WAL != "memory" {
+		bad("wal", "%q, want pebble, crashable or memory", c.WAL)
 	}
 	if c.BatchEntries < 1 {
 		bad("batch-entries", "%d, want at least 1", c.BatchEntries)
@@ -240,6 +246,11 @@ func (c *Config) Validate() error {
 		if c.WAL == "memory" && faultspec.NeedsRestart(f) {
 			bad("fault", "%q restarts a node, but --wal memory loses the log on restart; use --wal pebble", s)
 			continue
+		}
+		if f.IsCrash() && c.WAL == "pebble" {
+			// A crash must lose exactly what was not synced, which only
+			// the crashable filesystem can do in-process.
+			c.WAL = "crashable"
 		}
 		if end := f.At + f.For; f.At > c.Duration.D() || end > c.Duration.D() {
 			bad("fault", "%q ends at %v, after the run's --duration %v", s, end, c.Duration.D())

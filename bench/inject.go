@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -188,8 +189,83 @@ func (in *injector) apply(ctx context.Context, ev faultspec.Event) (string, erro
 	case faultspec.Heal:
 		in.c.net.Heal()
 		return "healed", nil
+	case faultspec.CrashLeader, faultspec.Crash, faultspec.BitflipWAL, faultspec.TruncateWAL:
+		return in.applyDurability(ctx, ev)
 	}
 	return "", fmt.Errorf("unknown fault kind %q", f.Kind)
+}
+
+// applyDurability applies a crash or a WAL damage, the same shape as a
+// kill: the node goes down at AT and comes back at once, or after FOR (the
+// undo event). A node that refuses a damaged WAL stays down; that is one of
+// the two outcomes a damage may have, and What says so. After a crash it
+// is a failure, returned as an error.
+func (in *injector) applyDurability(ctx context.Context, ev faultspec.Event) (string, error) {
+	f := ev.Fault
+	if ev.Undo {
+		id := in.killed[f]
+		if id == 0 {
+			return "", fmt.Errorf("nothing was stopped to restart")
+		}
+		delete(in.killed, f)
+		return in.restartChecked(id, f.IsCrash())
+	}
+	id := f.Node
+	if f.Kind == faultspec.CrashLeader {
+		var err error
+		if id, err = in.c.waitLeader(ctx, 5*time.Second); err != nil {
+			return "", fmt.Errorf("no leader to crash: %w", err)
+		}
+	}
+	lead, _ := in.c.leader()
+	term := in.c.maxTerm()
+	var what string
+	if f.IsCrash() {
+		last, err := in.c.crash(id, f.Spec)
+		if err != nil {
+			return "", err
+		}
+		what = fmt.Sprintf("crashed node %d (lost what it had not synced; it had reported its log durable to index %d)", id, last)
+	} else {
+		running := in.c.node(id) != nil
+		if running {
+			if err := in.c.stop(id); err != nil {
+				return "", err
+			}
+		}
+		rng := rand.New(rand.NewPCG(in.c.cfg.Seed, uint64(ev.At)+id))
+		var err error
+		if what, err = in.c.damageWAL(id, f.Kind, f.Spec, rng); err != nil {
+			return "stopped node " + fmt.Sprint(id), err
+		}
+		if !running {
+			return what + " (it was not running, and stays stopped)", nil
+		}
+		what = fmt.Sprintf("stopped node %d, %s", id, what)
+	}
+	if id == lead {
+		in.measureFailover(ctx, f.Spec, id, term)
+	}
+	if f.For > 0 {
+		in.killed[f] = id
+		return what, nil
+	}
+	again, err := in.restartChecked(id, f.IsCrash())
+	return what + "; " + again, err
+}
+
+// restartChecked restarts node id after a crash or a damage. A refusal of
+// a damaged WAL is reported, not an error; anything else that stops the
+// restart is.
+func (in *injector) restartChecked(id uint64, crash bool) (string, error) {
+	err := in.c.restart(id)
+	switch {
+	case err == nil:
+		return fmt.Sprintf("restarted node %d", id), nil
+	case !crash && in.c.dur.isRefused(id):
+		return fmt.Sprintf("node %d refused to start, and stays down: %v", id, err), nil
+	}
+	return "", err
 }
 
 // applyRules sets every node's message rules and disk delay from the rules

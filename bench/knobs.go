@@ -122,7 +122,7 @@ func parseSize(v string) (int, error) {
 var Knobs = []Knob{
 	intKnob("nodes", "cluster size", func(c *Config) *int { return &c.Nodes }),
 	strKnob("transport", "transport between nodes: tcp or quic", true, func(c *Config) *string { return &c.Transport }),
-	strKnob("wal", "write-ahead log: pebble or memory", true, func(c *Config) *string { return &c.WAL }),
+	strKnob("wal", "write-ahead log: pebble (on disk), crashable (Pebble on an in-memory filesystem that a crash fault cuts back to what was synced; chosen instead of pebble when --fault has a crash) or memory", true, func(c *Config) *string { return &c.WAL }),
 	boolKnob("sync", "fsync every WAL save", func(c *Config) *bool { return &c.Sync }),
 	strKnob("dir", "where the nodes' WAL directories go (default: a temporary directory, removed after the run)", false, func(c *Config) *string { return &c.Dir }),
 	{Name: "seed", Usage: "seed of the workload, election and fault randomness", Sweepable: true,

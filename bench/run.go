@@ -327,6 +327,8 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 	if err := settle(ctx, c, tracker, s); err != nil {
 		s.Problems = append(s.Problems, err.Error())
 	}
+	s.RefusedNodes = c.dur.refusals()
+	s.Problems = append(s.Problems, c.dur.problemList()...)
 	if history != nil {
 		pr.logf("%s: checking %d operations for linearizability", label, len(history.Operations()))
 		if err := checkHistory(history, dir, s); err != nil {
@@ -357,7 +359,7 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 func settle(ctx context.Context, c *cluster, tracker *ackTracker, s *results.Summary) error {
 	c.healAll()
 	var problems []error
-	if c.cfg.WAL == "pebble" {
+	if c.cfg.WAL != "memory" {
 		for _, id := range c.stopped() {
 			if err := c.restart(id); err != nil {
 				problems = append(problems, err)
@@ -377,6 +379,9 @@ func settle(ctx context.Context, c *cluster, tracker *ackTracker, s *results.Sum
 			all := st.Role == core.Leader && len(st.Progress) > 0
 			members = members[:0]
 			for id := range st.Progress {
+				if c.dur.isRefused(id) {
+					continue // down for good: its WAL was refused (see RefusedNodes)
+				}
 				members = append(members, id)
 				n := c.node(id)
 				if n == nil {

@@ -21,6 +21,7 @@ func TestConformance(t *testing.T) {
 		{"OverwriteSuffix", testOverwriteSuffix},
 		{"OverwriteWithLonger", testOverwriteWithLonger},
 		{"RefusesGapsAndBadRuns", testRefuses},
+		{"RefusesCommitBeyondLast", testRefusesCommitBeyondLast},
 		{"EntriesByteLimit", testEntriesByteLimit},
 		{"EntriesBounds", testEntriesBounds},
 		{"EmptyData", testEmptyData},
@@ -123,6 +124,38 @@ func testRefuses(t *testing.T, h *handle) {
 	if got, _, _ := h.InitialState(); !got.IsEmpty() {
 		t.Fatalf("hard state after refused saves = %+v, want empty", got)
 	}
+}
+
+// testRefusesCommitBeyondLast: no write may leave the hard state committing
+// past the log's end — Open reads that as lost entries.
+func testRefusesCommitBeyondLast(t *testing.T, h *handle) {
+	hs := core.HardState{Term: 1, Commit: 3}
+	mustSave(t, h, hs, run(1, 5, 1))
+	for _, tc := range []struct {
+		name string
+		hs   core.HardState
+		ents []core.Entry
+	}{
+		{"new commit past the new entries", core.HardState{Term: 1, Commit: 7}, run(6, 6, 1)},
+		{"truncation below the stored commit", core.HardState{}, run(2, 2, 2)},
+		{"hard state alone", core.HardState{Term: 1, Commit: 6}, nil},
+	} {
+		if err := h.Save(tc.hs, tc.ents, true); !errors.Is(err, ErrCommitBeyondLast) {
+			t.Errorf("%s: Save err = %v, want ErrCommitBeyondLast", tc.name, err)
+		}
+	}
+	// A snapshot that conflicts with the log at an index below the commit
+	// would drop committed entries.
+	if err := h.SaveSnapshot(core.SnapshotMeta{Index: 2, Term: 5}); !errors.Is(err, ErrCommitBeyondLast) {
+		t.Errorf("conflicting snapshot below the commit: err = %v, want ErrCommitBeyondLast", err)
+	}
+	checkLog(t, h, 0, 0, run(1, 5, 1))
+	if got, _, _ := h.InitialState(); got != hs {
+		t.Fatalf("hard state after refused writes = %+v, want %+v", got, hs)
+	}
+	// At the boundary it is fine: truncate right after the commit index.
+	mustSave(t, h, core.HardState{Term: 2, Commit: 4}, run(4, 4, 2))
+	checkLog(t, h, 0, 0, cat(run(1, 3, 1), run(4, 4, 2)))
 }
 
 func testEntriesByteLimit(t *testing.T, h *handle) {

@@ -67,7 +67,7 @@ func TestCorruptEntryIsReportedAndContained(t *testing.T) {
 	opts := PebbleOptions{GroupID: 3}
 	l := mustOpen(t, dir, opts)
 	all := run(1, 10, 1)
-	mustSave(t, l, core.HardState{Term: 1, Commit: 10}, all)
+	mustSave(t, l, core.HardState{Term: 1, Commit: 4}, all)
 	l.Close()
 	flipStored(t, dir, 3, 5)
 
@@ -94,7 +94,7 @@ func TestCorruptEntryIsReportedAndContained(t *testing.T) {
 	if term, err := l.Term(4); err != nil || term != 1 {
 		t.Fatalf("Term(4) = %d, %v", term, err)
 	}
-	if hs, _, err := l.InitialState(); err != nil || hs.Commit != 10 {
+	if hs, _, err := l.InitialState(); err != nil || hs.Commit != 4 {
 		t.Fatalf("InitialState = %+v, %v", hs, err)
 	}
 	mustSave(t, l, core.HardState{}, run(11, 12, 1))

@@ -17,9 +17,11 @@
 // WAL, and so its fsyncs) later, as dragonboat's LogDB does.
 //
 // The single-byte key 0x01 holds the instance-wide format marker: a magic
-// string and the format version. Opening a directory whose marker names
-// another version, or that holds Pebble data without a marker, fails with
-// ErrFormatVersion rather than misreading it.
+// string and the format version. Opening a directory whose marker names a
+// version this build does not read, or that holds Pebble data without a
+// marker, fails with ErrFormatVersion rather than misreading it. Version 2
+// added the durability marker file (below); a version 1 directory is
+// upgraded in place when opened.
 //
 // # Entry encoding
 //
@@ -48,9 +50,25 @@
 // (every synced one included): no hole, no torn entry, no later save without
 // the earlier ones. Compact and SaveSnapshot are always synced.
 //
+// Damage is refused, never read as a shorter log. Every WAL Pebble writes
+// carries sync offsets (see openDB), so its replay reports damage to synced
+// data where a later block vouches for it. Where nothing can vouch (the
+// WAL's last block, a WAL file cut short), a second line of defence does
+// not depend on Pebble's recovery rules: a small marker file beside
+// Pebble's, DURABLE-<group>, holds the log's last index as of the newest
+// write it reported durable, and Open refuses with ErrCorrupt (naming the
+// index found and the index expected) a log that ends before it. The
+// marker is fsynced after Pebble's WAL for each synced write, before the
+// write returns, and lowered before a write that shortens the log (a
+// conflict truncation, a replacing snapshot) is applied, so no crash at any
+// point makes Open refuse a log that lost only what it never reported
+// durable; durable.go has the argument. Open also refuses a hard state
+// that commits past the last entry, which Save never writes.
+//
 // Concurrent synced saves ride Pebble's group commit: they are applied in
 // order and then wait for the fsync without holding any lock of ours, so one
-// fsync can cover several of them, and readers never wait for the disk.
+// fsync can cover several of them (and one marker update too), and readers
+// never wait for the disk.
 // Readers may see a save before it is durable; Raft learns of durability from
 // the runtime, once Save has returned, never from the Storage view.
 package wal

@@ -34,6 +34,12 @@ type Log interface {
 	// before it, is durable; without sync it may be lost in a crash, but
 	// only together with every later save (the log recovers to a prefix of
 	// its history). Save does not retain ents or their Data.
+	//
+	// The stored hard state (hs, or the one before if hs is empty) must not
+	// commit past the log's last index after the save: Raft never commits
+	// an entry a node does not hold, nor truncates a committed one, so a
+	// Save that would is refused with ErrCommitBeyondLast. Open relies on
+	// it: a stored commit index past the last entry means entries were lost.
 	Save(hs core.HardState, ents []core.Entry, sync bool) error
 
 	// Compact discards the entries up to and including index, recording
@@ -49,9 +55,11 @@ type Log interface {
 	// leader, say) and makes the log start after it: entries up to
 	// meta.Index are discarded, and if the log does not hold meta.Index with
 	// meta.Term every entry is, since they conflict with the snapshot. A
-	// snapshot older than the current one is ErrSnapshotOutOfDate. The hard
-	// state is left alone; raising Commit is the caller's business. The
-	// change is durable when SaveSnapshot returns.
+	// snapshot older than the current one is ErrSnapshotOutOfDate, and one
+	// that would discard every entry although the stored hard state commits
+	// past meta.Index is ErrCommitBeyondLast (see Save). The hard state is
+	// left alone; raising Commit is the caller's business. The change is
+	// durable when SaveSnapshot returns.
 	SaveSnapshot(meta core.SnapshotMeta) error
 
 	// Close releases the log. Saves in flight complete first; every call
@@ -75,6 +83,9 @@ var (
 	// ErrInvalidEntries marks a Save whose entries are not a valid run:
 	// indexes not consecutive, or terms decreasing.
 	ErrInvalidEntries = errors.New("wal: invalid entries")
+	// ErrCommitBeyondLast marks a write that would leave the hard state
+	// committing an index past the log's last one.
+	ErrCommitBeyondLast = errors.New("wal: commit index beyond the last index")
 	// ErrSnapshotOutOfDate marks a snapshot older than the current one.
 	ErrSnapshotOutOfDate = errors.New("wal: snapshot is older than the current one")
 	// ErrClosed marks a call on a closed Log.
@@ -176,6 +187,15 @@ func checkTermRange(i, first, last uint64) error {
 	}
 	if i > last {
 		return core.ErrUnavailable
+	}
+	return nil
+}
+
+// checkCommit refuses a write after which the hard state would commit past
+// the log's last index (see Log.Save).
+func checkCommit(commit, last uint64) error {
+	if commit > last {
+		return fmt.Errorf("%w: the hard state commits index %d, but the log would end at %d", ErrCommitBeyondLast, commit, last)
 	}
 	return nil
 }

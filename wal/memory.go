@@ -124,6 +124,16 @@ func (m *MemoryLog) Save(hs core.HardState, ents []core.Entry, _ bool) error {
 	if err != nil {
 		return err
 	}
+	newLast, commit := m.lastIndex(), m.hard.Commit
+	if len(ents) > 0 {
+		newLast = ents[len(ents)-1].Index
+	}
+	if !hs.IsEmpty() {
+		commit = hs.Commit
+	}
+	if err := checkCommit(commit, newLast); err != nil {
+		return err
+	}
 	if len(ents) > 0 {
 		keep := ents[0].Index - m.ents[0].Index
 		if keep < uint64(len(m.ents)) {
@@ -187,6 +197,11 @@ func (m *MemoryLog) SaveSnapshot(meta core.SnapshotMeta) error {
 		return fmt.Errorf("wal: snapshot at %d, have %d: %w", meta.Index, m.snap.Index, ErrSnapshotOutOfDate)
 	}
 	keep := meta.Index <= m.lastIndex() && m.term(meta.Index) == meta.Term
+	if !keep {
+		if err := checkCommit(m.hard.Commit, meta.Index); err != nil {
+			return err
+		}
+	}
 	m.setSnapshot(meta, keep)
 	return nil
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/raftbench/raftbench/core"
 )
 
@@ -31,7 +33,29 @@ type PebbleLog struct {
 	snapKey []byte
 
 	wmu      sync.Mutex
-	inflight sync.WaitGroup // synced writes applied but not yet fsynced
+	inflight sync.WaitGroup // synced writes applied but not yet returned
+	// seq numbers the writes applied to Pebble, in Pebble's order; guarded
+	// by wmu.
+	seq uint64
+
+	// The durable-index marker (see durable.go). markMu serialises its
+	// writes, is held across their fsync, and guards the fields after it.
+	// A write that shortens the log takes it under wmu.
+	markMu sync.Mutex
+	mark   *durableMark
+	// markSeq is the write whose durability the marker reflects.
+	markSeq uint64
+	// shortened lists, in order, the writes after the newest known durable
+	// one that made the log shorter (at most one per conflict truncation
+	// or replacing snapshot since then).
+	shortened []shortening
+
+	// durSeq is the newest write known durable (its fsync returned) and
+	// durLast the log's last index after it; guarded by durMu, which is
+	// never held across I/O.
+	durMu   sync.Mutex
+	durSeq  uint64
+	durLast uint64
 
 	// failed holds the first write error whose outcome is unknown (a failed
 	// commit or fsync). From then on every call returns it: the in-memory
@@ -56,7 +80,11 @@ var _ Log = (*PebbleLog)(nil)
 // formatVersion is the version of the key layout and encodings. It is
 // stored under formatKey when a directory is created and checked on every
 // open, so a build never misreads a directory written by another version.
-const formatVersion = 1
+//
+// Version 2 adds the durable-index marker file (see durable.go); a version 1
+// directory is upgraded in place on open, its marker starting at the log's
+// last index then.
+const formatVersion = 2
 
 // formatMagic starts the format marker's value; a marker without it means
 // the Pebble directory belongs to someone else.
@@ -65,7 +93,9 @@ const formatMagic = "raftbench-wal\x00"
 // OpenPebble opens (creating it if needed) the log of opts.GroupID in the
 // Pebble directory dir. A directory of another format version is
 // ErrFormatVersion, one open elsewhere is ErrLocked, and stored data that
-// fails verification is ErrCorrupt; every error names dir.
+// fails verification is ErrCorrupt — including a log that ends before an
+// index it once reported durable (see the package comment); every error
+// names dir.
 func OpenPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 	l, err := openPebble(dir, opts)
 	if err != nil {
@@ -79,7 +109,7 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirAll(opts.FS, dir); err != nil {
 		return nil, err
 	}
 	// Take Pebble's directory lock ourselves, so that its failure, and only
@@ -90,10 +120,13 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 	}
 	po := opts.pebbleOptions()
 	po.Lock = lock
-	db, err := pebble.Open(dir, po)
+	db, err := openDB(dir, po)
 	if err != nil {
 		_ = lock.Close()
 		return nil, pebbleErr(err)
+	}
+	if err := checkTables(db, opts.FS, dir, opts.GroupID); err != nil {
+		return nil, errors.Join(err, db.Close(), lock.Close())
 	}
 	l := &PebbleLog{
 		dir:     dir,
@@ -104,10 +137,112 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 		snapKey: makeKey(kindSnapshot, opts.GroupID, 0),
 		terms:   newTermCache(opts.TermCacheRuns),
 	}
-	if err := l.load(); err != nil {
+	if err := l.load(opts.FS); err != nil {
+		if l.mark != nil {
+			err = errors.Join(err, l.mark.close())
+		}
 		return nil, errors.Join(err, db.Close(), lock.Close())
 	}
 	return l, nil
+}
+
+// mkdirAll creates dir and its missing parents, and makes each new
+// directory's entry durable by syncing the directory that holds it: Pebble
+// syncs dir itself, but a crash soon after creation could otherwise lose
+// dir from its parent, and the log with it — marker included, so the log
+// would come back empty and look new.
+func mkdirAll(fs vfs.FS, dir string) error {
+	var missing []string
+	for p := dir; ; {
+		if _, err := fs.Stat(p); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, p)
+		parent := fs.PathDir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range missing {
+		if err := syncDir(fs, fs.PathDir(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openDB opens the Pebble instance at dir so that its live WAL, like every
+// WAL it writes later, is in pebbleFormat's WAL format.
+//
+// Pebble v2.1.7 creates a new store at its oldest supported format, opens
+// the store's first WAL, and only then ratchets the format up to the one
+// asked for; it picks a WAL's chunk format once, when it creates the WAL.
+// So the first WAL of a new directory (and the live WAL after any open that
+// ratchets) would be written without FormatWALSyncChunks' sync offsets, the
+// information replay needs to tell a torn unsynced tail from damage to
+// synced data. Without it a flipped bit anywhere in that WAL reads as the
+// end of the log, and every synced save after it is silently dropped — for
+// a memtable's worth of writes, or until the first restart. No Pebble option
+// makes Open create a store at a given format, so when the stored format is
+// older than ours (or there is no store yet) we open once to ratchet, close
+// (that WAL is empty: nothing of ours was written to it) and open again:
+// the second open reads the ratcheted format from disk before it creates
+// its WAL. A crash between the two opens leaves a ratcheted, empty store,
+// which the next open takes as it is.
+func openDB(dir string, po *pebble.Options) (*pebble.DB, error) {
+	desc, err := pebble.Peek(dir, po.FS)
+	if err != nil {
+		return nil, err
+	}
+	if !desc.Exists || desc.FormatMajorVersion < pebbleFormat {
+		db, err := pebble.Open(dir, po)
+		if err != nil {
+			return nil, err
+		}
+		if err := db.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return pebble.Open(dir, po)
+}
+
+// checkTables verifies that every sstable the MANIFEST lists is in dir with
+// the size the MANIFEST recorded, so a missing or truncated sstable is
+// ErrCorrupt. Pebble's Open can check the same, but reports a failure as a
+// plain error that nothing tells from an I/O problem, so pebbleOptions
+// turns its check off in favour of this one.
+func checkTables(db *pebble.DB, fs vfs.FS, dir string, group uint64) error {
+	levels, err := db.SSTables()
+	if err != nil {
+		// Without properties, SSTables fails only on a table that is not
+		// in the directory.
+		return &CorruptError{Group: group, What: "sstable set", Reason: err.Error()}
+	}
+	for level, tables := range levels {
+		for _, t := range tables {
+			if t.Virtual || t.BackingType != pebble.BackingTypeLocal {
+				continue // we make neither; Pebble checks them when read
+			}
+			name := fmt.Sprintf("%06d.sst", uint64(t.BackingSSTNum))
+			fi, err := fs.Stat(fs.PathJoin(dir, name))
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				return &CorruptError{Group: group, What: "sstable " + name, Reason: fmt.Sprintf("missing (level %d)", level)}
+			case err != nil:
+				return err
+			case uint64(fi.Size()) != t.Size:
+				return &CorruptError{Group: group, What: "sstable " + name, Reason: fmt.Sprintf(
+					"%d bytes on disk, %d in the MANIFEST (level %d)", fi.Size(), t.Size, level)}
+			}
+		}
+	}
+	return nil
 }
 
 // pebbleErr marks Pebble's own corruption reports as ErrCorrupt too, so
@@ -119,14 +254,19 @@ func pebbleErr(err error) error {
 	return err
 }
 
-// load checks the format marker and reads the group's state into memory.
-func (l *PebbleLog) load() error {
-	if err := l.checkFormat(); err != nil {
+// load checks the format marker, reads the group's state into memory and
+// opens the durable-index marker, refusing a log that ends before the index
+// the marker says was durable.
+func (l *PebbleLog) load(fs vfs.FS) error {
+	ver, err := l.checkFormat()
+	if err != nil {
 		return err
 	}
+	var hasHard, hasSnap bool
 	if v, ok, err := l.get(l.hsKey); err != nil {
 		return err
 	} else if ok {
+		hasHard = true
 		if l.hard, ok = decodeHardState(l.hsKey, v); !ok {
 			return &CorruptError{Group: l.group, What: "hard state", Reason: "checksum mismatch or malformed"}
 		}
@@ -134,43 +274,89 @@ func (l *PebbleLog) load() error {
 	if v, ok, err := l.get(l.snapKey); err != nil {
 		return err
 	} else if ok {
+		hasSnap = true
 		if l.snap, ok = decodeSnapshotMeta(l.snapKey, v); !ok {
 			return &CorruptError{Group: l.group, What: "snapshot metadata", Reason: "checksum mismatch or malformed"}
 		}
 	}
-	return l.loadBounds()
+	if err := l.loadBounds(); err != nil {
+		return err
+	}
+	// The hard state is saved in the same batch as the entries it commits
+	// or after them, so it never commits past the log's end: if it does,
+	// Pebble recovered the hard state but lost entries written before it.
+	if l.hard.Commit > l.last {
+		return &CorruptError{Group: l.group, What: "log", Reason: fmt.Sprintf(
+			"ends at index %d, but the hard state commits index %d: entries before it were lost", l.last, l.hard.Commit)}
+	}
+	m, err := openMark(fs, l.dir, l.group)
+	switch {
+	case err == nil:
+		l.mark = m
+	case ver < formatVersion:
+		// A new directory, or one written before the marker existed (or a
+		// creation of either that a crash cut short): the marker starts at
+		// the log's last index. It is durable before the format is
+		// stamped, so a crash in between leaves a directory that comes
+		// back here.
+		if l.mark, err = createMark(fs, l.dir, l.group, l.last); err != nil {
+			return err
+		}
+	case errors.Is(err, errNoMark) && !hasHard && !hasSnap && l.last == 0:
+		// A group this instance has never held.
+		if l.mark, err = createMark(fs, l.dir, l.group, 0); err != nil {
+			return err
+		}
+	case errors.Is(err, errNoMark):
+		return &CorruptError{Group: l.group, What: "durability marker", Reason: fmt.Sprintf(
+			"missing (%v) in a directory that holds this group's log", err)}
+	default:
+		return err
+	}
+	// Checked whatever the format version says: the WAL record that
+	// stamped the version can be lost with the entries after it.
+	if l.last < l.mark.value {
+		return &CorruptError{Group: l.group, What: "log", Reason: fmt.Sprintf(
+			"ends at index %d, but it reported index %d durable (%s): synced entries were lost",
+			l.last, l.mark.value, l.mark.path)}
+	}
+	if ver < formatVersion {
+		val := binary.AppendUvarint([]byte(formatMagic), formatVersion)
+		return pebbleErr(l.db.Set(formatKey, val, pebble.Sync))
+	}
+	return nil
 }
 
-// checkFormat accepts a directory with our marker at formatVersion, and
-// stamps an empty one; anything else is ErrFormatVersion.
-func (l *PebbleLog) checkFormat() error {
+// checkFormat returns the format version of the directory: 0 for an empty
+// one (not yet stamped), or the version its marker names, which must be
+// one this build reads. Anything else is ErrFormatVersion.
+func (l *PebbleLog) checkFormat() (uint64, error) {
 	v, ok, err := l.get(formatKey)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !ok {
 		empty, err := l.isEmpty()
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if !empty {
-			return fmt.Errorf("%w: the Pebble data here has no wal format marker", ErrFormatVersion)
+			return 0, fmt.Errorf("%w: the Pebble data here has no wal format marker", ErrFormatVersion)
 		}
-		val := binary.AppendUvarint([]byte(formatMagic), formatVersion)
-		return pebbleErr(l.db.Set(formatKey, val, pebble.Sync))
+		return 0, nil
 	}
 	rest, found := bytes.CutPrefix(v, []byte(formatMagic))
 	if !found {
-		return fmt.Errorf("%w: format marker %q is not a wal's", ErrFormatVersion, v)
+		return 0, fmt.Errorf("%w: format marker %q is not a wal's", ErrFormatVersion, v)
 	}
 	ver, n := binary.Uvarint(rest)
 	if n <= 0 || n != len(rest) {
-		return fmt.Errorf("%w: format marker %q is malformed", ErrFormatVersion, v)
+		return 0, fmt.Errorf("%w: format marker %q is malformed", ErrFormatVersion, v)
 	}
-	if ver != formatVersion {
-		return fmt.Errorf("%w: directory has version %d, this build reads version %d", ErrFormatVersion, ver, formatVersion)
+	if ver < 1 || ver > formatVersion {
+		return 0, fmt.Errorf("%w: directory has version %d, this build reads versions 1 to %d", ErrFormatVersion, ver, formatVersion)
 	}
-	return nil
+	return ver, nil
 }
 
 // isEmpty reports whether the Pebble instance holds no key at all.
@@ -394,7 +580,7 @@ func (l *PebbleLog) readEntries(lo, hi, maxBytes uint64) (ents []core.Entry, err
 }
 
 // Close implements Log. It waits for synced saves in flight, then closes
-// Pebble and releases the directory lock.
+// the marker and Pebble and releases the directory lock.
 func (l *PebbleLog) Close() error {
 	l.wmu.Lock()
 	l.mu.Lock()
@@ -406,7 +592,7 @@ func (l *PebbleLog) Close() error {
 		return ErrClosed
 	}
 	l.inflight.Wait()
-	if err := errors.Join(l.db.Close(), l.lock.Close()); err != nil {
+	if err := errors.Join(l.mark.close(), l.db.Close(), l.lock.Close()); err != nil {
 		return fmt.Errorf("wal: close %s: %w", l.dir, err)
 	}
 	return nil

@@ -56,7 +56,7 @@ func TestOpenRefusesOtherFormats(t *testing.T) {
 		kvs  [][]byte
 		want string
 	}{
-		{"newer version", [][]byte{formatKey, binary.AppendUvarint([]byte(formatMagic), formatVersion+1)}, "version 2"},
+		{"newer version", [][]byte{formatKey, binary.AppendUvarint([]byte(formatMagic), formatVersion+1)}, "version 3"},
 		{"foreign marker", [][]byte{formatKey, []byte("something else")}, "not a wal"},
 		{"data without marker", [][]byte{[]byte("user key"), []byte("v")}, "no wal format marker"},
 	} {

@@ -17,29 +17,49 @@ import (
 // A synced save is applied to Pebble (memtable and WAL buffer) under wmu and
 // then waits for the fsync with no lock held, so saves from several
 // goroutines share fsyncs through Pebble's group commit, and readers never
-// wait for the disk.
+// wait for the disk. It then raises the durable-index marker (durable.go)
+// before returning, which concurrent saves share the same way.
 func (l *PebbleLog) Save(hs core.HardState, ents []core.Entry, sync bool) error {
-	b, err := l.applySave(hs, ents, sync)
-	if err != nil || b == nil {
+	p, err := l.applySave(hs, ents, sync)
+	if err != nil || p.b == nil {
 		return err
 	}
-	return l.syncWait(b)
+	return l.finish(p)
 }
 
-// applySave plans and applies a save under wmu. It returns the batch to wait
-// for when the save is synced and its fsync is still due.
-func (l *PebbleLog) applySave(hs core.HardState, ents []core.Entry, sync bool) (*pebble.Batch, error) {
+// pending is a synced write applied to Pebble whose fsync and marker update
+// are still due; b is nil when there is none to wait for.
+type pending struct {
+	b    *pebble.Batch
+	seq  uint64 // the write's place in Pebble's order
+	last uint64 // the log's last index after it
+}
+
+// applySave plans and applies a save under wmu. It returns the write to
+// finish when the save is synced.
+func (l *PebbleLog) applySave(hs core.HardState, ents []core.Entry, sync bool) (pending, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if err := l.usable(); err != nil {
-		return nil, err
+		return pending{}, err
 	}
 	ents, err := prepareAppend(ents, l.snap.Index+1, l.last, l.termAt)
 	if err != nil {
-		return nil, err
+		return pending{}, err
 	}
 	if len(ents) == 0 && hs.IsEmpty() && !sync {
-		return nil, nil
+		return pending{}, nil
+	}
+	newLast, truncates := l.last, false
+	if len(ents) > 0 {
+		newLast, truncates = ents[len(ents)-1].Index, ents[0].Index <= l.last
+	}
+	commit := l.hard.Commit
+	if !hs.IsEmpty() {
+		commit = hs.Commit
+	}
+	if err := checkCommit(commit, newLast); err != nil {
+		return pending{}, err
 	}
 
 	size := 0
@@ -49,7 +69,7 @@ func (l *PebbleLog) applySave(hs core.HardState, ents []core.Entry, sync bool) (
 	b := l.db.NewBatchWithSize(size + 128)
 	if !hs.IsEmpty() {
 		if err := b.Set(l.hsKey, encodeHardState(l.hsKey, hs), nil); err != nil {
-			return nil, l.abandon(b, err)
+			return pending{}, l.abandon(b, err)
 		}
 	}
 	for i := range ents {
@@ -58,23 +78,19 @@ func (l *PebbleLog) applySave(hs core.HardState, ents []core.Entry, sync bool) (
 		putKey(op.Key, kindEntry, l.group, e.Index)
 		encodeEntry(op.Value, op.Key, e)
 		if err := op.Finish(); err != nil {
-			return nil, l.abandon(b, err)
+			return pending{}, l.abandon(b, err)
 		}
 	}
-	newLast, truncates := l.last, false
-	if len(ents) > 0 {
-		newLast, truncates = ents[len(ents)-1].Index, ents[0].Index <= l.last
-		if newLast < l.last {
-			if err := b.DeleteRange(entryKey(l.group, newLast+1), entryKey(l.group, l.last+1), nil); err != nil {
-				return nil, l.abandon(b, err)
-			}
+	if newLast < l.last {
+		if err := b.DeleteRange(entryKey(l.group, newLast+1), entryKey(l.group, l.last+1), nil); err != nil {
+			return pending{}, l.abandon(b, err)
 		}
 	}
 	if b.Empty() {
 		// Nothing to write but a sync was asked for: a synced empty log
 		// record makes every earlier unsynced save durable.
 		if err := b.LogData(nil, nil); err != nil {
-			return nil, l.abandon(b, err)
+			return pending{}, l.abandon(b, err)
 		}
 	}
 
@@ -89,25 +105,35 @@ func (l *PebbleLog) applySave(hs core.HardState, ents []core.Entry, sync bool) (
 	}
 	// Readers may see the new state before it is durable; core learns of
 	// durability only from the runtime, after Save returns.
-	return l.commit(b, sync, truncates, publish)
+	return l.commit(b, sync, truncates, newLast, publish)
 }
 
 // batchRecordOverhead bounds the bytes a batch spends per record beyond key
 // and value: a kind byte and two varint lengths.
 const batchRecordOverhead = 1 + 2*5
 
-// commit applies b and publishes its effect on the in-memory state. With
-// exclusive, mu is held across the apply too, so no reader checks bounds
-// against the old state while Pebble already holds the new keys (needed
-// whenever entries are deleted or overwritten). The caller holds wmu.
-func (l *PebbleLog) commit(b *pebble.Batch, sync, exclusive bool, publish func()) (*pebble.Batch, error) {
+// commit applies b and publishes its effect on the in-memory state; newLast
+// is the log's last index after it. With exclusive, mu is held across the
+// apply too, so no reader checks bounds against the old state while Pebble
+// already holds the new keys (needed whenever entries are deleted or
+// overwritten). A write that makes the log shorter first lowers the
+// durable-index marker (durable.go). The caller holds wmu.
+func (l *PebbleLog) commit(b *pebble.Batch, sync, exclusive bool, newLast uint64, publish func()) (pending, error) {
+	seq := l.seq + 1
+	if newLast < l.last {
+		if err := l.shortenMark(seq, newLast); err != nil {
+			l.fail(err)
+			return pending{}, l.abandon(b, err)
+		}
+	}
+	l.seq = seq
 	if exclusive {
 		l.mu.Lock()
 	}
 	var err error
 	if sync {
 		// ApplyNoSyncWait returns once the batch is in the memtable and
-		// queued for the WAL, in commit order; syncWait then waits for the
+		// queued for the WAL, in commit order; finish then waits for the
 		// fsync. Pebble marks it experimental; CockroachDB uses it for this
 		// very purpose (Raft log writes). Without it, a synced Commit under
 		// wmu would serialise fsyncs and defeat group commit.
@@ -126,25 +152,96 @@ func (l *PebbleLog) commit(b *pebble.Batch, sync, exclusive bool, publish func()
 		// The batch may or may not have reached the WAL: stop here rather
 		// than guess.
 		l.fail(err)
-		return nil, l.abandon(b, err)
+		return pending{}, l.abandon(b, err)
 	}
 	if !sync {
-		return nil, l.abandon(b, nil)
+		return pending{}, l.abandon(b, nil)
 	}
 	l.inflight.Add(1) // before wmu is released, so Close waits for it
-	return b, nil
+	return pending{b: b, seq: seq, last: newLast}, nil
 }
 
-// syncWait waits, holding no lock, for b's fsync.
-func (l *PebbleLog) syncWait(b *pebble.Batch) error {
+// finish waits, holding no lock, for p's fsync, then raises the marker to
+// cover it. Once it returns nil the write is durable and reported so.
+func (l *PebbleLog) finish(p pending) error {
 	defer l.inflight.Done()
-	err := b.SyncWait()
-	if cerr := b.Close(); err == nil {
+	err := p.b.SyncWait()
+	if cerr := p.b.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		l.fail(err)
 		return fmt.Errorf("wal: %s: sync: %w", l.dir, pebbleErr(err))
+	}
+	if err := l.raiseMark(p.seq, p.last); err != nil {
+		l.fail(err)
+		return fmt.Errorf("wal: %s: durability marker: %w", l.dir, err)
+	}
+	return nil
+}
+
+// shortening is a write that made the log shorter: its place in Pebble's
+// order and the log's last index after it.
+type shortening struct{ seq, last uint64 }
+
+// raiseMark records that write seq, after which the log's last index was
+// last, is durable, and raises the marker as far as is safe: to the last
+// index after the newest write known durable, but no higher than the last
+// index after any later write that shortened the log, since Pebble may have
+// made that one durable already. Concurrent callers share one marker write:
+// whoever holds markMu covers every write whose fsync returned before it
+// looked.
+func (l *PebbleLog) raiseMark(seq, last uint64) error {
+	l.durMu.Lock()
+	if seq > l.durSeq {
+		l.durSeq, l.durLast = seq, last
+	}
+	l.durMu.Unlock()
+	l.markMu.Lock()
+	defer l.markMu.Unlock()
+	if l.markSeq >= seq {
+		return nil // a raise for a later write covered this one
+	}
+	l.durMu.Lock()
+	d, target := l.durSeq, l.durLast
+	l.durMu.Unlock()
+	keep := l.shortened[:0]
+	for _, s := range l.shortened {
+		if s.seq > d {
+			target = min(target, s.last)
+			keep = append(keep, s)
+		}
+	}
+	l.shortened = keep
+	l.markSeq = d
+	if target <= l.mark.value {
+		return nil
+	}
+	return l.mark.set(target)
+}
+
+// shortenMark records that write seq, about to be applied, shortens the log
+// to last, and lowers the marker below last first if it is above: once
+// applied, the write may become durable at any moment (even unsynced, by a
+// later fsync or a memtable flush). The caller holds wmu.
+func (l *PebbleLog) shortenMark(seq, last uint64) error {
+	l.durMu.Lock()
+	d := l.durSeq
+	l.durMu.Unlock()
+	l.markMu.Lock()
+	defer l.markMu.Unlock()
+	// Only shortenings after the newest durable write can bound a raise.
+	keep := l.shortened[:0]
+	for _, s := range l.shortened {
+		if s.seq > d {
+			keep = append(keep, s)
+		}
+	}
+	l.shortened = append(keep, shortening{seq, last})
+	if last < l.mark.value {
+		if err := l.mark.set(last); err != nil {
+			return fmt.Errorf("lower the durability marker to %d: %w", last, err)
+		}
 	}
 	return nil
 }
@@ -167,28 +264,28 @@ func (l *PebbleLog) abandon(b *pebble.Batch, err error) error {
 // single record however long the prefix, and Pebble drops the covered
 // entries during flushes and compactions; the space comes back lazily.
 func (l *PebbleLog) Compact(index uint64, conf core.ConfState) error {
-	b, err := l.applyCompact(index, conf)
-	if err != nil || b == nil {
+	p, err := l.applyCompact(index, conf)
+	if err != nil || p.b == nil {
 		return err
 	}
-	return l.syncWait(b)
+	return l.finish(p)
 }
 
-func (l *PebbleLog) applyCompact(index uint64, conf core.ConfState) (*pebble.Batch, error) {
+func (l *PebbleLog) applyCompact(index uint64, conf core.ConfState) (pending, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if err := l.usable(); err != nil {
-		return nil, err
+		return pending{}, err
 	}
 	if index <= l.snap.Index {
-		return nil, nil
+		return pending{}, nil
 	}
 	if index > l.last {
-		return nil, fmt.Errorf("wal: compact to %d beyond last index %d: %w", index, l.last, core.ErrUnavailable)
+		return pending{}, fmt.Errorf("wal: compact to %d beyond last index %d: %w", index, l.last, core.ErrUnavailable)
 	}
 	term, err := l.termAt(index)
 	if err != nil {
-		return nil, err
+		return pending{}, err
 	}
 	meta := core.SnapshotMeta{Index: index, Term: term, Conf: cloneConf(conf)}
 	return l.applySnapshot(meta, true)
@@ -196,50 +293,59 @@ func (l *PebbleLog) applyCompact(index uint64, conf core.ConfState) (*pebble.Bat
 
 // SaveSnapshot implements Log with one synced batch, like Compact.
 func (l *PebbleLog) SaveSnapshot(meta core.SnapshotMeta) error {
-	b, err := l.applySaveSnapshot(cloneMeta(meta))
-	if err != nil || b == nil {
+	p, err := l.applySaveSnapshot(cloneMeta(meta))
+	if err != nil || p.b == nil {
 		return err
 	}
-	return l.syncWait(b)
+	return l.finish(p)
 }
 
-func (l *PebbleLog) applySaveSnapshot(meta core.SnapshotMeta) (*pebble.Batch, error) {
+func (l *PebbleLog) applySaveSnapshot(meta core.SnapshotMeta) (pending, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if err := l.usable(); err != nil {
-		return nil, err
+		return pending{}, err
 	}
 	if meta.Index < l.snap.Index {
-		return nil, fmt.Errorf("wal: snapshot at %d, have %d: %w", meta.Index, l.snap.Index, ErrSnapshotOutOfDate)
+		return pending{}, fmt.Errorf("wal: snapshot at %d, have %d: %w", meta.Index, l.snap.Index, ErrSnapshotOutOfDate)
 	}
 	keepTail := false
 	if meta.Index <= l.last {
 		t, err := l.termAt(meta.Index)
 		if err != nil {
-			return nil, err
+			return pending{}, err
 		}
 		keepTail = t == meta.Term
+	}
+	if !keepTail {
+		if err := checkCommit(l.hard.Commit, meta.Index); err != nil {
+			return pending{}, err
+		}
 	}
 	return l.applySnapshot(meta, keepTail)
 }
 
 // applySnapshot writes meta and deletes the entries it covers, and with
 // keepTail false every entry of the group. The caller holds wmu.
-func (l *PebbleLog) applySnapshot(meta core.SnapshotMeta, keepTail bool) (*pebble.Batch, error) {
+func (l *PebbleLog) applySnapshot(meta core.SnapshotMeta, keepTail bool) (pending, error) {
 	b := l.db.NewBatch()
 	end := uint64(maxIndex)
 	if keepTail {
 		end = meta.Index + 1
 	}
 	if err := b.Set(l.snapKey, encodeSnapshotMeta(l.snapKey, meta), nil); err != nil {
-		return nil, l.abandon(b, err)
+		return pending{}, l.abandon(b, err)
 	}
 	// Start at 0, not at the first index: a range deletion costs the same
 	// whatever it spans, and this leaves nothing of the group behind.
 	if err := b.DeleteRange(entryKey(l.group, 0), entryKey(l.group, end), nil); err != nil {
-		return nil, l.abandon(b, err)
+		return pending{}, l.abandon(b, err)
 	}
-	return l.commit(b, true, true, func() {
+	newLast := l.last
+	if !keepTail {
+		newLast = meta.Index
+	}
+	return l.commit(b, true, true, newLast, func() {
 		l.snap = meta
 		if keepTail {
 			l.terms.compact(meta.Index + 1)

@@ -20,6 +20,16 @@
 //	isolate:N@AT[+FOR]        cut node N off from every other node
 //	heal@AT                   remove every partition
 //
+// Durability events (see Crashes below):
+//
+//	crash-leader@AT[+FOR]     crash the current leader: everything it has not
+//	                          synced is lost; it restarts from what remains
+//	                          (at once, or after FOR)
+//	crash:N@AT[+FOR]          crash node N
+//	bitflip-wal:N@AT[+FOR]    stop node N, flip one bit of its live Pebble WAL
+//	                          file, restart it (at once, or after FOR)
+//	truncate-wal:N@AT[+FOR]   stop node N, cut its live WAL file short, restart
+//
 // Membership events (each one at a time, retried against whoever leads):
 //
 //	add-node@AT               start a new node that joins as a learner, is
@@ -42,9 +52,19 @@
 //	delay=D[~J]   delay each message by D plus a uniform jitter in [0,J)
 //	slow-disk=D   sleep D in every WAL save (node N's, or every node's)
 //
+// Crashes: a kill is a graceful stop (queued saves complete); a crash is
+// the in-process equivalent of pulling the plug under Jepsen's lazyfs. The
+// node's WAL must run on a filesystem that can lose what was not synced
+// (the harness's --wal crashable); the crash keeps exactly the data synced
+// before it, cuts the node off so nothing it does afterwards reaches a peer
+// or a client, and restarts it on what remains. A node whose damaged WAL
+// is refused (wal.ErrCorrupt) stays down, and the run says so; one that
+// starts must have lost nothing it reported durable.
+//
 // Examples: kill-leader@5s, kill:2@5s+3s, restart@8s, partition-leader@10s+3s,
 // isolate:3@4s+2s, loss=0.05, delay=2ms~1ms, dup=0.01@2s+2s, slow-disk=5ms@3s+4s,
-// add-node@2s, remove:2@4s, remove-leader@6s, replace:1@8s.
+// add-node@2s, remove:2@4s, remove-leader@6s, replace:1@8s, crash-leader@2s,
+// crash:2@4s+1s, bitflip-wal:3@5s, truncate-wal:1@5s+2s.
 package faultspec
 
 import (
@@ -58,7 +78,7 @@ import (
 // Grammar is the one-line summary of the grammar that every parse error
 // carries, so a user sees what would have been accepted.
 const Grammar = "NAME[:NODE][=VALUE][@AT[+FOR]] with events kill-leader, kill:N, restart[:N], partition-leader, isolate:N, heal, " +
-	"add-node, remove:N, remove-leader, replace:N and rules loss=P, dup=P, reorder=P, delay=D[~J], slow-disk=D (e.g. kill-leader@5s+3s, isolate:3@4s+2s, delay=2ms~1ms)"
+	"crash-leader, crash:N, bitflip-wal:N, truncate-wal:N, add-node, remove:N, remove-leader, replace:N and rules loss=P, dup=P, reorder=P, delay=D[~J], slow-disk=D (e.g. kill-leader@5s+3s, isolate:3@4s+2s, delay=2ms~1ms)"
 
 // ErrBadSpec is wrapped by every parse error.
 var ErrBadSpec = errors.New("bad fault spec")
@@ -83,6 +103,10 @@ const (
 	Remove          Kind = "remove"
 	RemoveLeader    Kind = "remove-leader"
 	Replace         Kind = "replace"
+	CrashLeader     Kind = "crash-leader"
+	Crash           Kind = "crash"
+	BitflipWAL      Kind = "bitflip-wal"
+	TruncateWAL     Kind = "truncate-wal"
 )
 
 // kinds describes each kind: whether it is a rule (lasts, has a value),
@@ -108,6 +132,10 @@ var kinds = map[Kind]struct {
 	Remove:          {needsNode: true, noFor: true},
 	RemoveLeader:    {noNode: true, noFor: true},
 	Replace:         {needsNode: true, noFor: true},
+	CrashLeader:     {noNode: true},
+	Crash:           {needsNode: true},
+	BitflipWAL:      {needsNode: true},
+	TruncateWAL:     {needsNode: true},
 }
 
 // Fault is one parsed fault.
@@ -303,8 +331,17 @@ func Schedule(faults []Fault) []Event {
 	return evs
 }
 
-// NeedsRestart reports whether f restarts a node (restart itself, or a kill
-// with a duration), which a memory WAL cannot survive.
+// NeedsRestart reports whether f restarts a node (restart itself, a kill
+// with a duration, a crash, a WAL damage), which a memory WAL cannot
+// survive.
 func NeedsRestart(f Fault) bool {
-	return f.Kind == Restart || ((f.Kind == Kill || f.Kind == KillLeader) && f.For > 0)
+	return f.Kind == Restart || ((f.Kind == Kill || f.Kind == KillLeader) && f.For > 0) || f.IsCrash() || f.DamagesWAL()
 }
+
+// IsCrash reports whether f is a crash (crash, crash-leader), which needs
+// a WAL that can lose what was not synced.
+func (f Fault) IsCrash() bool { return f.Kind == Crash || f.Kind == CrashLeader }
+
+// DamagesWAL reports whether f damages a WAL file (bitflip-wal,
+// truncate-wal), which needs a WAL with files.
+func (f Fault) DamagesWAL() bool { return f.Kind == BitflipWAL || f.Kind == TruncateWAL }

@@ -32,6 +32,11 @@ func TestParseGood(t *testing.T) {
 		{"remove:2@3s", Fault{Kind: Remove, Node: 2, At: 3 * time.Second}},
 		{"remove-leader@3s", Fault{Kind: RemoveLeader, At: 3 * time.Second}},
 		{"replace:1@5s", Fault{Kind: Replace, Node: 1, At: 5 * time.Second}},
+		{"crash-leader@2s", Fault{Kind: CrashLeader, At: 2 * time.Second}},
+		{"crash:2@4s", Fault{Kind: Crash, Node: 2, At: 4 * time.Second}},
+		{"crash:2@4s+1s", Fault{Kind: Crash, Node: 2, At: 4 * time.Second, For: time.Second}},
+		{"bitflip-wal:3@5s", Fault{Kind: BitflipWAL, Node: 3, At: 5 * time.Second}},
+		{"truncate-wal:1@5s+2s", Fault{Kind: TruncateWAL, Node: 1, At: 5 * time.Second, For: 2 * time.Second}},
 	} {
 		got, err := Parse(tc.spec, 3)
 		if err != nil {
@@ -74,6 +79,12 @@ func TestParseBad(t *testing.T) {
 		{"kill-leader@1s+0s", "must be positive"},
 		{"restart@1s+1s", "takes no duration"},
 		{"heal@1s+1s", "takes no duration"},
+		{"crash@1s", "needs a node"},
+		{"crash-leader:2@1s", "takes no node"},
+		{"crash:4@1s", "between 1 and 3"},
+		{"bitflip-wal@1s", "needs a node"},
+		{"truncate-wal:2", "needs a time"},
+		{"crash:1=2@1s", "takes no value"},
 	} {
 		_, err := Parse(tc.spec, 3)
 		if err == nil {
@@ -114,5 +125,14 @@ func TestSchedule(t *testing.T) {
 	}
 	if !NeedsRestart(fs[0]) || NeedsRestart(fs[1]) {
 		t.Error("NeedsRestart: a kill with a duration restarts, a rule does not")
+	}
+	for _, spec := range []string{"crash:1@1s", "crash-leader@1s", "bitflip-wal:1@1s", "truncate-wal:2@1s"} {
+		f, _ := Parse(spec, 3)
+		if !NeedsRestart(f) {
+			t.Errorf("NeedsRestart(%s) = false: it restarts the node", spec)
+		}
+		if f.IsCrash() == f.DamagesWAL() {
+			t.Errorf("%s: IsCrash %v, DamagesWAL %v", spec, f.IsCrash(), f.DamagesWAL())
+		}
 	}
 }

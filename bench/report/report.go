@@ -6,9 +6,11 @@ package report
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -143,6 +145,9 @@ func Markdown(run *results.Run) string {
 		fmt.Fprintf(&b, "; keys %s", strings.Join(s.LostKeys, ", "))
 	}
 	b.WriteString(")\n")
+	for _, id := range slices.Sorted(maps.Keys(s.RefusedNodes)) {
+		fmt.Fprintf(&b, "- node %s refused to start on its damaged WAL and stayed down (the verdicts cover the others): %s\n", id, s.RefusedNodes[id])
+	}
 	for _, p := range s.Problems {
 		fmt.Fprintf(&b, "- problem: %s\n", p)
 	}

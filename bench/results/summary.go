@@ -88,6 +88,12 @@ type Summary struct {
 	// LostKeys names up to 10 keys whose acknowledged write is missing.
 	LostKeys []string `json:"lost_keys,omitempty"`
 
+	// RefusedNodes names, by node ID, each node that refused to start
+	// because its WAL was damaged (bitflip-wal, truncate-wal: wal.ErrCorrupt),
+	// with the error. Such a node stays down; the verdicts cover the members
+	// that ran. Absent when none did.
+	RefusedNodes map[string]string `json:"refused_nodes,omitempty"`
+
 	// Nodes are per-node counters at the end of the run.
 	Nodes []NodeStats `json:"nodes"`
 	Env   Env         `json:"env"`

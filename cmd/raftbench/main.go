@@ -118,6 +118,14 @@ Events:
   partition-leader@AT[+FOR]  cut the current leader off from every other node
   isolate:N@AT[+FOR]         cut node N off from every other node
   heal@AT                    remove every partition
+Durability events (the node comes back at once, or after FOR):
+  crash-leader@AT[+FOR]      crash the current leader: everything it has not
+                             synced is lost, and it restarts from what remains
+  crash:N@AT[+FOR]           crash node N
+  bitflip-wal:N@AT[+FOR]     stop node N, flip one random bit of its live
+                             Pebble WAL file, restart it
+  truncate-wal:N@AT[+FOR]    stop node N, cut its live WAL file at a random
+                             length, restart it
 Membership events (one at a time, in schedule order; each is retried against
 whoever leads until it is in force, for up to 30 s):
   add-node@AT                start a new, empty node that joins as a learner,
@@ -146,6 +154,8 @@ Examples:
   --fault loss=0.05 --fault delay=2ms~1ms --fault dup=0.01 --fault reorder=0.1
   --fault slow-disk=5ms@3s+4s
   --fault add-node@2s --fault remove-leader@5s --fault replace:1@8s
+  --fault crash-leader@2s --fault crash:2@4s --check
+  --fault truncate-wal:2@3s --fault remove:2@4s --fault add-node@5s
 
 A kill is a graceful node.Stop (saves already queued complete); a restart
 starts a new node on the same WAL directory and address, so --wal memory
@@ -156,7 +166,22 @@ names one is reported as an error. Clients know every node ID the schedule
 can create and are redirected to the leader by IDs not (or no longer) in
 the cluster. At the end of the run every fault is lifted and every stopped
 member restarted; then the current members (as the leader sees them) must
-agree, and every acknowledged write must be in their state.`
+agree, and every acknowledged write must be in their state.
+
+A crash is the in-process equivalent of Jepsen's lazyfs: it needs a
+filesystem that knows what was synced, so a run whose faults include a
+crash uses --wal crashable (Pebble on an in-memory filesystem per node,
+snapshot images still on disk) instead of --wal pebble; config.json records
+it as "wal": "crashable", and the numbers are those of a WAL in memory,
+with no real fsync. The crash keeps exactly what the node had synced,
+drops every message it sends and withholds every answer it gives from the
+crash on, and restarts it on that image; it must reopen holding every
+entry it reported durable, or the run lists a problem. bitflip-wal and
+truncate-wal work on either Pebble WAL. A node that refuses its damaged
+WAL (wal.ErrCorrupt) stays down: summary.json lists it under
+refused_nodes, and the verdicts cover the members that run; a node that
+starts must have lost nothing, or the run lists a problem. README.md says
+how an operator replaces such a node (remove:N, then add-node).`
 
 // runCmdUse is shared by run, sweep and tune for the knob flags.
 func addKnobFlags(cmd *cobra.Command, set *[]bench.Assignment, skip map[string]bool) *string {

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -97,6 +99,9 @@ func printSummary(w io.Writer, dir string, s *results.Summary) {
 		[2]string{"replicas agree", fmt.Sprint(s.ReplicasAgree)},
 		[2]string{"acked writes found", fmt.Sprintf("%v  (%d acked, %d lost)", s.AckedOpsFound, s.AckedWrites, s.LostWrites)},
 	)
+	for _, id := range slices.Sorted(maps.Keys(s.RefusedNodes)) {
+		rows = append(rows, [2]string{"node " + id + " refused", s.RefusedNodes[id]})
+	}
 	for _, p := range s.Problems {
 		rows = append(rows, [2]string{"problem", p})
 	}

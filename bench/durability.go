@@ -1,0 +1,303 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/raftbench/raftbench/bench/faultspec"
+	"github.com/raftbench/raftbench/transport/fault"
+	"github.com/raftbench/raftbench/wal"
+)
+
+// durability is the cluster's state for the faults that test the WAL's
+// durability (crash, crash-leader, bitflip-wal, truncate-wal) and for the
+// checks that they lose nothing silently.
+//
+// With --wal crashable every node's Pebble runs on its own
+// vfs.NewCrashableMem, an in-memory filesystem that tracks what was synced.
+// A crash replaces it with its CrashClone: exactly the synced data, files
+// cut back to their synced length and directory entries not synced gone —
+// what Jepsen's lazyfs does to a real filesystem. The snapshot images stay
+// on the real disk, which the node fsyncs before relying on them.
+type durability struct {
+	mu  sync.Mutex
+	fss map[uint64]*vfs.MemFS // each node's crashable WAL filesystem
+	// logs is each node's log as it last started.
+	logs map[uint64]*slowLog
+	// crashed counts each node's crashes; an answer from a node whose
+	// count changed during the call is withheld (see endpoint.answer).
+	crashed map[uint64]uint64
+	// floors is, for a node a crash or damage stopped, the last index its
+	// log must still reach when it next opens, and what stopped it.
+	floors  map[uint64]floor
+	refused map[uint64]string // nodes whose WAL was refused, and why
+	// problems are durability failures: a log silently shorter than it
+	// must be, a crash that left a log that does not open.
+	problems []string
+}
+
+type floor struct {
+	last  uint64
+	crash bool   // a crash (must always reopen), not a deliberate damage
+	what  string // the fault, for messages
+}
+
+func newDurability() durability {
+	return durability{fss: map[uint64]*vfs.MemFS{}, logs: map[uint64]*slowLog{}, crashed: map[uint64]uint64{},
+		floors: map[uint64]floor{}, refused: map[uint64]string{}}
+}
+
+// walFS returns the filesystem and directory of node id's Pebble WAL.
+func (c *cluster) walFS(id uint64) (vfs.FS, string) {
+	if c.cfg.WAL != "crashable" {
+		return vfs.Default, filepath.Join(c.nodeDir(id), "wal")
+	}
+	d := &c.dur
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fs := d.fss[id]
+	if fs == nil {
+		fs = vfs.NewCrashableMem()
+		d.fss[id] = fs
+	}
+	return fs, fmt.Sprintf("node%d/wal", id)
+}
+
+// started records the log node id runs on.
+func (d *durability) started(id uint64, l *slowLog) {
+	d.mu.Lock()
+	d.logs[id] = l
+	d.mu.Unlock()
+}
+
+// noteStartFailure records a WAL that Open refused as corrupt. After a
+// deliberate damage that is an acceptable outcome; after a crash it is a
+// durability failure: a crash loses only what was not synced, and the log
+// must recover from that.
+func (d *durability) noteStartFailure(id uint64, err error) {
+	if !errors.Is(err, wal.ErrCorrupt) {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refused[id] = err.Error()
+	if f, ok := d.floors[id]; ok && f.crash {
+		d.problems = append(d.problems, fmt.Sprintf("node %d refused to start after %s, which only lost unsynced writes: %v", id, f.what, err))
+	}
+	delete(d.floors, id)
+}
+
+// checkFloor checks that node id's log, just opened after a crash or a
+// damage, still reaches the index it had to keep.
+func (d *durability) checkFloor(id uint64, l wal.Log) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f, ok := d.floors[id]
+	if !ok {
+		return
+	}
+	delete(d.floors, id)
+	delete(d.refused, id)
+	if last, err := l.LastIndex(); err != nil || last < f.last {
+		d.problems = append(d.problems, fmt.Sprintf(
+			"node %d reopened after %s with its log ending at %d (%v), before index %d it held: a silently shortened log", id, f.what, last, err, f.last))
+	}
+}
+
+func (d *durability) isRefused(id uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.refused[id]
+	return ok
+}
+
+// crashes returns how often node id crashed.
+func (d *durability) crashes(id uint64) uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.crashed[id]
+}
+
+// refusals returns the nodes that refused to start, keyed by ID.
+func (d *durability) refusals() map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.refused) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for id, why := range d.refused {
+		m[fmt.Sprint(id)] = why
+	}
+	return m
+}
+
+func (d *durability) problemList() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.problems)
+}
+
+// memSize is the size of node id's crashable WAL filesystem (0 without).
+func (d *durability) memSize(id uint64) int64 {
+	d.mu.Lock()
+	fs := d.fss[id]
+	d.mu.Unlock()
+	if fs == nil {
+		return 0
+	}
+	return memTreeSize(fs, "")
+}
+
+func memTreeSize(fs vfs.FS, dir string) int64 {
+	names, err := fs.List(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, name := range names {
+		p := fs.PathJoin(dir, name)
+		if fi, err := fs.Stat(p); err == nil {
+			if fi.IsDir() {
+				n += memTreeSize(fs, p)
+			} else {
+				n += fi.Size()
+			}
+		}
+	}
+	return n
+}
+
+// crash crashes node id: from this point nothing it does counts. Its
+// answers to calls in flight are withheld, its outgoing messages dropped,
+// and its WAL filesystem replaced by the image of what it had synced; then
+// the node itself is stopped (its last writes go to the discarded
+// filesystem). It returns the last index the node had reported durable,
+// which the image must hold.
+func (c *cluster) crash(id uint64, spec string) (uint64, error) {
+	if c.cfg.WAL != "crashable" {
+		return 0, fmt.Errorf("node %d: a crash needs --wal crashable", id)
+	}
+	c.mu.Lock()
+	n, w := c.nodes[id], c.wraps[id]
+	delete(c.nodes, id)
+	delete(c.wraps, id)
+	c.mu.Unlock()
+	if n == nil {
+		return 0, fmt.Errorf("node %d is not running", id)
+	}
+	d := &c.dur
+	d.mu.Lock()
+	d.crashed[id]++
+	l, fs := d.logs[id], d.fss[id]
+	d.mu.Unlock()
+	// Dropping everything is a valid rule; only this incarnation's
+	// transport gets it, and the restart makes a new one.
+	_ = w.SetRules(fault.Rules{DropRate: 1})
+	var last uint64
+	if l != nil {
+		last = l.freeze()
+	}
+	image := fs.CrashClone(vfs.CrashCloneCfg{})
+	d.mu.Lock()
+	d.fss[id] = image
+	d.floors[id] = floor{last: last, crash: true, what: spec}
+	d.mu.Unlock()
+	if err := n.Stop(); err != nil {
+		// Expected noise of a stop on a dropped network; the image is
+		// already taken.
+		c.logger.Debug("stop after crash", "node", id, "err", err)
+	}
+	return last, nil
+}
+
+// damageWAL damages the live (newest) Pebble WAL file of the stopped node
+// id: bitflip-wal flips one bit at a random offset, truncate-wal cuts the
+// file at a random length. The damage is synced, so a later crash keeps it.
+func (c *cluster) damageWAL(id uint64, kind faultspec.Kind, spec string, rng *rand.Rand) (string, error) {
+	if c.cfg.WAL == "memory" {
+		return "", fmt.Errorf("node %d: --wal memory has no WAL file to damage", id)
+	}
+	fs, dir := c.walFS(id)
+	names, err := fs.List(dir)
+	if err != nil {
+		return "", fmt.Errorf("node %d: list WAL directory: %w", id, err)
+	}
+	var logs []string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".log") {
+			logs = append(logs, n)
+		}
+	}
+	if len(logs) == 0 {
+		return "", fmt.Errorf("node %d: no WAL file in %s", id, dir)
+	}
+	slices.Sort(logs) // zero-padded numbers: the last is the newest
+	name := logs[len(logs)-1]
+	path := fs.PathJoin(dir, name)
+	data, err := readAll(fs, path)
+	if err != nil {
+		return "", fmt.Errorf("node %d: read %s: %w", id, path, err)
+	}
+	if len(data) == 0 {
+		return fmt.Sprintf("node %d's live WAL %s is empty: nothing to damage", id, name), nil
+	}
+	var what string
+	switch kind {
+	case faultspec.BitflipWAL:
+		off, bit := rng.IntN(len(data)), rng.IntN(8)
+		data[off] ^= 1 << bit
+		what = fmt.Sprintf("flipped bit %d of byte %d of node %d's live WAL %s (%d bytes)", bit, off, id, name, len(data))
+	default:
+		to := rng.IntN(len(data))
+		what = fmt.Sprintf("cut node %d's live WAL %s from %d to %d bytes", id, name, len(data), to)
+		data = data[:to]
+	}
+	if err := rewrite(fs, path, data); err != nil {
+		return "", fmt.Errorf("node %d: damage %s: %w", id, path, err)
+	}
+	d := &c.dur
+	d.mu.Lock()
+	if l := d.logs[id]; l != nil {
+		d.floors[id] = floor{last: l.lastClosed(), what: spec}
+	}
+	d.mu.Unlock()
+	return what, nil
+}
+
+func readAll(fs vfs.FS, path string) ([]byte, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// rewrite replaces the file at path with data, durably.
+func rewrite(fs vfs.FS, path string, data []byte) error {
+	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		return err
+	}
+	d, err := fs.OpenDir(fs.PathDir(path))
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}

@@ -1,0 +1,196 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// The durable-index marker is the second line of defence against a log that
+// silently lost synced entries. Pebble's WAL replay drops whatever follows
+// a point it reads as a torn tail; with sync offsets it recognises damage
+// to synced data, but not in every case (damage in the WAL's last 32 KiB
+// block, whose read-ahead finds no later chunk to vouch for it; a WAL file
+// cut short, which reads as a clean end). Anything recorded inside Pebble's
+// WAL — say, a "durable up to" key in the same batch as the entries — is
+// lost together with the entries it describes, so the marker lives in a
+// file of its own beside Pebble's, written and fsynced by the log.
+//
+// The marker holds D, a lower bound on the log's last index in any state
+// the log can recover to, kept as high as that allows: after every synced
+// write that returned, D is the log's last index after that write (unless a
+// later write has since shortened the log). Open refuses a log whose last
+// index is below D: it lost entries the log reported durable.
+//
+// Two rules keep D a lower bound through crashes at any point:
+//
+//   - D is raised only after the write it covers is durable in Pebble (its
+//     fsync returned), and before that write returns to its caller. Raising
+//     it concurrently with Pebble's fsync would be faster but cannot be
+//     sound: a crash between the two fsyncs leaves a marker ahead of a log
+//     that legitimately lost an unacknowledged write, which is
+//     indistinguishable on disk from a log that lost an acknowledged one.
+//   - A write that shortens the log below D (a follower's conflict
+//     truncation, or a snapshot that replaces the log) lowers D first, and
+//     is applied to Pebble only once the lower D is durable: from then on
+//     Pebble may make that write durable at any moment, even if the write
+//     itself is unsynced.
+//
+// A raise after write k never goes above the last index of a later write
+// that shortened the log (see PebbleLog.raiseMark), since that write may
+// already be durable too.
+//
+// The file has two slots in separate 512-byte sectors, written
+// alternately, each with a sequence number and a CRC-32C: a torn write
+// damages at most the slot being written, and the other still holds the
+// previous value, which is a valid lower bound because the write being
+// marked has not returned (a raise) or not been applied yet (a lowering).
+// The file never changes size after it is created, so each update costs one
+// in-place write and one fdatasync — after Pebble's, so a synced save waits
+// for two fsyncs instead of one. Concurrent saves share a marker update
+// (raiseMark), but the node's WAL writer saves one merged batch at a time,
+// so there the cost is paid per batch: measured with BenchmarkSave on a
+// 2-core VM (ext4 on virtio), single-entry synced saves went from 0.48 ms
+// to 0.96 ms (16 B) and 0.73 to 1.34 ms (4 KiB); 512-entry batches and
+// unsynced saves showed no significant change.
+
+// markFileName is the marker's file name in the log's directory, per group
+// so groups sharing an instance later keep separate markers. Pebble ignores
+// files whose names it does not know.
+func markFileName(group uint64) string { return fmt.Sprintf("DURABLE-%d", group) }
+
+const (
+	markMagic    = "RBDM"
+	markSlotLen  = 32 // magic, group, seq, value, crc
+	markSlotSize = 512
+	markFileLen  = 2 * markSlotSize
+)
+
+// errNoMark reports a missing marker file.
+var errNoMark = errors.New("durability marker is missing")
+
+// durableMark is an open marker file. It is not safe for concurrent use:
+// PebbleLog serialises its writes under markMu.
+type durableMark struct {
+	fs    vfs.FS
+	path  string
+	f     vfs.File
+	group uint64
+	seq   uint64 // sequence number of the newest valid slot
+	value uint64 // D as on disk after the last completed write
+	buf   [markSlotLen]byte
+}
+
+// createMark writes a new marker holding value in dir (replacing any file
+// of that name), makes it and its directory entry durable, and opens it.
+func createMark(fs vfs.FS, dir string, group, value uint64) (*durableMark, error) {
+	path := fs.PathJoin(dir, markFileName(group))
+	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, err
+	}
+	img := make([]byte, markFileLen)
+	encodeSlot(img[0:markSlotLen], group, 0, value)
+	encodeSlot(img[markSlotSize:markSlotSize+markSlotLen], group, 1, value)
+	_, err = f.Write(img)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := syncDir(fs, dir); err != nil {
+		return nil, err
+	}
+	return openMark(fs, dir, group)
+}
+
+// openMark opens and reads an existing marker. A missing file is errNoMark;
+// a file with no valid slot is a *CorruptError.
+func openMark(fs vfs.FS, dir string, group uint64) (*durableMark, error) {
+	path := fs.PathJoin(dir, markFileName(group))
+	// OpenReadWrite would create a missing file: look first.
+	if _, err := fs.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", errNoMark, path)
+	} else if err != nil {
+		return nil, err
+	}
+	f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, err
+	}
+	img := make([]byte, markFileLen)
+	n, err := f.ReadAt(img, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, errors.Join(fmt.Errorf("read %s: %w", path, err), f.Close())
+	}
+	m := &durableMark{fs: fs, path: path, f: f, group: group}
+	found := false
+	for s := range 2 {
+		off := s * markSlotSize
+		if off+markSlotLen > n {
+			continue
+		}
+		seq, value, ok := decodeSlot(img[off:off+markSlotLen], group)
+		if ok && int(seq%2) == s && (!found || seq > m.seq) {
+			m.seq, m.value, found = seq, value, true
+		}
+	}
+	if !found {
+		return nil, errors.Join(&CorruptError{Group: group, What: "durability marker " + path,
+			Reason: "no slot with a valid checksum"}, f.Close())
+	}
+	return m, nil
+}
+
+// set makes value the marker's D, durably, in the slot after the newest.
+func (m *durableMark) set(value uint64) error {
+	seq := m.seq + 1
+	encodeSlot(m.buf[:], m.group, seq, value)
+	if _, err := m.f.WriteAt(m.buf[:], int64(seq%2)*markSlotSize); err != nil {
+		return fmt.Errorf("write %s: %w", m.path, err)
+	}
+	if err := m.f.SyncData(); err != nil {
+		return fmt.Errorf("sync %s: %w", m.path, err)
+	}
+	m.seq, m.value = seq, value
+	return nil
+}
+
+func (m *durableMark) close() error { return m.f.Close() }
+
+// encodeSlot fills dst (markSlotLen bytes) with one slot.
+func encodeSlot(dst []byte, group, seq, value uint64) {
+	copy(dst[0:4], markMagic)
+	binary.LittleEndian.PutUint64(dst[4:12], group)
+	binary.LittleEndian.PutUint64(dst[12:20], seq)
+	binary.LittleEndian.PutUint64(dst[20:28], value)
+	binary.LittleEndian.PutUint32(dst[28:32], crc32.Checksum(dst[0:28], castagnoli))
+}
+
+// decodeSlot returns a slot's sequence number and value, and whether it is
+// intact and belongs to group.
+func decodeSlot(b []byte, group uint64) (seq, value uint64, ok bool) {
+	if string(b[0:4]) != markMagic || binary.LittleEndian.Uint32(b[28:32]) != crc32.Checksum(b[0:28], castagnoli) ||
+		binary.LittleEndian.Uint64(b[4:12]) != group {
+		return 0, 0, false
+	}
+	return binary.LittleEndian.Uint64(b[12:20]), binary.LittleEndian.Uint64(b[20:28]), true
+}
+
+// syncDir makes dir's entries durable.
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return fmt.Errorf("open directory %s: %w", dir, err)
+	}
+	if err := errors.Join(d.Sync(), d.Close()); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
