@@ -335,6 +335,10 @@ func TestSupervisor(t *testing.T) {
 	if err := s.StopAll(); err != nil {
 		t.Fatalf("StopAll: %v", err)
 	}
+	tok, err := os.ReadFile(filepath.Join(filepath.Dir(s.LogPath(1)), "admin-token"))
+	if err != nil || strings.TrimSpace(string(tok)) != s.Token() || len(s.Token()) != 32 {
+		t.Errorf("token file holds %q (%v), want the 32-digit token %q", tok, err, s.Token())
+	}
 	for _, id := range all {
 		if s.Running(id) {
 			t.Errorf("node %d runs after StopAll", id)
@@ -349,6 +353,12 @@ func TestSupervisor(t *testing.T) {
 	b, err := os.ReadFile(s.LogPath(lead))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(s.LogPath(1)), "admin-token")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the token file outlived Close: %v", err)
 	}
 	if n := strings.Count(string(b), fmt.Sprintf("--- procs: node %d, start ", lead)); n != 2 {
 		t.Errorf("node %d's log shows %d starts, want 2", lead, n)

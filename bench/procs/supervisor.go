@@ -734,9 +734,9 @@ func (s *Supervisor) isClosed() bool {
 }
 
 // Close stops every node (as StopAll, without waiting for operations in
-// progress, which then fail) and releases the supervisor; it returns the
-// nodes that did not stop cleanly. Idempotent; the cancellation of New's
-// context calls it too.
+// progress, which then fail), releases the supervisor and removes the
+// token file; it returns the nodes that did not stop cleanly. Idempotent;
+// the cancellation of New's context calls it too.
 func (s *Supervisor) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopAfter()
@@ -751,6 +751,11 @@ func (s *Supervisor) Close() error {
 		s.waiters.Wait()
 		s.fork.stop()
 		s.transport.CloseIdleConnections()
+		// No process will read it again, and Dir may be a result
+		// directory that gets shared.
+		if err := os.Remove(s.tokenFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.closeErr = errors.Join(s.closeErr, fmt.Errorf("procs: %w", err))
+		}
 	})
 	return s.closeErr
 }
