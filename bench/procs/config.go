@@ -97,8 +97,14 @@ var ReservedFlags = []string{
 	"admin-token", "admin-token-file", "log-level", "join", "config",
 }
 
-// EnsureDefaults fills zero fields with their defaults.
+// EnsureDefaults fills zero fields with their defaults, and makes Binary
+// absolute (exec would look a bare name up on PATH).
 func (c *Config) EnsureDefaults() {
+	if c.Binary != "" {
+		if abs, err := filepath.Abs(c.Binary); err == nil {
+			c.Binary = abs
+		}
+	}
 	if c.DirTemplate == "" && c.Dir != "" {
 		c.DirTemplate = filepath.Join(c.Dir, "node"+IDPlaceholder)
 	}
