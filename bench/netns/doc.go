@@ -52,8 +52,8 @@
 //
 // # Cleaning up
 //
-// Close removes every namespace the Net created, by name, and is safe to
-// call after a failed New, twice, or concurrently with nothing else. A
+// Close removes every namespace the Net created, by name; New calls it
+// itself when it fails half-way, and a second Close does nothing. A
 // namespace whose processes still run outlives its name until they exit;
 // Close reports them (it never signals a process). Sweep removes the
 // namespaces of runs that died without Close: those whose names carry
