@@ -84,7 +84,7 @@ faults on a schedule, checks the outcome, and writes a result directory
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
-	root.AddCommand(newRunCmd(), newSweepCmd(), newCompareCmd(), newTuneCmd(), newReportCmd(), newNodeCmd(), faultsHelp())
+	root.AddCommand(newRunCmd(), newSweepCmd(), newCompareCmd(), newTuneCmd(), newReportCmd(), newNodeCmd(), newCrashSoakCmd(), faultsHelp())
 	return root
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +60,8 @@ type nodeFlags struct {
 	clusterID      string
 	join           bool
 	logLevel       string
+	mutexFraction  int
+	blockRate      int
 	tls            transport.TLSFiles
 	config         *string
 	set            []bench.Assignment
@@ -86,6 +89,10 @@ type nodeSetup struct {
 	knobs     bench.Config
 	logLevel  slog.Level
 	tls       *transport.TLSFiles // nil: no TLS between nodes
+	// mutexFraction and blockRate switch on the sampling of the mutex and
+	// block profiles (/debug/pprof/mutex and block are empty without).
+	mutexFraction int
+	blockRate     int
 }
 
 const nodeLong = `Node runs one Raft node with the kv state machine as a long-lived server: the
@@ -149,6 +156,8 @@ func newNodeCmdFlags(out **nodeFlags) *cobra.Command {
 	fl.StringVar(&f.clusterID, "cluster-id", "", "cluster ID (decimal or 0x hex), checked in every handshake; recorded in --dir on the first start and required to match after")
 	fl.BoolVar(&f.join, "join", false, "start empty as a learner joining a running cluster (the leader must then add it; --peers lists the current members and this node)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	fl.IntVar(&f.mutexFraction, "mutex-profile-fraction", 0, "sample 1 in N mutex contention events for /debug/pprof/mutex (0: off)")
+	fl.IntVar(&f.blockRate, "block-profile-rate", 0, "sample one blocking event per N ns blocked for /debug/pprof/block (0: off)")
 	fl.StringVar(&f.tls.CertFile, "tls-cert", "", "PEM certificate chain this node presents to its peers (TLS between nodes; QUIC makes a self-signed one without it)")
 	fl.StringVar(&f.tls.KeyFile, "tls-key", "", "PEM key of --tls-cert")
 	fl.StringVar(&f.tls.CAFile, "tls-ca", "", "PEM CA certificates peers' certificates must chain to (default: the system roots)")
@@ -256,6 +265,13 @@ func (f *nodeFlags) setup(hostname func() (string, error)) (*nodeSetup, error) {
 	if err := s.logLevel.UnmarshalText([]byte(f.logLevel)); err != nil {
 		bad("--log-level: %q, want debug, info, warn or error", f.logLevel)
 	}
+	if f.mutexFraction < 0 {
+		bad("--mutex-profile-fraction: %d, want >= 0", f.mutexFraction)
+	}
+	if f.blockRate < 0 {
+		bad("--block-profile-rate: %d, want >= 0", f.blockRate)
+	}
+	s.mutexFraction, s.blockRate = f.mutexFraction, f.blockRate
 	if len(probs) > 0 {
 		return nil, fmt.Errorf("%w: %s", bench.ErrBadConfig, strings.Join(probs, "; "))
 	}
@@ -354,6 +370,14 @@ func listen(flag, addr string) (net.Listener, error) {
 // runNode runs the node until ctx ends (a signal) or the node dies.
 func runNode(ctx context.Context, s *nodeSetup, stderr io.Writer) (err error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: s.logLevel}))
+	if s.mutexFraction > 0 {
+		old := runtime.SetMutexProfileFraction(s.mutexFraction)
+		defer runtime.SetMutexProfileFraction(old)
+	}
+	if s.blockRate > 0 {
+		runtime.SetBlockProfileRate(s.blockRate)
+		defer runtime.SetBlockProfileRate(0)
+	}
 	var closers []func()
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {

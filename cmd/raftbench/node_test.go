@@ -121,6 +121,8 @@ func TestNodeBadInput(t *testing.T) {
 		{[]string{"node", "--id", "1", "--peers", peers}, "--dir: missing"},
 		{good("--cluster-id", "blue"), `--cluster-id: "blue"`},
 		{good("--log-level", "loud"), `--log-level: "loud"`},
+		{good("--mutex-profile-fraction", "-1"), "--mutex-profile-fraction: -1, want >= 0"},
+		{good("--block-profile-rate", "-5"), "--block-profile-rate: -5, want >= 0"},
 		{good("--id-from-hostname"), "--id and --id-from-hostname"},
 		{good("--transport", "carrier-pigeon"), `--transport: "carrier-pigeon", want tcp or quic`},
 		{good("--election-timeout", "10ms"), "--election-timeout"},
