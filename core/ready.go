@@ -174,11 +174,12 @@ func (r *Raft) Status() Status {
 		},
 	}
 	if r.role == Leader {
-		s.Progress = make(map[uint64]ProgressStatus, len(r.prs))
-		for id, pr := range r.prs {
+		s.Progress = make(map[uint64]ProgressStatus, r.prs.Len())
+		for _, id := range r.prs.IDs() {
+			pr := r.prs.Progress(id)
 			s.Progress[id] = ProgressStatus{
-				Match: pr.Match, Next: pr.Next, State: pr.State.String(),
-				Inflight: pr.inflights.count, Learner: pr.isLearner,
+				Match: pr.Match(), Next: pr.Next(), State: pr.State().String(),
+				Inflight: pr.Inflight(), Learner: pr.IsLearner(),
 			}
 		}
 	}

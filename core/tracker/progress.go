@@ -1,0 +1,302 @@
+// Package tracker is the leader's view of every member's log: where each
+// follower's log matches the leader's, how the leader replicates to it
+// (probe, replicate, snapshot), the pipeline window of appends in flight,
+// and when it was last heard from. Every change to that view is a method
+// here, named for the event that causes it, so the rules of follower
+// progress live in one place and can be tested without a Raft around them.
+//
+// The package is pure: no clocks (time is the caller's tick count), no I/O,
+// no randomness.
+package tracker
+
+import "fmt"
+
+// State is how the leader replicates to one follower.
+type State uint8
+
+const (
+	// StateProbe: the leader does not know where the follower's log matches
+	// its own; it sends one append per heartbeat interval and waits for the
+	// answer, backtracking on rejection.
+	StateProbe State = iota
+	// StateReplicate: the logs match up to Match; the leader streams
+	// appends optimistically, as many as the in-flight window allows
+	// (pipelining).
+	StateReplicate
+	// StateSnapshot: the follower needs entries the leader has compacted; a
+	// snapshot is on its way and nothing else is sent until it lands.
+	StateSnapshot
+)
+
+// String names the state, as Status reports it.
+func (s State) String() string {
+	switch s {
+	case StateProbe:
+		return "probe"
+	case StateReplicate:
+		return "replicate"
+	case StateSnapshot:
+		return "snapshot"
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// Progress is the leader's view of one member's log. Its fields are read
+// through methods and changed only by the transitions below.
+//
+// Invariant: match < next. Entries up to match are known to be on the
+// follower; next is the next entry to send.
+type Progress struct {
+	match, next uint64
+	state       State
+	// probeSent pauses a probing follower after one append until a response
+	// or the next heartbeat response, so a lagging follower is not flooded
+	// with appends it will reject.
+	probeSent bool
+	// pendingSnapshot is the index of the snapshot in flight (StateSnapshot).
+	pendingSnapshot uint64
+	// recentActive is set by any message from the follower and cleared
+	// every election timeout by Tracker.QuorumActive.
+	recentActive bool
+	inflights    inflights
+	learner      bool
+}
+
+// Match is the highest index known to be on the member.
+func (pr *Progress) Match() uint64 { return pr.match }
+
+// Next is the index of the next entry to send.
+func (pr *Progress) Next() uint64 { return pr.next }
+
+// State is the replication state.
+func (pr *Progress) State() State { return pr.state }
+
+// IsLearner reports whether the member is a learner (it receives the log
+// but does not vote or count toward commit).
+func (pr *Progress) IsLearner() bool { return pr.learner }
+
+// PendingSnapshot is the index of the snapshot in flight, in StateSnapshot.
+func (pr *Progress) PendingSnapshot() uint64 { return pr.pendingSnapshot }
+
+// Inflight is how many appends are outstanding in the pipeline window.
+func (pr *Progress) Inflight() int { return pr.inflights.count }
+
+// InflightFull reports whether the pipeline window has no room left.
+func (pr *Progress) InflightFull() bool { return pr.inflights.full() }
+
+// RecentActive reports whether the member was heard from since the last
+// check-quorum window began.
+func (pr *Progress) RecentActive() bool { return pr.recentActive }
+
+// IsPaused reports whether the leader must hold further appends to this
+// member: a probe is unanswered, the pipeline window is full, or a snapshot
+// is in flight.
+func (pr *Progress) IsPaused() bool {
+	switch pr.state {
+	case StateProbe:
+		return pr.probeSent
+	case StateReplicate:
+		return pr.inflights.full()
+	default:
+		return true
+	}
+}
+
+// String is for test failures and traces.
+func (pr *Progress) String() string {
+	return fmt.Sprintf("%s match=%d next=%d inflight=%d", pr.state, pr.match, pr.next, pr.inflights.count)
+}
+
+// reset makes the progress of a new leadership term: probing from next,
+// nothing known, nothing in flight.
+func (pr *Progress) reset(next uint64) {
+	*pr = Progress{next: next, inflights: pr.inflights, learner: pr.learner}
+	pr.inflights.reset()
+}
+
+// BecomeProbe starts probing: after a snapshot from just past it (if it
+// landed) or from past Match; otherwise from past Match.
+func (pr *Progress) BecomeProbe() {
+	if pr.state == StateSnapshot {
+		pr.next = max(pr.match+1, pr.pendingSnapshot+1)
+	} else {
+		pr.next = pr.match + 1
+	}
+	pr.state = StateProbe
+	pr.probeSent = false
+	pr.pendingSnapshot = 0
+	pr.inflights.reset()
+}
+
+// BecomeReplicate starts streaming from just past Match.
+func (pr *Progress) BecomeReplicate() {
+	pr.state = StateReplicate
+	pr.next = pr.match + 1
+	pr.probeSent = false
+	pr.pendingSnapshot = 0
+	pr.inflights.reset()
+}
+
+// BecomeSnapshot records that the snapshot at index is on its way; nothing
+// else is sent until it is reported.
+func (pr *Progress) BecomeSnapshot(index uint64) {
+	pr.state = StateSnapshot
+	pr.pendingSnapshot = index
+	pr.probeSent = false
+	pr.inflights.reset()
+}
+
+// MaybeUpdate records that the member holds everything up to n. It returns
+// false for an out-of-date acknowledgement, which changes nothing.
+func (pr *Progress) MaybeUpdate(n uint64) bool {
+	if n <= pr.match {
+		return false
+	}
+	pr.match = n
+	pr.next = max(pr.next, n+1)
+	pr.probeSent = false
+	return true
+}
+
+// Acknowledged is a successful append response for index: Match moves up,
+// a probe that succeeded turns into replication, a snapshot that has been
+// overtaken by the log ends, and acknowledged appends leave the window. It
+// returns false (and changes nothing) for an out-of-date acknowledgement.
+func (pr *Progress) Acknowledged(index uint64) bool {
+	if !pr.MaybeUpdate(index) {
+		return false
+	}
+	switch pr.state {
+	case StateProbe:
+		pr.BecomeReplicate()
+	case StateSnapshot:
+		if pr.match >= pr.pendingSnapshot {
+			pr.BecomeProbe()
+			pr.BecomeReplicate()
+		}
+	case StateReplicate:
+		pr.inflights.freeLE(index)
+	}
+	return true
+}
+
+// AcceptsRejection reports whether a rejection of the append at index is
+// news: in replicate state one beyond Match (older ones were superseded), in
+// probe state the answer to the outstanding probe; never while a snapshot
+// is in flight (its report decides).
+func (pr *Progress) AcceptsRejection(index uint64) bool {
+	switch pr.state {
+	case StateReplicate:
+		return index > pr.match
+	case StateProbe:
+		return index == pr.next-1
+	}
+	return false
+}
+
+// Rejected moves back to probing from next after the append at rejected
+// was refused. next is the caller's guess from the conflict hint; it is
+// clamped strictly below the rejected probe point (so backtracking always
+// progresses) and above what is known to match.
+func (pr *Progress) Rejected(rejected, next uint64) {
+	next = max(min(next, rejected), pr.match+1)
+	pr.BecomeProbe()
+	pr.next = next
+}
+
+// HeartbeatAnswered is a heartbeat response from a member that lacks
+// entries. A probe may have been lost, so probing may send again; a full
+// window that will never be acknowledged (its last append lost) gives up
+// its oldest slot, so the retry the caller sends next can go out.
+func (pr *Progress) HeartbeatAnswered() {
+	switch pr.state {
+	case StateProbe:
+		pr.probeSent = false
+	case StateReplicate:
+		if pr.inflights.full() {
+			pr.inflights.freeFirst()
+		}
+	}
+}
+
+// SentAppend records an append of entries (n of them, the last at index
+// last) sent to the member: in replicate state it enters the window and
+// Next moves past it; in probe state any append, even an empty one, is the
+// probe to wait for.
+func (pr *Progress) SentAppend(last uint64, n int) {
+	switch pr.state {
+	case StateReplicate:
+		if n > 0 {
+			pr.next = last + 1
+			pr.inflights.add(last)
+		}
+	case StateProbe:
+		pr.probeSent = true
+	}
+}
+
+// SnapshotReported is the runtime's word on the snapshot in flight: either
+// way the member goes back to probing — from after the snapshot on success,
+// from Match on failure (which sends it again if still needed) — and waits
+// for its answer or the next heartbeat before the first probe. It reports
+// false, changing nothing, when no snapshot was in flight.
+func (pr *Progress) SnapshotReported(ok bool) bool {
+	if pr.state != StateSnapshot {
+		return false
+	}
+	if !ok {
+		pr.pendingSnapshot = 0
+	}
+	pr.BecomeProbe()
+	pr.probeSent = true
+	return true
+}
+
+// Unreachable is the transport's report that messages to the member fail:
+// a replicating leader stops pipelining into the void and probes.
+func (pr *Progress) Unreachable() {
+	if pr.state == StateReplicate {
+		pr.BecomeProbe()
+	}
+}
+
+// Heard records that the member sent the leader a message in its term.
+func (pr *Progress) Heard() { pr.recentActive = true }
+
+// inflights is the pipeline window of one follower: the last index of each
+// append sent and not yet acknowledged, oldest first, in a ring that is
+// allocated once. Its capacity is the tracker's MaxInflight.
+type inflights struct {
+	start, count int
+	buf          []uint64
+}
+
+func newInflights(size int) inflights { return inflights{buf: make([]uint64, size)} }
+
+func (in *inflights) full() bool { return in.count == len(in.buf) }
+
+// add records an append whose last entry is index. Callers check full first.
+func (in *inflights) add(index uint64) {
+	in.buf[(in.start+in.count)%len(in.buf)] = index
+	in.count++
+}
+
+// freeLE releases every append whose last index is at most index: the
+// follower acknowledged them all, since acknowledgements are cumulative.
+func (in *inflights) freeLE(index uint64) {
+	for in.count > 0 && in.buf[in.start] <= index {
+		in.start = (in.start + 1) % len(in.buf)
+		in.count--
+	}
+}
+
+// freeFirst releases the oldest append, presumed lost, so a full window that
+// will never be acknowledged can make room for a retry.
+func (in *inflights) freeFirst() {
+	if in.count > 0 {
+		in.start = (in.start + 1) % len(in.buf)
+		in.count--
+	}
+}
+
+func (in *inflights) reset() { in.start, in.count = 0, 0 }
