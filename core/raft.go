@@ -52,6 +52,11 @@ type Raft struct {
 	prs   *tracker.Tracker
 	votes map[uint64]bool
 
+	// ticks counts every Tick since New. It never goes back (not even
+	// across roles or terms), so ticks recorded at different times compare
+	// directly: it is the clock of check-quorum and of the leader lease.
+	ticks uint64
+
 	electionTicks             int
 	heartbeatTicks            int
 	randomizedElectionTimeout int
@@ -82,12 +87,13 @@ type Raft struct {
 	prevHard HardState
 	prevSoft SoftState
 
-	// Disk-stall detection (leader only, with check-quorum): a leader whose
-	// writes make no progress for a whole election timeout steps down, so
-	// followers elect a leader that can commit instead of being kept quiet
-	// by the heartbeats of one that cannot.
-	persistedSinceCheck bool
-	diskBusyAtCheck     bool
+	// diskProgressAt is the last tick at which the leader's log writes were
+	// idle (nothing handed out and not yet durable) or completed one. A
+	// leader whose writes make no progress for a whole election timeout
+	// steps down (with check-quorum), so followers elect a leader that can
+	// commit instead of being kept quiet by the heartbeats of one that
+	// cannot.
+	diskProgressAt uint64
 
 	// err is a sticky storage failure. Once set, every method returns it and
 	// the node must be stopped: core cannot reason about a log it cannot
@@ -221,7 +227,7 @@ func (r *Raft) applyConfState(cs ConfState) {
 		VotersOutgoing: slices.Clone(cs.VotersOutgoing),
 		Learners:       slices.Clone(cs.Learners),
 	}
-	r.prs.SetMembers(r.conf.Voters, r.conf.VotersOutgoing, r.conf.Learners, r.log.lastIndex()+1)
+	r.prs.SetMembers(r.conf.Voters, r.conf.VotersOutgoing, r.conf.Learners, r.log.lastIndex()+1, r.ticks)
 }
 
 func (r *Raft) resetRandomizedElectionTimeout() {
@@ -242,9 +248,8 @@ func (r *Raft) reset(term uint64) {
 	r.leadTransferee = None
 	clear(r.votes)
 	r.reads = nil
-	r.prs.Reset(r.log.lastIndex()+1, r.id, r.log.stableIndex())
-	r.persistedSinceCheck = false
-	r.diskBusyAtCheck = false
+	r.prs.Reset(r.log.lastIndex()+1, r.id, r.log.stableIndex(), r.ticks)
+	r.diskProgressAt = r.ticks
 }
 
 func (r *Raft) becomeFollower(term, lead uint64) {
@@ -306,6 +311,7 @@ func (r *Raft) Tick() {
 	if r.err != nil {
 		return
 	}
+	r.ticks++
 	if r.role == Leader {
 		r.tickLeader()
 	} else {
@@ -325,22 +331,12 @@ func (r *Raft) tickElection() {
 func (r *Raft) tickLeader() {
 	r.heartbeatElapsed++
 	r.electionElapsed++
+	if r.checkQuorum && r.leaderShouldStepDown() {
+		r.becomeFollower(r.term, None)
+		return
+	}
 	if r.electionElapsed >= r.electionTicks {
 		r.electionElapsed = 0
-		if r.checkQuorum {
-			if !r.prs.QuorumActive(r.id, r.conf.Voters, r.conf.VotersOutgoing) {
-				r.becomeFollower(r.term, None)
-				return
-			}
-			// Entries handed out to be written but not yet durable.
-			busy := r.log.unstable.offsetInProgress-1 > r.log.unstable.persisted
-			if busy && r.diskBusyAtCheck && !r.persistedSinceCheck {
-				r.becomeFollower(r.term, None)
-				return
-			}
-			r.diskBusyAtCheck = busy
-			r.persistedSinceCheck = false
-		}
 		// A transfer that has not finished in an election timeout is
 		// abandoned so proposals can flow again.
 		r.leadTransferee = None
@@ -349,6 +345,24 @@ func (r *Raft) tickLeader() {
 		r.heartbeatElapsed = 0
 		r.bcastHeartbeat(0)
 	}
+}
+
+// leaderShouldStepDown is continuous check-quorum, asked on every tick: the
+// leader gives up as soon as it has heard from no quorum (of both halves,
+// when joint) within an election timeout, or its disk has made no progress
+// for one. Followers that stopped hearing from it campaign after at least
+// an election timeout, so by then it has stopped taking proposals and
+// clients go elsewhere instead of waiting on a leader that cannot commit.
+func (r *Raft) leaderShouldStepDown() bool {
+	et := uint64(r.electionTicks)
+	if r.ticks-r.prs.QuorumHeard(r.id, r.conf.Voters, r.conf.VotersOutgoing, r.ticks) >= et {
+		return true
+	}
+	// Entries handed out to be written but not yet durable.
+	if busy := r.log.unstable.offsetInProgress-1 > r.log.unstable.persisted; !busy {
+		r.diskProgressAt = r.ticks
+	}
+	return r.ticks-r.diskProgressAt >= et
 }
 
 // Step feeds a message received from another node into the state machine.
@@ -540,10 +554,10 @@ func (r *Raft) Persisted(index, term uint64) {
 		return
 	}
 	if r.log.unstable.stableSnapTo(index) {
-		r.persistedSinceCheck = true
+		r.diskProgressAt = r.ticks
 	}
 	if r.log.unstable.stableTo(index, term) {
-		r.persistedSinceCheck = true
+		r.diskProgressAt = r.ticks
 	}
 	r.log.shrinkUnstable()
 	if r.role == Leader {

@@ -96,7 +96,7 @@ func (r *Raft) stepLeader(m Message) {
 	if pr == nil {
 		return // not a member (any more)
 	}
-	pr.Heard()
+	pr.Heard(r.ticks)
 	switch m.Type {
 	case MsgAppResp:
 		r.handleAppendResponse(m, pr)

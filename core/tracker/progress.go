@@ -55,11 +55,13 @@ type Progress struct {
 	probeSent bool
 	// pendingSnapshot is the index of the snapshot in flight (StateSnapshot).
 	pendingSnapshot uint64
-	// recentActive is set by any message from the follower and cleared
-	// every election timeout by Tracker.QuorumActive.
-	recentActive bool
-	inflights    inflights
-	learner      bool
+	// lastHeard is the tick at which the leader last received a message
+	// from the member in its term (the leader's own tick count). It starts
+	// at the tick the member's progress began (leadership, or joining), so
+	// every member gets an election timeout of grace.
+	lastHeard uint64
+	inflights inflights
+	learner   bool
 }
 
 // Match is the highest index known to be on the member.
@@ -84,9 +86,8 @@ func (pr *Progress) Inflight() int { return pr.inflights.count }
 // InflightFull reports whether the pipeline window has no room left.
 func (pr *Progress) InflightFull() bool { return pr.inflights.full() }
 
-// RecentActive reports whether the member was heard from since the last
-// check-quorum window began.
-func (pr *Progress) RecentActive() bool { return pr.recentActive }
+// LastHeard is the tick at which the member was last heard from.
+func (pr *Progress) LastHeard() uint64 { return pr.lastHeard }
 
 // IsPaused reports whether the leader must hold further appends to this
 // member: a probe is unanswered, the pipeline window is full, or a snapshot
@@ -107,10 +108,10 @@ func (pr *Progress) String() string {
 	return fmt.Sprintf("%s match=%d next=%d inflight=%d", pr.state, pr.match, pr.next, pr.inflights.count)
 }
 
-// reset makes the progress of a new leadership term: probing from next,
-// nothing known, nothing in flight.
-func (pr *Progress) reset(next uint64) {
-	*pr = Progress{next: next, inflights: pr.inflights, learner: pr.learner}
+// reset makes the progress of a new leadership term begun at tick now:
+// probing from next, nothing known, nothing in flight.
+func (pr *Progress) reset(next, now uint64) {
+	*pr = Progress{next: next, lastHeard: now, inflights: pr.inflights, learner: pr.learner}
 	pr.inflights.reset()
 }
 
@@ -260,8 +261,9 @@ func (pr *Progress) Unreachable() {
 	}
 }
 
-// Heard records that the member sent the leader a message in its term.
-func (pr *Progress) Heard() { pr.recentActive = true }
+// Heard records that the member sent the leader a message in its term at
+// tick now. Ticks only grow, so a late call never moves it back.
+func (pr *Progress) Heard(now uint64) { pr.lastHeard = max(pr.lastHeard, now) }
 
 // inflights is the pipeline window of one follower: the last index of each
 // append sent and not yet acknowledged, oldest first, in a ring that is

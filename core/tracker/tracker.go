@@ -36,9 +36,10 @@ func (t *Tracker) Len() int { return len(t.progress) }
 // SetMembers makes the tracked members voters, outgoing (the old half of a
 // joint configuration) and learners: members that stay keep their
 // progress (a learner promoted to voter keeps its place in the log),
-// newcomers start probing at next, and members that left are forgotten. A
-// node listed both as a voter and a learner is a voter.
-func (t *Tracker) SetMembers(voters, outgoing, learners []uint64, next uint64) {
+// newcomers start probing at next, heard from at tick now, and members that
+// left are forgotten. A node listed both as a voter and a learner is a
+// voter.
+func (t *Tracker) SetMembers(voters, outgoing, learners []uint64, next, now uint64) {
 	keep := make(map[uint64]bool, len(voters)+len(outgoing)+len(learners))
 	add := func(id uint64, learner bool) {
 		if keep[id] {
@@ -47,7 +48,7 @@ func (t *Tracker) SetMembers(voters, outgoing, learners []uint64, next uint64) {
 		keep[id] = true
 		pr, ok := t.progress[id]
 		if !ok {
-			pr = &Progress{next: next, inflights: newInflights(t.maxInflight)}
+			pr = &Progress{next: next, lastHeard: now, inflights: newInflights(t.maxInflight)}
 			t.progress[id] = pr
 		}
 		pr.learner = learner
@@ -72,12 +73,12 @@ func (t *Tracker) SetMembers(voters, outgoing, learners []uint64, next uint64) {
 	slices.Sort(t.ids)
 }
 
-// Reset starts a new leadership term: every member probes from next, with
-// nothing known to match and nothing in flight; self (the local node)
-// matches its durable log up to selfMatch.
-func (t *Tracker) Reset(next, self, selfMatch uint64) {
+// Reset starts a new term at tick now: every member probes from next, with
+// nothing known to match, nothing in flight, and heard from now; self (the
+// local node) matches its durable log up to selfMatch.
+func (t *Tracker) Reset(next, self, selfMatch, now uint64) {
 	for _, pr := range t.progress {
-		pr.reset(next)
+		pr.reset(next, now)
 	}
 	if pr := t.progress[self]; pr != nil {
 		pr.MaybeUpdate(selfMatch)
@@ -100,21 +101,18 @@ func (t *Tracker) Committed(incoming, outgoing []uint64) uint64 {
 	return quorum.JointIndex(incoming, outgoing, t.Match)
 }
 
-// QuorumActive reports whether a quorum of the configuration (both halves
-// when joint) was heard from since the last call, counting self as heard,
-// and starts the next window by forgetting who was.
-func (t *Tracker) QuorumActive(self uint64, incoming, outgoing []uint64) bool {
-	res := quorum.JointTally(incoming, outgoing, func(id uint64) (bool, bool) {
+// QuorumHeard is the latest tick by which a quorum of the configuration
+// (a majority of each half when joint) had been heard from, counting self
+// as heard at now: the leader has heard from a quorum within d ticks iff
+// now - QuorumHeard < d. It is continuous check-quorum's clock.
+func (t *Tracker) QuorumHeard(self uint64, incoming, outgoing []uint64, now uint64) uint64 {
+	return quorum.JointIndex(incoming, outgoing, func(id uint64) uint64 {
 		if id == self {
-			return true, true
+			return now
 		}
 		if pr := t.progress[id]; pr != nil {
-			return pr.recentActive, true
+			return pr.lastHeard
 		}
-		return false, false
+		return 0
 	})
-	for _, pr := range t.progress {
-		pr.recentActive = false
-	}
-	return res == quorum.Won
 }

@@ -220,7 +220,7 @@ func TestInflights_Ring(t *testing.T) {
 
 func TestTracker_MembersAndCommit(t *testing.T) {
 	tr := New(4)
-	tr.SetMembers([]uint64{3, 1, 2}, nil, []uint64{4, 2}, 11)
+	tr.SetMembers([]uint64{3, 1, 2}, nil, []uint64{4, 2}, 11, 0)
 	if got := tr.IDs(); !slices.Equal(got, []uint64{1, 2, 3, 4}) || tr.Len() != 4 {
 		t.Fatalf("members %v (len %d)", got, tr.Len())
 	}
@@ -243,7 +243,7 @@ func TestTracker_MembersAndCommit(t *testing.T) {
 		t.Fatalf("non-member match %d", m)
 	}
 	// Promote 4, remove 3: 1, 2 and 4 keep their progress.
-	tr.SetMembers([]uint64{1, 2, 4}, nil, nil, 50)
+	tr.SetMembers([]uint64{1, 2, 4}, nil, nil, 50, 0)
 	if tr.Progress(3) != nil || tr.Progress(4).IsLearner() || tr.Progress(4).Match() != 10 || tr.Progress(1).Match() != 10 {
 		t.Fatalf("after the change: %v", tr.IDs())
 	}
@@ -252,7 +252,7 @@ func TestTracker_MembersAndCommit(t *testing.T) {
 	}
 	// A new term: everyone probes from next; self keeps its durable log.
 	tr.Progress(2).SentAppend(0, 0)
-	tr.Reset(60, 1, 55)
+	tr.Reset(60, 1, 55, 0)
 	for _, id := range tr.IDs() {
 		p := tr.Progress(id)
 		wantMatch := uint64(0)
@@ -265,38 +265,53 @@ func TestTracker_MembersAndCommit(t *testing.T) {
 	}
 }
 
-func TestTracker_QuorumActive(t *testing.T) {
+func TestTracker_QuorumHeard(t *testing.T) {
 	tr := New(1)
 	voters := []uint64{1, 2, 3}
-	tr.SetMembers(voters, nil, []uint64{4}, 1)
-	if tr.QuorumActive(1, voters, nil) {
-		t.Fatal("active with only self heard")
+	tr.SetMembers(voters, nil, []uint64{4}, 1, 5)
+	// Newcomers count as heard when they joined.
+	if got := tr.QuorumHeard(1, voters, nil, 20); got != 5 {
+		t.Fatalf("fresh members: quorum heard at %d, want 5 (when they joined)", got)
 	}
-	tr.Progress(4).Heard() // a learner does not count
-	if tr.QuorumActive(1, voters, nil) {
-		t.Fatal("a learner made the quorum")
+	tr.Progress(4).Heard(30) // a learner does not count
+	if got := tr.QuorumHeard(1, voters, nil, 30); got != 5 {
+		t.Fatalf("a learner moved the quorum to %d", got)
 	}
-	tr.Progress(2).Heard()
-	if !tr.Progress(2).RecentActive() {
-		t.Fatal("Heard not recorded")
+	tr.Progress(2).Heard(25)
+	tr.Progress(2).Heard(22) // late: never moves back
+	if got := tr.Progress(2).LastHeard(); got != 25 {
+		t.Fatalf("last heard %d, want 25", got)
 	}
-	if !tr.QuorumActive(1, voters, nil) {
-		t.Fatal("self and 2 are a quorum of 3")
+	if got := tr.QuorumHeard(1, voters, nil, 30); got != 25 {
+		t.Fatalf("self and 2: quorum heard at %d, want 25", got)
 	}
-	if tr.Progress(2).RecentActive() || tr.QuorumActive(1, voters, nil) {
-		t.Fatal("the window did not restart")
+	tr.Progress(3).Heard(28)
+	if got := tr.QuorumHeard(1, voters, nil, 30); got != 28 {
+		t.Fatalf("the quorum's freshest pair: %d, want 28", got)
 	}
-	// Joint: the outgoing half {3, 5, 6} needs two of its own.
-	tr.SetMembers(voters, []uint64{3, 5, 6}, nil, 1)
-	tr.Progress(2).Heard()
-	tr.Progress(3).Heard()
-	if tr.QuorumActive(1, voters, []uint64{3, 5, 6}) {
-		t.Fatal("outgoing half had only 3")
+	// A single voter is its own quorum, always heard now.
+	if got := tr.QuorumHeard(1, []uint64{1}, nil, 99); got != 99 {
+		t.Fatalf("single voter: %d", got)
 	}
-	tr.Progress(3).Heard()
-	tr.Progress(5).Heard()
-	if !tr.QuorumActive(1, voters, []uint64{3, 5, 6}) {
-		t.Fatal("both halves heard")
+	// Joint: the outgoing half {3, 5, 6} needs two of its own members.
+	out := []uint64{3, 5, 6}
+	tr.SetMembers(voters, out, nil, 1, 10)
+	tr.Progress(5).Heard(12)
+	tr.Progress(6).Heard(40)
+	if got := tr.QuorumHeard(1, voters, out, 50); got != 28 {
+		t.Fatalf("joint: %d, want min(28 incoming, 28 outgoing)", got)
+	}
+	tr.Progress(3).Heard(45)
+	if got := tr.QuorumHeard(1, voters, out, 50); got != 40 {
+		t.Fatalf("joint: %d, want min(45 incoming, 40 outgoing)", got)
+	}
+	// Non-members (say, a voter not yet tracked) count as never heard.
+	if got := tr.QuorumHeard(1, []uint64{1, 8, 9}, nil, 50); got != 0 {
+		t.Fatalf("untracked voters: %d", got)
+	}
+	tr.Reset(1, 1, 0, 60)
+	if got := tr.QuorumHeard(1, voters, out, 70); got != 60 {
+		t.Fatalf("after Reset at 60: %d", got)
 	}
 }
 
@@ -308,7 +323,7 @@ func TestTracker_CommittedAllocationFree(t *testing.T) {
 			voters[i] = uint64(i + 1)
 		}
 		tr := New(8)
-		tr.SetMembers(voters, nil, nil, 1)
+		tr.SetMembers(voters, nil, nil, 1, 0)
 		for i, id := range voters {
 			tr.Progress(id).MaybeUpdate(uint64(i + 3))
 		}
