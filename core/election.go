@@ -6,15 +6,27 @@ import (
 	"github.com/raftbench/raftbench/core/quorum"
 )
 
-// campaign starts an election: a pre-vote poll first unless pre-vote is off
-// or the campaign comes from a leadership transfer.
-func (r *Raft) campaign(transfer bool) {
+// campaignType is how an election starts.
+type campaignType uint8
+
+const (
+	// campaignPreVote: an election timeout; poll first when pre-vote is on.
+	campaignPreVote campaignType = iota
+	// campaignElection: the real election, once the poll is won.
+	campaignElection
+	// campaignTransfer: the real election at the leader's request
+	// (TimeoutNow); voters grant it even inside their lease.
+	campaignTransfer
+)
+
+// campaign starts an election of the given type.
+func (r *Raft) campaign(kind campaignType) {
 	if !r.promotable() {
 		return
 	}
 	var typ MessageType
 	var term uint64
-	if r.preVote && !transfer {
+	if r.preVote && kind == campaignPreVote {
 		r.becomePreCandidate()
 		typ, term = MsgPreVote, r.term+1
 	} else {
@@ -25,7 +37,7 @@ func (r *Raft) campaign(transfer bool) {
 	if quorum.JointTally(r.conf.Voters, r.conf.VotersOutgoing, quorum.MapVotes(r.votes)) == quorum.Won {
 		// A single-voter cluster wins at once.
 		if typ == MsgPreVote {
-			r.campaign(true)
+			r.campaign(campaignElection)
 		} else {
 			r.becomeLeader()
 		}
@@ -36,8 +48,11 @@ func (r *Raft) campaign(transfer bool) {
 		r.fail(err)
 		return
 	}
+	// Only a transfer bypasses the voters' leases. A won poll does not: a
+	// voter that granted it may have heard from the leader since, and the
+	// leader's lease counts on that voter refusing.
 	var ctx uint64
-	if transfer {
+	if kind == campaignTransfer {
 		ctx = contextTransfer
 	}
 	for _, id := range r.votersSorted() {
@@ -94,15 +109,10 @@ func (r *Raft) handleVote(m Message) {
 
 func (r *Raft) stepCandidate(m Message) {
 	switch m.Type {
-	case MsgApp:
+	case MsgApp, MsgHeartbeat, MsgSnap:
 		r.becomeFollower(m.Term, m.From)
-		r.handleAppend(m)
-	case MsgHeartbeat:
-		r.becomeFollower(m.Term, m.From)
-		r.handleHeartbeat(m)
-	case MsgSnap:
-		r.becomeFollower(m.Term, m.From)
-		r.handleSnapshot(m)
+		r.heardLeader()
+		r.handleLeaderMessage(m)
 	case MsgPreVoteResp, MsgVoteResp:
 		if (m.Type == MsgPreVoteResp) != (r.role == PreCandidate) {
 			return // an answer to an earlier phase
@@ -122,7 +132,7 @@ func (r *Raft) stepCandidate(m Message) {
 				return
 			}
 			if r.role == PreCandidate {
-				r.campaign(true)
+				r.campaign(campaignElection)
 			} else {
 				r.becomeLeader()
 			}

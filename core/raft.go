@@ -28,7 +28,7 @@ var (
 
 // contextTransfer in a MsgVote's Context marks an election started by
 // leadership transfer: voters grant it even inside a leader lease, because
-// the current leader asked for it.
+// the current leader asked for it (and gave up its own lease to do so).
 const contextTransfer uint64 = 1
 
 // maxApplyBytes bounds the committed entries handed out in one Ready, so a
@@ -65,7 +65,29 @@ type Raft struct {
 	maxSizePerMsg             uint64
 	preVote                   bool
 	checkQuorum               bool
+	readOnly                  ReadOnlyOption
 	rand                      Rand
+
+	// hbSeq numbers heartbeat rounds in the order they are sent (the
+	// heartbeats' Context); it never goes back. Followers echo it, so the
+	// leader knows which rounds each has answered (tracker), which is what
+	// confirms reads and renews the lease.
+	hbSeq uint64
+	// leaseTicks is how long a heartbeat round answered by a quorum keeps
+	// the lease (ReadOnlyLeaseBased): ElectionTicks - 1 - LeaseDriftTicks.
+	// roundAtTick[t % leaseTicks] is the first round that could be sent at
+	// tick t, for the last leaseTicks ticks; nil in ReadOnlySafe.
+	leaseTicks  uint64
+	roundAtTick []uint64
+	// leaseRevoked is set once this leader sent TimeoutNow in its term: the
+	// transferee's election bypasses the followers' leases, so the leader's
+	// own lease no longer holds, however recent its heartbeats.
+	leaseRevoked bool
+	// leadHeardAt is the tick at which a message from a leader last arrived
+	// (when leadHeard): the followers' side of the lease (inLeaderLease),
+	// and whether Lead is fresh enough to give as a hint.
+	leadHeard   bool
+	leadHeardAt uint64
 
 	// leadTransferee is the target of a leadership transfer in progress.
 	leadTransferee uint64
@@ -74,8 +96,9 @@ type Raft struct {
 	// applied: one change in flight at a time.
 	pendingConfIndex uint64
 
-	// reads are ReadIndex requests waiting for a heartbeat quorum, oldest
-	// first; readStates are confirmed ones waiting for Ready.
+	// reads are ReadIndex requests waiting for their heartbeat round to be
+	// answered by a quorum, oldest first; readStates are confirmed ones
+	// waiting for Ready.
 	reads      []pendingRead
 	readStates []ReadState
 
@@ -99,14 +122,6 @@ type Raft struct {
 	// the node must be stopped: core cannot reason about a log it cannot
 	// read.
 	err error
-}
-
-// pendingRead is a ReadIndex request: the commit index at the time it was
-// made, and which voters have since confirmed the leader is still leader.
-type pendingRead struct {
-	index uint64
-	ctx   uint64
-	acks  map[uint64]bool
 }
 
 // SoftState is volatile state worth reporting: who leads and our role.
@@ -149,7 +164,19 @@ func New(cfg Config) (*Raft, error) {
 		maxSizePerMsg:  cfg.MaxSizePerMsg,
 		preVote:        !cfg.DisablePreVote,
 		checkQuorum:    !cfg.DisableCheckQuorum,
+		readOnly:       cfg.ReadOnlyOption,
 		rand:           cfg.Rand,
+	}
+	if r.readOnly == ReadOnlyLeaseBased {
+		r.leaseTicks = uint64(cfg.ElectionTicks - 1 - cfg.LeaseDriftTicks)
+		r.roundAtTick = make([]uint64, r.leaseTicks)
+		for i := range r.roundAtTick {
+			r.roundAtTick[i] = 1
+		}
+		// A node that starts cannot know whether it answered a leader's
+		// heartbeat just before it stopped: it keeps the followers' promise
+		// for an election timeout as if it had, at tick 0.
+		r.leadHeard = true
 	}
 	r.applyConfState(cs)
 	first, err := cfg.Storage.FirstIndex()
@@ -246,6 +273,7 @@ func (r *Raft) reset(term uint64) {
 	r.heartbeatElapsed = 0
 	r.resetRandomizedElectionTimeout()
 	r.leadTransferee = None
+	r.leaseRevoked = false
 	clear(r.votes)
 	r.reads = nil
 	r.prs.Reset(r.log.lastIndex()+1, r.id, r.log.stableIndex(), r.ticks)
@@ -294,6 +322,9 @@ func (r *Raft) send(m Message) {
 	if m.Type != MsgPreVote && m.Type != MsgPreVoteResp {
 		m.Term = r.term
 	}
+	if m.Type == MsgTimeoutNow {
+		r.leaseRevoked = true
+	}
 	switch m.Type {
 	case MsgVote, MsgVoteResp, MsgAppResp:
 		// A vote (our own as candidate, or one granted) and an append
@@ -312,6 +343,7 @@ func (r *Raft) Tick() {
 		return
 	}
 	r.ticks++
+	r.noteTickRound()
 	if r.role == Leader {
 		r.tickLeader()
 	} else {
@@ -324,7 +356,7 @@ func (r *Raft) tickElection() {
 	r.electionElapsed++
 	if r.promotable() && r.electionElapsed >= r.randomizedElectionTimeout {
 		r.electionElapsed = 0
-		r.campaign(false)
+		r.campaign(campaignPreVote)
 	}
 }
 
@@ -343,7 +375,7 @@ func (r *Raft) tickLeader() {
 	}
 	if r.heartbeatElapsed >= r.heartbeatTicks {
 		r.heartbeatElapsed = 0
-		r.bcastHeartbeat(0)
+		r.bcastHeartbeat()
 	}
 }
 
@@ -378,8 +410,7 @@ func (r *Raft) Step(m Message) error {
 	switch {
 	case m.Term > r.term:
 		if m.Type == MsgVote || m.Type == MsgPreVote {
-			inLease := r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTicks
-			if inLease && m.Context != contextTransfer {
+			if r.inLeaderLease() && m.Context != contextTransfer {
 				// We heard from a leader within the election timeout: the
 				// candidate is disruptive (say, back from a partition), so
 				// it gets no answer and no term bump.

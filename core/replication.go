@@ -9,20 +9,26 @@ import (
 
 func (r *Raft) stepFollower(m Message) {
 	switch m.Type {
-	case MsgApp:
+	case MsgApp, MsgHeartbeat, MsgSnap:
 		r.electionElapsed = 0
 		r.lead = m.From
+		r.heardLeader()
+		r.handleLeaderMessage(m)
+	case MsgTimeoutNow:
+		r.campaign(campaignTransfer)
+	}
+}
+
+// handleLeaderMessage is the follower's side of the three messages only a
+// leader sends.
+func (r *Raft) handleLeaderMessage(m Message) {
+	switch m.Type {
+	case MsgApp:
 		r.handleAppend(m)
 	case MsgHeartbeat:
-		r.electionElapsed = 0
-		r.lead = m.From
 		r.handleHeartbeat(m)
 	case MsgSnap:
-		r.electionElapsed = 0
-		r.lead = m.From
 		r.handleSnapshot(m)
-	case MsgTimeoutNow:
-		r.campaign(true)
 	}
 }
 
@@ -156,8 +162,11 @@ func (r *Raft) handleHeartbeatResponse(m Message, pr *tracker.Progress) {
 		pr.HeartbeatAnswered()
 		r.sendAppends(m.From, true)
 	}
-	if m.Context != 0 {
-		r.ackRead(m.Context, m.From)
+	if m.Context <= r.hbSeq {
+		// Only a round this leader sent counts: a context from anywhere
+		// else must not confirm reads or renew the lease.
+		pr.HeartbeatAcked(m.Context)
+		r.confirmReads()
 	}
 }
 
@@ -239,13 +248,15 @@ func (r *Raft) sendSnapshot(to uint64, pr *tracker.Progress) bool {
 	return true
 }
 
-// bcastHeartbeat sends a heartbeat to every member. Each carries the commit
+// bcastHeartbeat sends a heartbeat round to every member, numbered with the
+// next heartbeat sequence (hbSeq) in its Context. Each carries the commit
 // index capped at the member's Match, so it never commits entries the member
 // holds but the leader has not confirmed match.
-func (r *Raft) bcastHeartbeat(ctx uint64) {
+func (r *Raft) bcastHeartbeat() {
+	r.hbSeq++
 	for _, id := range r.prs.IDs() {
 		if id != r.id {
-			r.send(Message{Type: MsgHeartbeat, To: id, Commit: min(r.prs.Match(id), r.log.committed), Context: ctx})
+			r.send(Message{Type: MsgHeartbeat, To: id, Commit: min(r.prs.Match(id), r.log.committed), Context: r.hbSeq})
 		}
 	}
 }

@@ -60,8 +60,13 @@ type Progress struct {
 	// at the tick the member's progress began (leadership, or joining), so
 	// every member gets an election timeout of grace.
 	lastHeard uint64
-	inflights inflights
-	learner   bool
+	// ackedHeartbeat is the highest heartbeat round (the leader's sequence,
+	// echoed in the response's Context) the member has answered in this
+	// term. ReadIndex and the leader lease count rounds, not ticks: a round
+	// answered was certainly received after it was sent.
+	ackedHeartbeat uint64
+	inflights      inflights
+	learner        bool
 }
 
 // Match is the highest index known to be on the member.
@@ -88,6 +93,9 @@ func (pr *Progress) InflightFull() bool { return pr.inflights.full() }
 
 // LastHeard is the tick at which the member was last heard from.
 func (pr *Progress) LastHeard() uint64 { return pr.lastHeard }
+
+// AckedHeartbeat is the highest heartbeat round the member has answered.
+func (pr *Progress) AckedHeartbeat() uint64 { return pr.ackedHeartbeat }
 
 // IsPaused reports whether the leader must hold further appends to this
 // member: a probe is unanswered, the pipeline window is full, or a snapshot
@@ -264,6 +272,10 @@ func (pr *Progress) Unreachable() {
 // Heard records that the member sent the leader a message in its term at
 // tick now. Ticks only grow, so a late call never moves it back.
 func (pr *Progress) Heard(now uint64) { pr.lastHeard = max(pr.lastHeard, now) }
+
+// HeartbeatAcked records that the member answered heartbeat round seq. A
+// round answered late, after a newer one, changes nothing.
+func (pr *Progress) HeartbeatAcked(seq uint64) { pr.ackedHeartbeat = max(pr.ackedHeartbeat, seq) }
 
 // inflights is the pipeline window of one follower: the last index of each
 // append sent and not yet acknowledged, oldest first, in a ring that is

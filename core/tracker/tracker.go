@@ -116,3 +116,20 @@ func (t *Tracker) QuorumHeard(self uint64, incoming, outgoing []uint64, now uint
 		return 0
 	})
 }
+
+// QuorumAcked is the newest heartbeat round that a quorum of the
+// configuration (a majority of each half when joint) has answered, self
+// counting as having answered every round. Heartbeat rounds are numbered in
+// the order they are sent, so every round up to it was confirmed by a
+// quorum that was still following this leader when it received the round.
+func (t *Tracker) QuorumAcked(self uint64, incoming, outgoing []uint64) uint64 {
+	return quorum.JointIndex(incoming, outgoing, func(id uint64) uint64 {
+		if id == self {
+			return ^uint64(0)
+		}
+		if pr := t.progress[id]; pr != nil {
+			return pr.ackedHeartbeat
+		}
+		return 0
+	})
+}

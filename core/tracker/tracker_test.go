@@ -334,3 +334,37 @@ func TestTracker_CommittedAllocationFree(t *testing.T) {
 		_ = sink
 	}
 }
+
+func TestTracker_QuorumAcked(t *testing.T) {
+	tr := New(1)
+	voters := []uint64{1, 2, 3, 4, 5}
+	tr.SetMembers(voters, nil, []uint64{6}, 1, 0)
+	if got := tr.QuorumAcked(1, voters, nil); got != 0 {
+		t.Fatalf("nothing answered: %d", got)
+	}
+	tr.Progress(6).HeartbeatAcked(9) // a learner does not count
+	tr.Progress(2).HeartbeatAcked(7)
+	tr.Progress(3).HeartbeatAcked(4)
+	tr.Progress(3).HeartbeatAcked(2) // late: never moves back
+	if got := tr.Progress(3).AckedHeartbeat(); got != 4 {
+		t.Fatalf("acked %d, want 4", got)
+	}
+	if got := tr.QuorumAcked(1, voters, nil); got != 4 {
+		t.Fatalf("self, 2 (7) and 3 (4) answered: quorum acked %d, want 4", got)
+	}
+	tr.Progress(4).HeartbeatAcked(8)
+	if got := tr.QuorumAcked(1, voters, nil); got != 7 {
+		t.Fatalf("quorum acked %d, want 7", got)
+	}
+	if got := tr.QuorumAcked(1, []uint64{1}, nil); got != ^uint64(0) {
+		t.Fatalf("a single voter has answered everything: %d", got)
+	}
+	// Joint: the outgoing half {1, 5, 7} has only self.
+	if got := tr.QuorumAcked(1, voters, []uint64{1, 5, 7}); got != 0 {
+		t.Fatalf("joint with an unanswered outgoing half: %d", got)
+	}
+	tr.Reset(1, 1, 0, 0)
+	if got := tr.QuorumAcked(1, voters, nil); got != 0 {
+		t.Fatalf("a new term forgets the answers: %d", got)
+	}
+}
