@@ -178,6 +178,7 @@ func (c *cluster) start(id uint64, tr *fault.Transport) error {
 		MaxSizePerMsg:      uint64(c.cfg.MaxMsgBytes),
 		DisablePreVote:     !c.cfg.PreVote,
 		DisableCheckQuorum: !c.cfg.CheckQuorum,
+		ReadMode:           readMode(c.cfg.ReadMode),
 		NoSync:             !c.cfg.Sync,
 		Seed:               c.cfg.Seed*1000 + id + uint64(c.restarts[id])*7919,
 		Logger:             c.logger,
@@ -642,4 +643,12 @@ func (s *slowLog) Save(hs core.HardState, ents []core.Entry, sync bool) error {
 		time.Sleep(d)
 	}
 	return s.Log.Save(hs, ents, sync)
+}
+
+// readMode maps --read-mode (validated to index or lease) to node's.
+func readMode(s string) node.ReadMode {
+	if s == "lease" {
+		return node.ReadModeLease
+	}
+	return node.ReadModeIndex
 }

@@ -55,6 +55,9 @@ type Config struct {
 	Heartbeat       Duration `json:"heartbeat"`
 	PreVote         bool     `json:"prevote"`
 	CheckQuorum     bool     `json:"checkquorum"`
+	// ReadMode is how leaders confirm reads: "index" (a heartbeat round)
+	// or "lease" (node.ReadModeLease: none while the lease holds).
+	ReadMode string `json:"read_mode"`
 	// SnapshotEvery takes a snapshot every this many applied entries (0:
 	// never) and compacts the log behind it, keeping SnapshotTrailing
 	// entries (node.Config SnapshotEntries and SnapshotTrailing).
@@ -117,7 +120,7 @@ func Default() Config {
 		Nodes: 3, Transport: "tcp", WAL: "pebble", Sync: true, Seed: 1,
 		BatchEntries: 4096, BatchBytes: 4 << 20, MaxInflight: 256, MaxMsgBytes: 1 << 20,
 		Tick: Duration(10 * time.Millisecond), ElectionTimeout: Duration(time.Second),
-		Heartbeat: Duration(100 * time.Millisecond), PreVote: true, CheckQuorum: true,
+		Heartbeat: Duration(100 * time.Millisecond), PreVote: true, CheckQuorum: true, ReadMode: "index",
 		SnapshotEvery: DefaultSnapshotEvery, SnapshotTrailing: DefaultSnapshotTrailing,
 		Payload: 128, Clients: 64, Duration: Duration(10 * time.Second), Warmup: Duration(2 * time.Second),
 		Keys: 1000, OpTimeout: Duration(10 * time.Second), Count: 1,
@@ -182,6 +185,15 @@ func (c *Config) Validate() error {
 		if c.ElectionTimeout <= c.Heartbeat {
 			bad("election-timeout", "%v, want more than the heartbeat (%v)", c.ElectionTimeout.D(), c.Heartbeat.D())
 		}
+	}
+	switch c.ReadMode {
+	case "index":
+	case "lease":
+		if !c.CheckQuorum {
+			bad("read-mode", "lease needs --checkquorum (followers keep the lease by refusing votes)")
+		}
+	default:
+		bad("read-mode", "%q, want index or lease", c.ReadMode)
 	}
 	if c.Payload < PayloadMin || c.Payload > 64<<20 {
 		bad("payload", "%d, want %d..%d bytes (values start with a %d-byte unique ID)", c.Payload, PayloadMin, 64<<20, PayloadMin)

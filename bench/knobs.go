@@ -144,6 +144,7 @@ var Knobs = []Knob{
 	durKnob("heartbeat", "heartbeat interval (rounded down to ticks)", func(c *Config) *Duration { return &c.Heartbeat }),
 	boolKnob("prevote", "pre-vote before elections", func(c *Config) *bool { return &c.PreVote }),
 	boolKnob("checkquorum", "leaders step down without a quorum", func(c *Config) *bool { return &c.CheckQuorum }),
+	strKnob("read-mode", "how leaders confirm linearizable reads: index (a heartbeat round to a quorum) or lease (no round trip while the leader's lease holds; assumes bounded clock drift)", true, func(c *Config) *string { return &c.ReadMode }),
 	intKnob("snapshot-every", "snapshot the state machine and compact the log every this many applied entries (0 = never; the WAL then grows for the whole run)", func(c *Config) *int { return &c.SnapshotEvery }),
 	intKnob("snapshot-trailing", "log entries kept behind each snapshot, so a follower slightly behind catches up from the log", func(c *Config) *int { return &c.SnapshotTrailing }),
 	intKnob("wal-memtable", "Pebble memtable size in bytes (0 = the wal default, 8 MiB): Pebble's own log file holds every write until its memtable is flushed, so this bounds a node's WAL directory as much as snapshots do", func(c *Config) *int { return &c.WALMemtable }),

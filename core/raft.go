@@ -83,6 +83,7 @@ type Raft struct {
 	// transferee's election bypasses the followers' leases, so the leader's
 	// own lease no longer holds, however recent its heartbeats.
 	leaseRevoked bool
+	leaseReads   uint64
 	// leadHeardAt is the tick at which a message from a leader last arrived
 	// (when leadHeard): the followers' side of the lease (inLeaderLease),
 	// and whether Lead is fresh enough to give as a hint.

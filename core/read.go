@@ -32,7 +32,12 @@ func (r *Raft) ReadIndex(ctx uint64) error {
 	if !r.log.matchTerm(r.log.committed, r.term) {
 		return ErrReadNotReady
 	}
-	if r.isSoleVoter() || r.leaseHolds() {
+	if r.isSoleVoter() {
+		r.readStates = append(r.readStates, ReadState{Index: r.log.committed, Context: ctx})
+		return nil
+	}
+	if r.leaseHolds() {
+		r.leaseReads++
 		r.readStates = append(r.readStates, ReadState{Index: r.log.committed, Context: ctx})
 		return nil
 	}
@@ -40,6 +45,10 @@ func (r *Raft) ReadIndex(ctx uint64) error {
 	r.reads = append(r.reads, pendingRead{index: r.log.committed, ctx: ctx, seq: r.hbSeq})
 	return nil
 }
+
+// LeaseReads counts the read points answered by the lease since New,
+// without a heartbeat round: how often ReadOnlyLeaseBased saved one.
+func (r *Raft) LeaseReads() uint64 { return r.leaseReads }
 
 // isSoleVoter reports whether this node alone is a quorum.
 func (r *Raft) isSoleVoter() bool {

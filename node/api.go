@@ -121,6 +121,14 @@ type Config struct {
 	// default; see core.Config).
 	DisablePreVote     bool
 	DisableCheckQuorum bool
+	// ReadMode chooses how Read confirms leadership: ReadModeIndex (the
+	// default, a heartbeat round) or ReadModeLease (no round trip while the
+	// leader's lease holds; assumes bounded clock drift, see ReadModeLease).
+	ReadMode ReadMode
+	// LeaseDriftTicks is ReadModeLease's clock-drift margin in ticks (core
+	// Config.LeaseDriftTicks). Default: a tenth of ElectionTicks, at least
+	// one (see defaultLeaseDriftTicks for the arithmetic).
+	LeaseDriftTicks int
 	// NoSync saves the log without fsync: faster, but a machine crash can
 	// lose acknowledged writes. For benchmarks that measure everything but
 	// the disk.

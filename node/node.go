@@ -59,6 +59,10 @@ type Node struct {
 	batchEnds     []uint64              // last index of each uncommitted proposal batch
 	lastSoft      core.SoftState
 	leaderChanged chan struct{} // closed and replaced on every leader change
+	// With ReadModeLease core's clock is the monotonic clock: ticked is
+	// how many ticks core has had since tickStart (see catchUpTicks).
+	tickStart time.Time
+	ticked    int64
 
 	// peers is the address book: every member's transport address (guarded
 	// by mu).
@@ -161,6 +165,7 @@ func Start(cfg Config) (*Node, error) {
 		ElectionTicks: cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
 		MaxInflight: cfg.MaxInflight, MaxSizePerMsg: cfg.MaxSizePerMsg,
 		DisablePreVote: cfg.DisablePreVote, DisableCheckQuorum: cfg.DisableCheckQuorum,
+		ReadOnlyOption: readOnlyOption(cfg.ReadMode), LeaseDriftTicks: cfg.LeaseDriftTicks,
 		Storage: cfg.Log,
 		Rand:    rand.New(rand.NewPCG(cfg.Seed, cfg.ID)),
 		// Everything after the log's snapshot is handed out again, so
@@ -288,8 +293,9 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 }
 
 // Read answers query linearizably: it obtains a read point from the leader
-// (ReadIndex, confirmed by a heartbeat quorum), waits until this node has
-// applied it, and then asks the state machine. Only the leader serves reads;
+// (ReadIndex: confirmed by a heartbeat quorum, or at once from the leader's
+// lease with ReadModeLease), waits until this node has applied it, and then
+// asks the state machine. Only the leader serves reads;
 // others return *NotLeaderError.
 func (n *Node) Read(ctx context.Context, query []byte) (any, error) {
 	r := &readReq{query: query, done: make(chan result, 1)}
@@ -433,6 +439,7 @@ func (n *Node) failQueued(err error) {
 // run is the Raft loop.
 func (n *Node) run() {
 	defer close(n.loopDone)
+	n.tickStart = time.Now()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
@@ -441,7 +448,9 @@ func (n *Node) run() {
 		case <-n.stopc:
 			return
 		case <-ticker.C:
-			n.raft.Tick()
+			if n.cfg.ReadMode != ReadModeLease {
+				n.raft.Tick()
+			} // with leases the round catches up by the clock
 		case <-n.wake:
 		}
 		busy := time.Now()
@@ -498,6 +507,9 @@ func (n *Node) round() {
 	for _, st := range snapSt {
 		r.ReportSnapshot(st.peer, st.ok)
 	}
+	if n.cfg.ReadMode == ReadModeLease {
+		n.catchUpTicks()
+	}
 	if n.proposalRoom() {
 		n.mu.Lock()
 		props := n.takeBatchLocked()
@@ -520,6 +532,25 @@ func (n *Node) round() {
 		n.handleReady()
 	}
 	n.publishStatus()
+}
+
+// catchUpTicks gives core one tick per TickInterval elapsed since the loop
+// started, by the monotonic clock, however many the ticker dropped while
+// the loop was busy. It runs every round (so before every read) after the
+// round's messages were stepped, so a follower whose loop stalled sees the
+// heartbeats that queued meanwhile before its election timer catches up.
+func (n *Node) catchUpTicks() {
+	due := int64(time.Since(n.tickStart) / n.cfg.TickInterval)
+	for ; n.ticked < due; n.ticked++ {
+		n.raft.Tick()
+	}
+}
+
+func readOnlyOption(m ReadMode) core.ReadOnlyOption {
+	if m == ReadModeLease {
+		return core.ReadOnlyLeaseBased
+	}
+	return core.ReadOnlySafe
 }
 
 // proposalRoom reports whether the leader may start another proposal
@@ -603,6 +634,7 @@ func (n *Node) startReads(reads []*readReq) {
 	switch err := n.raft.ReadIndex(n.readCtx); {
 	case err == nil:
 		n.pendingReads[n.readCtx] = reads
+		n.metrics.leaseReads.Store(n.raft.LeaseReads())
 	case errors.Is(err, core.ErrReadNotReady):
 		// A new leader has not committed its first entry: retry next round.
 		n.readBacklog = reads

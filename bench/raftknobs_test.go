@@ -1,0 +1,42 @@
+package bench
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/raftbench/raftbench/node"
+)
+
+// --read-mode reaches node.Config, and a lease without check-quorum or an
+// unknown mode is refused naming the flag.
+func TestReadModeKnob(t *testing.T) {
+	c, err := Merge(writeYAML(t, "read-mode: lease\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil || c.ReadMode != "lease" || readMode(c.ReadMode) != node.ReadModeLease {
+		t.Fatalf("read-mode lease from YAML: %q, %v", c.ReadMode, err)
+	}
+	if readMode(Default().ReadMode) != node.ReadModeIndex {
+		t.Fatalf("default read mode %q", Default().ReadMode)
+	}
+	for _, tc := range []struct {
+		flags []Assignment
+		want  string
+	}{
+		{[]Assignment{{"read-mode", "lease"}, {"checkquorum", "false"}}, "--read-mode: lease needs --checkquorum"},
+		{[]Assignment{{"read-mode", "eventual"}}, `--read-mode: "eventual", want index or lease`},
+	} {
+		c, err := Merge("", tc.flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.flags, err, tc.want)
+		}
+	}
+	if _, err := ParseAxis("read-mode=index,lease"); err != nil {
+		t.Errorf("read-mode is not sweepable: %v", err)
+	}
+}
