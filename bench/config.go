@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raftbench/raftbench/bench/faultspec"
+	"github.com/raftbench/raftbench/node"
 )
 
 // ErrBadConfig is wrapped by every configuration error: a bad flag, config
@@ -46,15 +47,20 @@ type Config struct {
 	Seed      uint64 `json:"seed"`
 
 	// Raft knobs (node.Config).
-	BatchEntries    int      `json:"batch_entries"`
-	BatchBytes      int      `json:"batch_bytes"`
-	MaxInflight     int      `json:"max_inflight"`
-	MaxMsgBytes     int      `json:"max_msg_bytes"`
-	Tick            Duration `json:"tick"`
-	ElectionTimeout Duration `json:"election_timeout"`
-	Heartbeat       Duration `json:"heartbeat"`
-	PreVote         bool     `json:"prevote"`
-	CheckQuorum     bool     `json:"checkquorum"`
+	BatchEntries int `json:"batch_entries"`
+	BatchBytes   int `json:"batch_bytes"`
+	MaxInflight  int `json:"max_inflight"`
+	MaxMsgBytes  int `json:"max_msg_bytes"`
+	// MaxInflightBytes and MaxUncommittedBytes are node.Config's byte
+	// limits on a follower's pipeline window and on a leader's
+	// uncommitted proposals.
+	MaxInflightBytes    int      `json:"max_inflight_bytes"`
+	MaxUncommittedBytes int      `json:"max_uncommitted_bytes"`
+	Tick                Duration `json:"tick"`
+	ElectionTimeout     Duration `json:"election_timeout"`
+	Heartbeat           Duration `json:"heartbeat"`
+	PreVote             bool     `json:"prevote"`
+	CheckQuorum         bool     `json:"checkquorum"`
 	// ReadMode is how leaders confirm reads: "index" (a heartbeat round)
 	// or "lease" (node.ReadModeLease: none while the lease holds).
 	ReadMode string `json:"read_mode"`
@@ -119,6 +125,7 @@ func Default() Config {
 	return Config{
 		Nodes: 3, Transport: "tcp", WAL: "pebble", Sync: true, Seed: 1,
 		BatchEntries: 4096, BatchBytes: 4 << 20, MaxInflight: 256, MaxMsgBytes: 1 << 20,
+		MaxInflightBytes: node.DefaultMaxInflightBytes, MaxUncommittedBytes: node.DefaultMaxUncommittedBytes,
 		Tick: Duration(10 * time.Millisecond), ElectionTimeout: Duration(time.Second),
 		Heartbeat: Duration(100 * time.Millisecond), PreVote: true, CheckQuorum: true, ReadMode: "index",
 		SnapshotEvery: DefaultSnapshotEvery, SnapshotTrailing: DefaultSnapshotTrailing,
@@ -171,6 +178,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInflight < 1 {
 		bad("max-inflight", "%d, want at least 1", c.MaxInflight)
+	}
+	if c.MaxInflightBytes < 1 {
+		bad("max-inflight-bytes", "%d, want at least 1", c.MaxInflightBytes)
+	}
+	if c.MaxUncommittedBytes < 1 {
+		bad("max-uncommitted-bytes", "%d, want at least 1", c.MaxUncommittedBytes)
 	}
 	if c.MaxMsgBytes < 1024 || c.MaxMsgBytes > 512<<20 {
 		bad("max-msg-bytes", "%d, want 1024..%d", c.MaxMsgBytes, 512<<20)

@@ -139,6 +139,8 @@ var Knobs = []Knob{
 	intKnob("batch-bytes", "most proposal bytes folded into one Raft append", func(c *Config) *int { return &c.BatchBytes }),
 	intKnob("max-inflight", "pipeline window: appends in flight per follower", func(c *Config) *int { return &c.MaxInflight }),
 	intKnob("max-msg-bytes", "most entry bytes in one AppendEntries", func(c *Config) *int { return &c.MaxMsgBytes }),
+	intKnob("max-inflight-bytes", "pipeline window in bytes: entry bytes in flight per follower", func(c *Config) *int { return &c.MaxInflightBytes }),
+	intKnob("max-uncommitted-bytes", "most bytes of proposals a leader holds uncommitted (and, separately, queued) before refusing more as overloaded", func(c *Config) *int { return &c.MaxUncommittedBytes }),
 	durKnob("tick", "Raft tick", func(c *Config) *Duration { return &c.Tick }),
 	durKnob("election-timeout", "election timeout (rounded down to ticks)", func(c *Config) *Duration { return &c.ElectionTimeout }),
 	durKnob("heartbeat", "heartbeat interval (rounded down to ticks)", func(c *Config) *Duration { return &c.Heartbeat }),

@@ -40,3 +40,25 @@ func TestReadModeKnob(t *testing.T) {
 		t.Errorf("read-mode is not sweepable: %v", err)
 	}
 }
+
+// The byte limits take sizes with suffixes and refuse nonsense.
+func TestFlowControlKnobs(t *testing.T) {
+	c, err := Merge("", []Assignment{{"max-inflight-bytes", "16MiB"}, {"max-uncommitted-bytes", "1GiB"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil || c.MaxInflightBytes != 16<<20 || c.MaxUncommittedBytes != 1<<30 {
+		t.Fatalf("merged %d / %d, %v", c.MaxInflightBytes, c.MaxUncommittedBytes, err)
+	}
+	d := Default()
+	if d.MaxInflightBytes != node.DefaultMaxInflightBytes || d.MaxUncommittedBytes != node.DefaultMaxUncommittedBytes {
+		t.Errorf("defaults %d / %d are not node's", d.MaxInflightBytes, d.MaxUncommittedBytes)
+	}
+	d.MaxInflightBytes, d.MaxUncommittedBytes = 0, -1
+	err = d.Validate()
+	for _, want := range []string{"--max-inflight-bytes: 0", "--max-uncommitted-bytes: -1"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want %q", err, want)
+		}
+	}
+}

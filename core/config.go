@@ -90,9 +90,23 @@ type Config struct {
 	// MaxInflight·MaxSizePerMsg/RTT: 256 × 1 MiB over a 1 ms loopback RTT is
 	// far above any disk, while 1 would be stop-and-wait.
 	MaxInflight int
+	// MaxInflightBytes bounds the entry bytes (Entry.Size) of the appends
+	// outstanding to one follower, beside MaxInflight's count; 0 means no
+	// byte limit. The count alone lets MaxInflight·MaxSizePerMsg bytes
+	// (256 MiB at node's defaults) queue per follower — in the transport,
+	// toward a follower that is slow or gone; the byte limit bounds that
+	// memory while still allowing MaxInflightBytes/RTT of throughput per
+	// follower. An append into an empty window always goes, however large.
+	MaxInflightBytes uint64
 	// MaxSizePerMsg bounds the entry bytes (Entry.Size) in one
 	// AppendEntries. A single larger entry still travels alone.
 	MaxSizePerMsg uint64
+	// MaxUncommittedBytes caps the entry bytes (Entry.Size) the leader may
+	// hold appended in its term but not committed; Propose refuses a batch
+	// beyond it with ErrUncommittedLimit (a batch is always accepted when
+	// nothing is uncommitted). It is what keeps a leader whose quorum has
+	// stalled from growing its log in memory without bound. 0 means no cap.
+	MaxUncommittedBytes uint64
 	// DisablePreVote turns off the pre-vote phase (thesis §9.6), which
 	// otherwise stops a node returning from a partition from forcing a term
 	// bump on a healthy cluster.

@@ -20,6 +20,12 @@ var (
 	// committed an entry of its own term: before that its commit index may
 	// lag entries earlier leaders committed, so it is no read point.
 	ErrReadNotReady = errors.New("core: leader has not committed an entry of its term yet")
+	// ErrUncommittedLimit is wrapped by Propose's error when the leader's
+	// log already holds Config.MaxUncommittedBytes of entries of its term
+	// that are not committed: a quorum is not keeping up, and taking more
+	// would only grow the leader's memory. Nothing was appended; retry
+	// after a pause (or elsewhere, if leadership moves).
+	ErrUncommittedLimit = errors.New("core: uncommitted log size limit reached")
 	// ErrInvalidMessage is wrapped by Step's error for a message that breaks
 	// the protocol's shape (wrong recipient, unknown type, entries out of
 	// order). The message is ignored; the node is unaffected.
@@ -84,6 +90,12 @@ type Raft struct {
 	// own lease no longer holds, however recent its heartbeats.
 	leaseRevoked bool
 	leaseReads   uint64
+
+	// uncommittedSize is the Entry.Size of the entries this leader appended
+	// in its term and has not seen committed; maxUncommittedBytes caps it
+	// for Propose (0: no cap). Reset with every term.
+	uncommittedSize     uint64
+	maxUncommittedBytes uint64
 	// leadHeardAt is the tick at which a message from a leader last arrived
 	// (when leadHeard): the followers' side of the lease (inLeaderLease),
 	// and whether Lead is fresh enough to give as a hint.
@@ -156,17 +168,18 @@ func New(cfg Config) (*Raft, error) {
 		return nil, fmt.Errorf("core: Config.Applied %d is beyond the commit index %d", cfg.Applied, log.committed)
 	}
 	r := &Raft{
-		id:             cfg.ID,
-		log:            log,
-		prs:            tracker.New(cfg.MaxInflight),
-		votes:          make(map[uint64]bool),
-		electionTicks:  cfg.ElectionTicks,
-		heartbeatTicks: cfg.HeartbeatTicks,
-		maxSizePerMsg:  cfg.MaxSizePerMsg,
-		preVote:        !cfg.DisablePreVote,
-		checkQuorum:    !cfg.DisableCheckQuorum,
-		readOnly:       cfg.ReadOnlyOption,
-		rand:           cfg.Rand,
+		id:                  cfg.ID,
+		log:                 log,
+		prs:                 tracker.New(cfg.MaxInflight, cfg.MaxInflightBytes),
+		votes:               make(map[uint64]bool),
+		electionTicks:       cfg.ElectionTicks,
+		heartbeatTicks:      cfg.HeartbeatTicks,
+		maxSizePerMsg:       cfg.MaxSizePerMsg,
+		preVote:             !cfg.DisablePreVote,
+		checkQuorum:         !cfg.DisableCheckQuorum,
+		readOnly:            cfg.ReadOnlyOption,
+		maxUncommittedBytes: cfg.MaxUncommittedBytes,
+		rand:                cfg.Rand,
 	}
 	if r.readOnly == ReadOnlyLeaseBased {
 		r.leaseTicks = uint64(cfg.ElectionTicks - 1 - cfg.LeaseDriftTicks)
@@ -275,6 +288,7 @@ func (r *Raft) reset(term uint64) {
 	r.resetRandomizedElectionTimeout()
 	r.leadTransferee = None
 	r.leaseRevoked = false
+	r.uncommittedSize = 0
 	clear(r.votes)
 	r.reads = nil
 	r.prs.Reset(r.log.lastIndex()+1, r.id, r.log.stableIndex(), r.ticks)
@@ -514,6 +528,11 @@ func (r *Raft) Propose(ents ...Entry) (first, term uint64, err error) {
 		if ents[i].Type != EntryNormal {
 			return 0, 0, fmt.Errorf("core: Propose: entry %d has type %s; only Normal entries may be proposed this way", i, ents[i].Type)
 		}
+	}
+	// With nothing uncommitted any batch is taken, however large: the cap
+	// must never make a proposal impossible, only make it wait.
+	if size := EntriesSize(ents); r.maxUncommittedBytes > 0 && r.uncommittedSize > 0 && r.uncommittedSize+size > r.maxUncommittedBytes {
+		return 0, 0, fmt.Errorf("%w: %d bytes uncommitted, %d more would pass MaxUncommittedBytes %d", ErrUncommittedLimit, r.uncommittedSize, size, r.maxUncommittedBytes)
 	}
 	first = r.appendEntries(ents)
 	r.bcastAppend(false)

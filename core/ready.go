@@ -141,9 +141,12 @@ func dropFirst[T any](s []T, n int) []T {
 type ProgressStatus struct {
 	Match, Next uint64
 	// State is "probe", "replicate" or "snapshot".
-	State    string
-	Inflight int
-	Learner  bool
+	State string
+	// Inflight and InflightBytes are the appends outstanding in the
+	// pipeline window and their entry bytes.
+	Inflight      int
+	InflightBytes uint64
+	Learner       bool
 }
 
 // Status is a snapshot of the node's state for monitoring.
@@ -159,6 +162,9 @@ type Status struct {
 	Conf      ConfState
 	// Progress is set on the leader only.
 	Progress map[uint64]ProgressStatus
+	// UncommittedBytes is what the leader appended in its term and has not
+	// seen committed, as counted against MaxUncommittedBytes (leader only).
+	UncommittedBytes uint64
 }
 
 // Status reports the current state. It allocates; call it for monitoring,
@@ -174,12 +180,13 @@ func (r *Raft) Status() Status {
 		},
 	}
 	if r.role == Leader {
+		s.UncommittedBytes = r.uncommittedSize
 		s.Progress = make(map[uint64]ProgressStatus, r.prs.Len())
 		for _, id := range r.prs.IDs() {
 			pr := r.prs.Progress(id)
 			s.Progress[id] = ProgressStatus{
 				Match: pr.Match(), Next: pr.Next(), State: pr.State().String(),
-				Inflight: pr.Inflight(), Learner: pr.IsLearner(),
+				Inflight: pr.Inflight(), InflightBytes: pr.InflightBytes(), Learner: pr.IsLearner(),
 			}
 		}
 	}

@@ -173,7 +173,26 @@ func (r *Raft) handleHeartbeatResponse(m Message, pr *tracker.Progress) {
 // maybeCommit advances the commit index to the highest index a quorum holds,
 // if that entry is of the current term.
 func (r *Raft) maybeCommit() bool {
-	return r.log.maybeCommit(r.prs.Committed(r.conf.Voters, r.conf.VotersOutgoing), r.term)
+	from := r.log.committed
+	if !r.log.maybeCommit(r.prs.Committed(r.conf.Voters, r.conf.VotersOutgoing), r.term) {
+		return false
+	}
+	r.releaseUncommitted(from, r.log.committed)
+	return true
+}
+
+// releaseUncommitted takes the entries in (from, to], just committed, off
+// the leader's uncommitted size. Only entries of this term were counted;
+// committed entries above the apply cursor are all still in the unstable
+// tail (it is shrunk only up to what was handed out to apply), so this
+// reads nothing from storage.
+func (r *Raft) releaseUncommitted(from, to uint64) {
+	u := &r.log.unstable
+	for i := max(from+1, u.offset); i <= to && i < u.offset+uint64(len(u.entries)); i++ {
+		if e := &u.entries[i-u.offset]; e.Term == r.term {
+			r.uncommittedSize -= min(r.uncommittedSize, e.Size())
+		}
+	}
 }
 
 // bcastAppend sends appends to every follower that is not paused;
@@ -223,7 +242,7 @@ func (r *Raft) sendAppend(to uint64, pr *tracker.Progress, sendIfEmpty bool) boo
 	if n := len(ents); n > 0 {
 		last = ents[n-1].Index
 	}
-	pr.SentAppend(last, len(ents))
+	pr.SentAppend(last, len(ents), EntriesSize(ents))
 	r.send(Message{Type: MsgApp, To: to, Index: prevIndex, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed})
 	return true
 }
@@ -275,6 +294,7 @@ func (r *Raft) appendEntries(ents []Entry) uint64 {
 	for i := range u.entries[n:] {
 		e := &u.entries[n+i]
 		e.Term, e.Index = r.term, first+uint64(i)
+		r.uncommittedSize += e.Size()
 	}
 	return first
 }

@@ -79,6 +79,9 @@ const (
 	// an election to complete in the round or two it overlaps, and a read
 	// at the old leader then, which takes many more seeds to meet.)
 	simLeaseDrift = 4
+	// simUncommitted is every node's MaxUncommittedBytes: 40 of the
+	// simulator's 32-byte entries.
+	simUncommitted = 40 * (entryOverhead + 8)
 )
 
 type simWrite struct {
@@ -145,6 +148,7 @@ type sim struct {
 	maxLeaderTerm uint64
 	maxCommitTerm uint64
 	leaseReads    int
+	refused       int // proposals refused by MaxUncommittedBytes
 }
 
 func newSim(t *testing.T, seed int64, opts simOptions) *sim {
@@ -208,6 +212,14 @@ func (s *sim) start(n *simNode) {
 	if s.opts.lease {
 		cfg.ReadOnlyOption, cfg.LeaseDriftTicks = ReadOnlyLeaseBased, *simLease
 	}
+	// Flow control by bytes: odd nodes limit their windows to two full
+	// appends' bytes (below the count of 4), and every leader refuses
+	// proposals beyond simUncommitted bytes, which a leader cut off from its
+	// quorum reaches within a few dozen rounds.
+	if n.id%2 == 1 {
+		cfg.MaxInflightBytes = 2 * cfg.MaxSizePerMsg
+	}
+	cfg.MaxUncommittedBytes = simUncommitted
 	r, err := New(cfg)
 	if err != nil {
 		s.violate("restart of %d failed: %v", n.id, err)
@@ -445,7 +457,14 @@ func (s *sim) propose() {
 		ents[i].Data = binary.BigEndian.AppendUint64(nil, uint64(s.proposals))
 	}
 	_, _, err := n.r.Propose(ents...)
-	if err != nil && err != ErrNotLeader && err != ErrProposalDropped {
+	switch {
+	case err == nil, err == ErrNotLeader, err == ErrProposalDropped:
+	case errors.Is(err, ErrUncommittedLimit):
+		s.refused++
+		if n.r.uncommittedSize+EntriesSize(ents) <= simUncommitted {
+			s.violate("node %d: refused %d bytes with %d uncommitted, within the cap %d", n.id, EntriesSize(ents), n.r.uncommittedSize, simUncommitted)
+		}
+	default:
 		s.violate("node %d: Propose: %v", n.id, err)
 	}
 }
@@ -623,6 +642,7 @@ func (s *sim) check() {
 		}
 		if r.Role() == Leader {
 			s.maxLeaderTerm = max(s.maxLeaderTerm, r.Term())
+			s.checkUncommitted(n)
 		}
 		c := r.Committed()
 		if t, err := r.log.term(c); err == nil {
@@ -660,6 +680,27 @@ func (s *sim) checkLeaseRead(n *simNode) {
 	}
 	if s.maxLeaderTerm > term {
 		s.violate("lease: leader %d of term %d served a lease read while a leader of term %d had been elected", n.id, term, s.maxLeaderTerm)
+	}
+}
+
+// checkUncommitted: a leader's uncommitted size is exactly the size of the
+// entries of its term above its commit index (so it is released as they
+// commit and starts from zero in each term), and a proposal pushes it past
+// MaxUncommittedBytes only when it was zero before (a batch is always
+// taken then): it never exceeds the cap by more than one batch.
+func (s *sim) checkUncommitted(n *simNode) {
+	r := n.r
+	var want uint64
+	for i := r.log.committed + 1; i <= r.log.lastIndex(); i++ {
+		if t, ok := r.log.unstable.term(i); ok && t == r.term {
+			want += r.log.unstable.entries[i-r.log.unstable.offset].Size()
+		}
+	}
+	if r.uncommittedSize != want {
+		s.violate("node %d: leader of term %d counts %d bytes uncommitted, its log holds %d", n.id, r.term, r.uncommittedSize, want)
+	}
+	if r.uncommittedSize > simUncommitted+3*(entryOverhead+8) {
+		s.violate("node %d: %d bytes uncommitted, past the cap %d by more than a batch", n.id, r.uncommittedSize, simUncommitted)
 	}
 }
 
@@ -900,7 +941,7 @@ func simReplay(seed int64, nodes int) string {
 // simStats sum up what the seeds did, to show the runs exercise the
 // protocol rather than idling.
 type simStats struct {
-	committed, terms, snaps, maxHealed, staleReads, confChanges, leaseReads int
+	committed, terms, snaps, maxHealed, staleReads, confChanges, leaseReads, refused int
 }
 
 func runSeed(t *testing.T, seed int64, nodes int, trace bool, st *simStats) (steps int, failure string) {
@@ -916,6 +957,7 @@ func runSeed(t *testing.T, seed int64, nodes int, trace bool, st *simStats) (ste
 		st.staleReads += s.staleReads
 		st.confChanges += s.confChanges
 		st.leaseReads += s.leaseReads
+		st.refused += s.refused
 		st.maxHealed = max(st.maxHealed, s.healedIn)
 	}
 	return s.steps, s.failed
@@ -960,8 +1002,8 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	fmt.Printf("sim: %d seeds, %d steps, %d violations\n", seeds.Load(), steps.Load(), violations.Load())
-	t.Logf("entries committed %d, leader terms %d, snapshots installed %d, membership changes %d, reads on deposed leaders %d, lease reads %d, slowest recovery after healing %d rounds (bound %d)",
-		st.committed, st.terms, st.snaps, st.confChanges, st.staleReads, st.leaseReads, st.maxHealed, simLivenessBound)
+	t.Logf("entries committed %d, leader terms %d, snapshots installed %d, membership changes %d, reads on deposed leaders %d, lease reads %d, proposals refused at the uncommitted cap %d, slowest recovery after healing %d rounds (bound %d)",
+		st.committed, st.terms, st.snaps, st.confChanges, st.staleReads, st.leaseReads, st.refused, st.maxHealed, simLivenessBound)
 	if st.committed == 0 || st.terms == 0 || st.leaseReads == 0 {
 		t.Fatalf("the simulator committed %d entries in %d terms and served %d lease reads: it is not exercising Raft", st.committed, st.terms, st.leaseReads)
 	}

@@ -294,6 +294,15 @@ func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result,
 			// is refused before it reaches the log.
 			return Result{}, mayHaveApplied, lastErr
 		}
+		if errors.Is(err, node.ErrOverloaded) {
+			// Refused before reaching the log: the leader's quorum is
+			// behind. Back off and ask the same leader again.
+			failures++
+			if err := c.backoff(ctx, failures); err != nil {
+				return Result{}, mayHaveApplied, outcomeUnknown(ctx, attempts, lastErr)
+			}
+			continue
+		}
 		var nle *node.NotLeaderError
 		if errors.As(err, &nle) {
 			if i, known := c.byID[nle.Leader]; known && i != c.leader {

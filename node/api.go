@@ -29,6 +29,12 @@ var (
 	// unknown: the new leader may or may not have them. Retry with the same
 	// client session.
 	ErrLeadershipLost = errors.New("node: leadership lost; outcome unknown")
+	// ErrOverloaded is returned for a proposal refused because the leader
+	// already holds Config.MaxUncommittedBytes of proposals it has not
+	// committed (or queued for its next batch): its quorum is not keeping
+	// up. Nothing of the proposal was taken; retry after a pause. It also
+	// matches core.ErrUncommittedLimit when core refused it.
+	ErrOverloaded = errors.New("node: overloaded: too many uncommitted bytes")
 	// ErrInvalidConfig is wrapped by every error Config.Validate returns.
 	ErrInvalidConfig = errors.New("node: invalid config")
 )
@@ -113,6 +119,14 @@ type Config struct {
 	MaxProposalPipeline int
 	// MaxInflight is the pipeline window per follower. Default 256.
 	MaxInflight int
+	// MaxInflightBytes bounds the same window in entry bytes. Default
+	// 32 MiB (see DefaultMaxInflightBytes for the arithmetic).
+	MaxInflightBytes uint64
+	// MaxUncommittedBytes caps what a leader holds of proposals it has not
+	// committed, and separately of proposals queued for its next batch;
+	// beyond it Propose returns ErrOverloaded. Default 64 MiB (see
+	// DefaultMaxUncommittedBytes).
+	MaxUncommittedBytes uint64
 	// MaxSizePerMsg bounds the entry bytes of one AppendEntries. Default
 	// 1 MiB.
 	MaxSizePerMsg uint64

@@ -27,6 +27,25 @@ const (
 	// at 1 too; a single client sees no difference.
 	DefaultMaxProposalPipeline = 1
 	DefaultMaxSizePerMsg       = 1 << 20
+	// DefaultMaxInflightBytes is 32 MiB per follower. One follower's
+	// replication is bounded by MaxInflightBytes/RTT: 32 GiB/s at a 1 ms
+	// round trip and 640 MiB/s at 50 ms, above a 1 Gbit/s link (120 MiB/s)
+	// even across a continent, so it does not limit throughput; what it
+	// limits is memory: a follower that is slow or unreachable can hold
+	// 32 MiB of appends queued at the leader instead of MaxInflight ×
+	// MaxSizePerMsg = 256 MiB (128 MiB instead of 1 GiB for the four
+	// followers of a 5-node cluster).
+	DefaultMaxInflightBytes = 32 << 20
+	// DefaultMaxUncommittedBytes is 64 MiB: 16 full proposal batches
+	// (DefaultMaxBatchBytes). A leader that keeps up holds one batch
+	// uncommitted at the default pipeline depth and commits it within a
+	// round trip and an fsync (about a millisecond here), so the cap is
+	// never reached while a quorum answers. When the quorum stalls it is
+	// what the leader keeps for it — its uncommitted log tail, and
+	// separately the proposals queued for the next batch — before refusing
+	// proposals with ErrOverloaded: about 400,000 commands of 128 bytes,
+	// some three seconds of the load measured in README.md.
+	DefaultMaxUncommittedBytes = 64 << 20
 	// DefaultSnapshotTrailing keeps a few seconds of a slow follower's
 	// backlog in the log at moderate load.
 	DefaultSnapshotTrailing = 4096
@@ -100,6 +119,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSizePerMsg == 0 {
 		c.MaxSizePerMsg = DefaultMaxSizePerMsg
+	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if c.MaxUncommittedBytes == 0 {
+		c.MaxUncommittedBytes = DefaultMaxUncommittedBytes
 	}
 	if c.ReadMode == ReadModeLease && c.LeaseDriftTicks == 0 {
 		c.LeaseDriftTicks = defaultLeaseDriftTicks(c.ElectionTicks)

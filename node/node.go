@@ -164,6 +164,7 @@ func Start(cfg Config) (*Node, error) {
 		ID: cfg.ID, Voters: voters, Learners: learners,
 		ElectionTicks: cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
 		MaxInflight: cfg.MaxInflight, MaxSizePerMsg: cfg.MaxSizePerMsg,
+		MaxInflightBytes: cfg.MaxInflightBytes, MaxUncommittedBytes: cfg.MaxUncommittedBytes,
 		DisablePreVote: cfg.DisablePreVote, DisableCheckQuorum: cfg.DisableCheckQuorum,
 		ReadOnlyOption: readOnlyOption(cfg.ReadMode), LeaseDriftTicks: cfg.LeaseDriftTicks,
 		Storage: cfg.Log,
@@ -275,7 +276,7 @@ func (n *Node) signal() {
 // Propose replicates cmd and returns the state machine's result for it once
 // it is applied. Errors: *NotLeaderError (try the leader), ErrTimeout (ctx
 // ended; outcome unknown), ErrLeadershipLost (outcome unknown),
-// ErrProposalTooLarge, ErrStopped.
+// ErrOverloaded (not taken; retry later), ErrProposalTooLarge, ErrStopped.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	if len(cmd) > n.cfg.MaxBatchBytes || uint64(len(cmd)) > n.cfg.MaxSizePerMsg {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrProposalTooLarge, len(cmd), min(n.cfg.MaxBatchBytes, int(n.cfg.MaxSizePerMsg)))
@@ -286,7 +287,14 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 		n.mu.Unlock()
 		return nil, ErrStopped
 	}
+	// Proposals queue here while the leader's pipeline is full; a quorum
+	// that stalls must not let the queue grow without bound either.
+	if queued := uint64(n.propBytes); queued > 0 && queued+uint64(len(cmd)) > n.cfg.MaxUncommittedBytes {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d bytes of proposals queued, %d more would pass MaxUncommittedBytes %d", ErrOverloaded, queued, len(cmd), n.cfg.MaxUncommittedBytes)
+	}
 	n.props = append(n.props, p)
+	n.propBytes += len(cmd)
 	n.mu.Unlock()
 	n.signal()
 	return await(ctx, p.done)
@@ -586,6 +594,7 @@ func (n *Node) takeBatchLocked() []*proposal {
 	}
 	batch := n.props[:k:k]
 	n.props = n.props[k:]
+	n.propBytes -= bytes
 	if len(n.props) == 0 {
 		n.props = nil
 	}
@@ -609,7 +618,10 @@ func (n *Node) propose(props []*proposal) {
 	first, term, err := r.Propose(ents...)
 	if err != nil {
 		var e error = &NotLeaderError{Leader: r.Transferee()}
-		if !errors.Is(err, core.ErrProposalDropped) && !errors.Is(err, core.ErrNotLeader) {
+		switch {
+		case errors.Is(err, core.ErrUncommittedLimit):
+			e = fmt.Errorf("node %d: %w: %w", n.id, ErrOverloaded, err)
+		case !errors.Is(err, core.ErrProposalDropped) && !errors.Is(err, core.ErrNotLeader):
 			e = fmt.Errorf("node %d: propose: %w", n.id, err)
 		}
 		for _, p := range props {

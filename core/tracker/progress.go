@@ -88,6 +88,9 @@ func (pr *Progress) PendingSnapshot() uint64 { return pr.pendingSnapshot }
 // Inflight is how many appends are outstanding in the pipeline window.
 func (pr *Progress) Inflight() int { return pr.inflights.count }
 
+// InflightBytes is the entry bytes of the appends outstanding in the window.
+func (pr *Progress) InflightBytes() uint64 { return pr.inflights.bytes }
+
 // InflightFull reports whether the pipeline window has no room left.
 func (pr *Progress) InflightFull() bool { return pr.inflights.full() }
 
@@ -228,16 +231,16 @@ func (pr *Progress) HeartbeatAnswered() {
 	}
 }
 
-// SentAppend records an append of entries (n of them, the last at index
-// last) sent to the member: in replicate state it enters the window and
-// Next moves past it; in probe state any append, even an empty one, is the
-// probe to wait for.
-func (pr *Progress) SentAppend(last uint64, n int) {
+// SentAppend records an append of entries (n of them, size bytes, the last
+// at index last) sent to the member: in replicate state it enters the
+// window and Next moves past it; in probe state any append, even an empty
+// one, is the probe to wait for.
+func (pr *Progress) SentAppend(last uint64, n int, size uint64) {
 	switch pr.state {
 	case StateReplicate:
 		if n > 0 {
 			pr.next = last + 1
-			pr.inflights.add(last)
+			pr.inflights.add(last, size)
 		}
 	case StateProbe:
 		pr.probeSent = true
@@ -277,30 +280,43 @@ func (pr *Progress) Heard(now uint64) { pr.lastHeard = max(pr.lastHeard, now) }
 // round answered late, after a newer one, changes nothing.
 func (pr *Progress) HeartbeatAcked(seq uint64) { pr.ackedHeartbeat = max(pr.ackedHeartbeat, seq) }
 
-// inflights is the pipeline window of one follower: the last index of each
-// append sent and not yet acknowledged, oldest first, in a ring that is
-// allocated once. Its capacity is the tracker's MaxInflight.
+// inflights is the pipeline window of one follower: the last index and the
+// entry bytes of each append sent and not yet acknowledged, oldest first,
+// in a ring that is allocated once. It is full at the tracker's
+// MaxInflight appends or MaxInflightBytes bytes, whichever comes first; the
+// byte limit never stops an append into an empty window, so a single
+// append larger than the limit still travels.
 type inflights struct {
 	start, count int
-	buf          []uint64
+	buf          []inflight
+	// bytes is the sum of the outstanding appends' sizes; maxBytes its
+	// limit (0: none).
+	bytes, maxBytes uint64
 }
 
-func newInflights(size int) inflights { return inflights{buf: make([]uint64, size)} }
+type inflight struct{ index, bytes uint64 }
 
-func (in *inflights) full() bool { return in.count == len(in.buf) }
+func newInflights(size int, maxBytes uint64) inflights {
+	return inflights{buf: make([]inflight, size), maxBytes: maxBytes}
+}
 
-// add records an append whose last entry is index. Callers check full first.
-func (in *inflights) add(index uint64) {
-	in.buf[(in.start+in.count)%len(in.buf)] = index
+func (in *inflights) full() bool {
+	return in.count == len(in.buf) || (in.maxBytes > 0 && in.bytes >= in.maxBytes)
+}
+
+// add records an append of size bytes whose last entry is index. Callers
+// check full first.
+func (in *inflights) add(index, size uint64) {
+	in.buf[(in.start+in.count)%len(in.buf)] = inflight{index, size}
 	in.count++
+	in.bytes += size
 }
 
 // freeLE releases every append whose last index is at most index: the
 // follower acknowledged them all, since acknowledgements are cumulative.
 func (in *inflights) freeLE(index uint64) {
-	for in.count > 0 && in.buf[in.start] <= index {
-		in.start = (in.start + 1) % len(in.buf)
-		in.count--
+	for in.count > 0 && in.buf[in.start].index <= index {
+		in.freeFirst()
 	}
 }
 
@@ -308,9 +324,10 @@ func (in *inflights) freeLE(index uint64) {
 // will never be acknowledged can make room for a retry.
 func (in *inflights) freeFirst() {
 	if in.count > 0 {
+		in.bytes -= in.buf[in.start].bytes
 		in.start = (in.start + 1) % len(in.buf)
 		in.count--
 	}
 }
 
-func (in *inflights) reset() { in.start, in.count = 0, 0 }
+func (in *inflights) reset() { in.start, in.count, in.bytes = 0, 0, 0 }

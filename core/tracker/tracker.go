@@ -10,17 +10,19 @@ import (
 // leader included, and answers the questions the leader asks of all of
 // them at once through package quorum.
 type Tracker struct {
-	maxInflight int
-	progress    map[uint64]*Progress
+	maxInflight      int
+	maxInflightBytes uint64
+	progress         map[uint64]*Progress
 	// ids lists every member in ID order, so broadcasts are deterministic
 	// without sorting on every send.
 	ids []uint64
 }
 
 // New returns an empty tracker whose members each get a pipeline window of
-// maxInflight appends (at least 1).
-func New(maxInflight int) *Tracker {
-	return &Tracker{maxInflight: max(1, maxInflight), progress: map[uint64]*Progress{}}
+// maxInflight appends (at least 1) and maxInflightBytes entry bytes (0: no
+// byte limit).
+func New(maxInflight int, maxInflightBytes uint64) *Tracker {
+	return &Tracker{maxInflight: max(1, maxInflight), maxInflightBytes: maxInflightBytes, progress: map[uint64]*Progress{}}
 }
 
 // Progress is the progress of member id, or nil for a non-member.
@@ -48,7 +50,7 @@ func (t *Tracker) SetMembers(voters, outgoing, learners []uint64, next, now uint
 		keep[id] = true
 		pr, ok := t.progress[id]
 		if !ok {
-			pr = &Progress{next: next, lastHeard: now, inflights: newInflights(t.maxInflight)}
+			pr = &Progress{next: next, lastHeard: now, inflights: newInflights(t.maxInflight, t.maxInflightBytes)}
 			t.progress[id] = pr
 		}
 		pr.learner = learner

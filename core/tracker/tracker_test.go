@@ -7,7 +7,7 @@ import (
 
 // pr builds a progress in a given state for the table tests.
 func pr(state State, match, next uint64, window int) *Progress {
-	p := &Progress{match: match, next: next, state: state, inflights: newInflights(window)}
+	p := &Progress{match: match, next: next, state: state, inflights: newInflights(window, 0)}
 	return p
 }
 
@@ -38,8 +38,8 @@ func TestProgress_Transitions(t *testing.T) {
 			func(p *Progress) { p.BecomeReplicate() }, want{StateReplicate, 5, 6, false, 0, 0}},
 		{"replicate→probe drops the window", func() *Progress {
 			p := pr(StateReplicate, 5, 9, 4)
-			p.inflights.add(7)
-			p.inflights.add(8)
+			p.inflights.add(7, 1)
+			p.inflights.add(8, 1)
 			return p
 		}(), func(p *Progress) { p.BecomeProbe() }, want{StateProbe, 5, 6, false, 0, 0}},
 		{"snapshot→probe resumes after a landed snapshot", func() *Progress {
@@ -64,9 +64,9 @@ func TestProgress_Transitions(t *testing.T) {
 			func(p *Progress) { p.Acknowledged(8) }, want{StateReplicate, 8, 9, false, 0, 0}},
 		{"ack in replicate frees the window up to it", func() *Progress {
 			p := pr(StateReplicate, 5, 6, 4)
-			p.SentAppend(7, 2)
-			p.SentAppend(9, 2)
-			p.SentAppend(11, 2)
+			p.SentAppend(7, 2, 10)
+			p.SentAppend(9, 2, 10)
+			p.SentAppend(11, 2, 10)
 			return p
 		}(), func(p *Progress) { p.Acknowledged(9) }, want{StateReplicate, 9, 12, false, 0, 1}},
 		{"ack beyond a pending snapshot ends it", func() *Progress {
@@ -81,7 +81,7 @@ func TestProgress_Transitions(t *testing.T) {
 		}(), func(p *Progress) { p.Acknowledged(10) }, want{StateSnapshot, 10, 11, false, 20, 0}},
 		{"stale ack changes nothing", func() *Progress {
 			p := pr(StateReplicate, 5, 6, 4)
-			p.SentAppend(7, 2)
+			p.SentAppend(7, 2, 10)
 			return p
 		}(), func(p *Progress) { p.Acknowledged(4) }, want{StateReplicate, 5, 8, false, 0, 1}},
 		{"rejection clamps below the rejected index", pr(StateProbe, 2, 11, 4),
@@ -91,27 +91,27 @@ func TestProgress_Transitions(t *testing.T) {
 		{"rejection takes the hint in between", pr(StateReplicate, 2, 11, 4),
 			func(p *Progress) { p.Rejected(10, 6) }, want{StateProbe, 2, 6, false, 0, 0}},
 		{"probe sent pauses", pr(StateProbe, 2, 3, 4),
-			func(p *Progress) { p.SentAppend(0, 0) }, want{StateProbe, 2, 3, true, 0, 0}},
+			func(p *Progress) { p.SentAppend(0, 0, 10) }, want{StateProbe, 2, 3, true, 0, 0}},
 		{"probe with entries pauses without moving next", pr(StateProbe, 2, 3, 4),
-			func(p *Progress) { p.SentAppend(9, 7) }, want{StateProbe, 2, 3, true, 0, 0}},
+			func(p *Progress) { p.SentAppend(9, 7, 10) }, want{StateProbe, 2, 3, true, 0, 0}},
 		{"empty append in replicate takes no slot", pr(StateReplicate, 2, 3, 4),
-			func(p *Progress) { p.SentAppend(0, 0) }, want{StateReplicate, 2, 3, false, 0, 0}},
+			func(p *Progress) { p.SentAppend(0, 0, 10) }, want{StateReplicate, 2, 3, false, 0, 0}},
 		{"append in snapshot state changes nothing", func() *Progress {
 			p := pr(StateSnapshot, 2, 3, 4)
 			p.pendingSnapshot = 9
 			return p
-		}(), func(p *Progress) { p.SentAppend(5, 2) }, want{StateSnapshot, 2, 3, false, 9, 0}},
+		}(), func(p *Progress) { p.SentAppend(5, 2, 10) }, want{StateSnapshot, 2, 3, false, 9, 0}},
 		{"heartbeat answer lets a probe go again", pr(StateProbe, 2, 3, 4),
 			func(p *Progress) { p.probeSent = true; p.HeartbeatAnswered() }, want{StateProbe, 2, 3, false, 0, 0}},
 		{"heartbeat answer frees the oldest slot of a full window", func() *Progress {
 			p := pr(StateReplicate, 2, 3, 2)
-			p.SentAppend(4, 2)
-			p.SentAppend(6, 2)
+			p.SentAppend(4, 2, 10)
+			p.SentAppend(6, 2, 10)
 			return p
 		}(), func(p *Progress) { p.HeartbeatAnswered() }, want{StateReplicate, 2, 7, false, 0, 1}},
 		{"heartbeat answer keeps a window with room", func() *Progress {
 			p := pr(StateReplicate, 2, 3, 2)
-			p.SentAppend(4, 2)
+			p.SentAppend(4, 2, 10)
 			return p
 		}(), func(p *Progress) { p.HeartbeatAnswered() }, want{StateReplicate, 2, 5, false, 0, 1}},
 		{"snapshot reported ok probes after it, paused", func() *Progress {
@@ -163,9 +163,9 @@ func TestProgress_AcceptsRejection(t *testing.T) {
 
 func TestProgress_Paused(t *testing.T) {
 	full := pr(StateReplicate, 1, 2, 1)
-	full.SentAppend(3, 2)
+	full.SentAppend(3, 2, 10)
 	probing := pr(StateProbe, 1, 2, 1)
-	probing.SentAppend(0, 0)
+	probing.SentAppend(0, 0, 10)
 	for _, tc := range []struct {
 		name string
 		p    *Progress
@@ -195,21 +195,21 @@ func TestProgress_Paused(t *testing.T) {
 }
 
 func TestInflights_Ring(t *testing.T) {
-	in := newInflights(3)
+	in := newInflights(3, 0)
 	for _, i := range []uint64{10, 20, 30} {
-		in.add(i)
+		in.add(i, 1)
 	}
 	if !in.full() {
 		t.Fatal("3 of 3 not full")
 	}
 	in.freeLE(15)
-	if in.count != 2 || in.buf[in.start] != 20 {
-		t.Fatalf("after freeLE(15): count %d head %d", in.count, in.buf[in.start])
+	if in.count != 2 || in.buf[in.start].index != 20 {
+		t.Fatalf("after freeLE(15): count %d head %d", in.count, in.buf[in.start].index)
 	}
-	in.add(40) // wraps around the ring
+	in.add(40, 1) // wraps around the ring
 	in.freeFirst()
-	if in.count != 2 || in.buf[in.start] != 30 {
-		t.Fatalf("after wrap and freeFirst: count %d head %d", in.count, in.buf[in.start])
+	if in.count != 2 || in.buf[in.start].index != 30 {
+		t.Fatalf("after wrap and freeFirst: count %d head %d", in.count, in.buf[in.start].index)
 	}
 	in.freeLE(100)
 	in.freeFirst() // on empty: nothing
@@ -219,7 +219,7 @@ func TestInflights_Ring(t *testing.T) {
 }
 
 func TestTracker_MembersAndCommit(t *testing.T) {
-	tr := New(4)
+	tr := New(4, 0)
 	tr.SetMembers([]uint64{3, 1, 2}, nil, []uint64{4, 2}, 11, 0)
 	if got := tr.IDs(); !slices.Equal(got, []uint64{1, 2, 3, 4}) || tr.Len() != 4 {
 		t.Fatalf("members %v (len %d)", got, tr.Len())
@@ -251,7 +251,7 @@ func TestTracker_MembersAndCommit(t *testing.T) {
 		t.Fatalf("committed %d after promotion, want 10", c)
 	}
 	// A new term: everyone probes from next; self keeps its durable log.
-	tr.Progress(2).SentAppend(0, 0)
+	tr.Progress(2).SentAppend(0, 0, 10)
 	tr.Reset(60, 1, 55, 0)
 	for _, id := range tr.IDs() {
 		p := tr.Progress(id)
@@ -266,7 +266,7 @@ func TestTracker_MembersAndCommit(t *testing.T) {
 }
 
 func TestTracker_QuorumHeard(t *testing.T) {
-	tr := New(1)
+	tr := New(1, 0)
 	voters := []uint64{1, 2, 3}
 	tr.SetMembers(voters, nil, []uint64{4}, 1, 5)
 	// Newcomers count as heard when they joined.
@@ -322,7 +322,7 @@ func TestTracker_CommittedAllocationFree(t *testing.T) {
 		for i := range voters {
 			voters[i] = uint64(i + 1)
 		}
-		tr := New(8)
+		tr := New(8, 0)
 		tr.SetMembers(voters, nil, nil, 1, 0)
 		for i, id := range voters {
 			tr.Progress(id).MaybeUpdate(uint64(i + 3))
@@ -336,7 +336,7 @@ func TestTracker_CommittedAllocationFree(t *testing.T) {
 }
 
 func TestTracker_QuorumAcked(t *testing.T) {
-	tr := New(1)
+	tr := New(1, 0)
 	voters := []uint64{1, 2, 3, 4, 5}
 	tr.SetMembers(voters, nil, []uint64{6}, 1, 0)
 	if got := tr.QuorumAcked(1, voters, nil); got != 0 {
@@ -366,5 +366,64 @@ func TestTracker_QuorumAcked(t *testing.T) {
 	tr.Reset(1, 1, 0, 0)
 	if got := tr.QuorumAcked(1, voters, nil); got != 0 {
 		t.Fatalf("a new term forgets the answers: %d", got)
+	}
+}
+
+// The window is full at MaxInflight appends or MaxInflightBytes bytes,
+// whichever comes first, and an append into an empty window always goes.
+func TestInflights_Bytes(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		count    int
+		maxBytes uint64
+		sizes    []uint64 // appends added, at indexes 1, 2, ...
+		full     bool
+		bytes    uint64
+	}{
+		{"empty", 4, 100, nil, false, 0},
+		{"below both", 4, 100, []uint64{30, 30}, false, 60},
+		{"bytes reached", 4, 100, []uint64{60, 40}, true, 100},
+		{"bytes passed by one large append", 4, 100, []uint64{10, 500}, true, 510},
+		{"count reached first", 2, 1000, []uint64{1, 1}, true, 2},
+		{"no byte limit", 3, 0, []uint64{1 << 40, 1 << 40}, false, 2 << 40},
+	} {
+		in := newInflights(tc.count, tc.maxBytes)
+		for i, sz := range tc.sizes {
+			in.add(uint64(i+1), sz)
+		}
+		if in.full() != tc.full || in.bytes != tc.bytes {
+			t.Errorf("%s: full %v bytes %d, want %v %d", tc.name, in.full(), in.bytes, tc.full, tc.bytes)
+		}
+	}
+	in := newInflights(8, 100)
+	if in.full() {
+		t.Fatal("an empty window is full")
+	}
+	in.add(1, 70)
+	in.add(2, 70)
+	if !in.full() {
+		t.Fatal("140 of 100 bytes not full")
+	}
+	in.freeLE(1)
+	if in.full() || in.bytes != 70 {
+		t.Fatalf("after freeing 70 bytes: full %v bytes %d", in.full(), in.bytes)
+	}
+	in.freeFirst()
+	in.reset()
+	if in.bytes != 0 || in.count != 0 {
+		t.Fatalf("after reset: %d bytes, %d appends", in.bytes, in.count)
+	}
+	// Through Progress: a byte-full window pauses replication.
+	tr := New(256, 100)
+	tr.SetMembers([]uint64{1, 2}, nil, nil, 1, 0)
+	p := tr.Progress(2)
+	p.BecomeReplicate()
+	p.SentAppend(3, 3, 120)
+	if !p.IsPaused() || p.InflightBytes() != 120 || p.Inflight() != 1 {
+		t.Fatalf("after 120 bytes of 100: paused %v, %d bytes in %d appends", p.IsPaused(), p.InflightBytes(), p.Inflight())
+	}
+	p.Acknowledged(3)
+	if p.IsPaused() || p.InflightBytes() != 0 {
+		t.Fatalf("acknowledged: paused %v, %d bytes", p.IsPaused(), p.InflightBytes())
 	}
 }
