@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raftbench/raftbench/bench/faultspec"
+	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
 )
 
@@ -84,7 +85,10 @@ type Config struct {
 	ReadRatio float64  `json:"read_ratio"`
 	Keys      int      `json:"keys"`
 	OpTimeout Duration `json:"op_timeout"`
-	Count     int      `json:"count"`
+	// AttemptTimeout bounds one client attempt on one node
+	// (kv.ClientOptions.AttemptTimeout).
+	AttemptTimeout Duration `json:"attempt_timeout"`
+	Count          int      `json:"count"`
 
 	// Faults, as written (see package faultspec).
 	Faults []string `json:"faults"`
@@ -130,7 +134,7 @@ func Default() Config {
 		Heartbeat: Duration(100 * time.Millisecond), PreVote: true, CheckQuorum: true, ReadMode: "index",
 		SnapshotEvery: DefaultSnapshotEvery, SnapshotTrailing: DefaultSnapshotTrailing,
 		Payload: 128, Clients: 64, Duration: Duration(10 * time.Second), Warmup: Duration(2 * time.Second),
-		Keys: 1000, OpTimeout: Duration(10 * time.Second), Count: 1,
+		Keys: 1000, OpTimeout: Duration(10 * time.Second), AttemptTimeout: Duration(kv.DefaultAttemptTimeout), Count: 1,
 	}
 }
 
@@ -233,6 +237,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OpTimeout < Duration(10*time.Millisecond) {
 		bad("op-timeout", "%v, want at least 10ms", c.OpTimeout.D())
+	}
+	if c.AttemptTimeout < Duration(time.Millisecond) || c.AttemptTimeout > c.OpTimeout {
+		bad("attempt-timeout", "%v, want 1ms up to --op-timeout %v", c.AttemptTimeout.D(), c.OpTimeout.D())
 	}
 	if c.SnapshotEvery < 0 {
 		bad("snapshot-every", "%d, want 0 (off) or a number of entries", c.SnapshotEvery)

@@ -158,6 +158,7 @@ var Knobs = []Knob{
 	floatKnob("read-ratio", "fraction of operations that are linearizable reads (ReadIndex)", func(c *Config) *float64 { return &c.ReadRatio }),
 	intKnob("keys", "number of distinct keys", func(c *Config) *int { return &c.Keys }),
 	durKnob("op-timeout", "give up on one operation after this long (its outcome is then unknown)", func(c *Config) *Duration { return &c.OpTimeout }),
+	durKnob("attempt-timeout", "give up on one attempt at one node after this long and try the others (keep it below the election timeout)", func(c *Config) *Duration { return &c.AttemptTimeout }),
 	intKnob("count", "repeat the whole run this many times (for variance)", func(c *Config) *int { return &c.Count }),
 	{Name: "fault", Usage: "fault to inject, repeatable: NAME[:NODE][=VALUE][@AT[+FOR]] (see `raftbench help faults`)", Repeat: true,
 		set: func(c *Config, v string) error { c.Faults = append(c.Faults, v); return nil },

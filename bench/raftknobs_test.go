@@ -4,7 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
 )
 
@@ -60,5 +62,19 @@ func TestFlowControlKnobs(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate = %v, want %q", err, want)
 		}
+	}
+}
+
+func TestAttemptTimeoutKnob(t *testing.T) {
+	if d := Default(); d.AttemptTimeout.D() != kv.DefaultAttemptTimeout || d.AttemptTimeout >= d.ElectionTimeout {
+		t.Errorf("default attempt timeout %v (election timeout %v)", d.AttemptTimeout.D(), d.ElectionTimeout.D())
+	}
+	c, err := Merge("", []Assignment{{"attempt-timeout", "250ms"}})
+	if err != nil || c.Validate() != nil || c.AttemptTimeout.D() != 250*time.Millisecond {
+		t.Fatalf("--attempt-timeout 250ms: %v, %v", c.AttemptTimeout.D(), err)
+	}
+	c, _ = Merge("", []Assignment{{"attempt-timeout", "20s"}})
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--attempt-timeout: 20s, want 1ms up to --op-timeout 10s") {
+		t.Errorf("attempt beyond the op timeout: %v", err)
 	}
 }

@@ -199,3 +199,30 @@ func TestDiskStall_SlowButProgressingDiskKeepsLeading(t *testing.T) {
 		}
 	}
 }
+
+// A follower names its leader as a hint only while it has heard from it
+// within the election timeout; the leader names itself.
+func TestLeaderHint_FreshOnly(t *testing.T) {
+	nw := newNetwork(t, 3, func(c *Config) { c.ElectionTicks, c.HeartbeatTicks = 10, 2 })
+	nw.campaign(1)
+	f := nw.nodes[2]
+	if nw.nodes[1].LeaderHint() != 1 || f.LeaderHint() != 1 {
+		t.Fatalf("hints %d, %d; want 1, 1", nw.nodes[1].LeaderHint(), f.LeaderHint())
+	}
+	nw.isolate(1)
+	// f's randomized election timeout is at least ET, so for ET-1 ticks it
+	// stays a follower of 1 that has heard nothing new.
+	for i := 1; i < 10; i++ {
+		f.Tick()
+		if f.Role() != Follower || f.LeaderHint() != 1 {
+			t.Fatalf("%d ticks after hearing the leader: %s, hint %d; want follower, 1", i, f.Role(), f.LeaderHint())
+		}
+	}
+	f.Tick()
+	if f.LeaderHint() != None {
+		t.Fatalf("an election timeout after hearing the leader: hint %d (lead %d), want none", f.LeaderHint(), f.Lead())
+	}
+	if r := newTestRaft(t, 3, []uint64{1, 2, 3}, nil); r.LeaderHint() != None {
+		t.Fatalf("a fresh node hints %d", r.LeaderHint())
+	}
+}

@@ -216,6 +216,23 @@ func (r *Raft) Term() uint64 { return r.term }
 // Lead is the leader of the current term, or None when unknown.
 func (r *Raft) Lead() uint64 { return r.lead }
 
+// LeaderHint is where to send a client that asked this node for what only
+// a leader does: this node when it leads; the current term's leader when a
+// message from it arrived within the last election timeout; otherwise
+// None. A follower that has heard nothing from its leader for that long is
+// likely following one that is gone, and a hint to it would cost the
+// client a whole attempt on a dead end. Lead, by contrast, is the leader
+// of the term as far as this node knows, however stale.
+func (r *Raft) LeaderHint() uint64 {
+	switch {
+	case r.role == Leader:
+		return r.id
+	case r.lead != None && r.leadHeard && r.ticks-r.leadHeardAt < uint64(r.electionTicks):
+		return r.lead
+	}
+	return None
+}
+
 // Role is this node's role.
 func (r *Raft) Role() Role { return r.role }
 

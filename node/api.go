@@ -42,7 +42,9 @@ var (
 // NotLeaderError says this node is not the leader, and who is when known.
 type NotLeaderError struct {
 	// Leader is the current leader's ID, or core.None when unknown (say,
-	// during an election).
+	// during an election) or when this node has not heard from its leader
+	// within the election timeout (core.Raft.LeaderHint): a hint to a
+	// leader that may be gone would cost the caller a whole attempt.
 	Leader uint64
 }
 

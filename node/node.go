@@ -605,7 +605,7 @@ func (n *Node) takeBatchLocked() []*proposal {
 func (n *Node) propose(props []*proposal) {
 	r := n.raft
 	if r.Role() != core.Leader {
-		err := &NotLeaderError{Leader: r.Lead()}
+		err := &NotLeaderError{Leader: r.LeaderHint()}
 		for _, p := range props {
 			p.complete(nil, err)
 		}
@@ -651,7 +651,7 @@ func (n *Node) startReads(reads []*readReq) {
 		// A new leader has not committed its first entry: retry next round.
 		n.readBacklog = reads
 	default:
-		e := error(&NotLeaderError{Leader: n.raft.Lead()})
+		e := error(&NotLeaderError{Leader: n.raft.LeaderHint()})
 		if !errors.Is(err, core.ErrNotLeader) {
 			e = fmt.Errorf("node %d: read index: %w", n.id, err)
 		}
