@@ -15,20 +15,9 @@ import (
 	"github.com/raftbench/raftbench/transport"
 )
 
-// Node runs one Raft replica. Its goroutines:
-//
-//   - the Raft loop owns the core.Raft: it ticks it, steps received
-//     messages, folds pending proposals into one Propose per round, and
-//     handles the Ready — sending messages that may leave now, queueing the
-//     save, handing committed entries to the applier. It never waits on the
-//     disk or the network.
-//   - the WAL writer saves what the loop queued, merging everything queued
-//     since its last save into one write (one fsync), then sends the
-//     messages that had to wait for it and reports the save durable.
-//   - the applier applies committed commands to the StateMachine in
-//     batches, completes the proposers' futures with the results, and
-//     serves linearizable reads once it has caught up with their read point.
-//   - the transport's own goroutines deliver messages into the loop's inbox.
+// Node runs one Raft replica: a Raft loop, a WAL writer, an applier and a
+// snapshot goroutine, each owning its part of the state (the package
+// documentation says which, and how they hand work to each other).
 type Node struct {
 	cfg    Config
 	id     uint64
