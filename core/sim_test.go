@@ -817,7 +817,11 @@ func (s *sim) run() {
 				s.steps++
 				n.r.Tick()
 				s.handleReady(n)
-				s.check()
+				if n.r.Role() == Leader {
+					// A tick can elect (a sole voter) or keep a leader:
+					// the lease checks need the newest leader's term.
+					s.maxLeaderTerm = max(s.maxLeaderTerm, n.r.Term())
+				}
 			}
 		}
 		if s.round < s.opts.faultRounds {
