@@ -178,19 +178,22 @@ func (c *cluster) start(id uint64, tr *fault.Transport) error {
 	tick := c.cfg.Tick.D()
 	ncfg := node.Config{
 		ID: id, Peers: peers, Transport: tr, Log: lg, StateMachine: store,
-		JoinAsLearner:      join,
-		TickInterval:       tick,
-		ElectionTicks:      int(c.cfg.ElectionTimeout.D() / tick),
-		HeartbeatTicks:     int(c.cfg.Heartbeat.D() / tick),
-		MaxBatchEntries:    c.cfg.BatchEntries,
-		MaxBatchBytes:      c.cfg.BatchBytes,
-		MaxInflight:        c.cfg.MaxInflight,
-		MaxSizePerMsg:      uint64(c.cfg.MaxMsgBytes),
-		DisablePreVote:     !c.cfg.PreVote,
-		DisableCheckQuorum: !c.cfg.CheckQuorum,
-		NoSync:             !c.cfg.Sync,
-		Seed:               c.cfg.Seed*1000 + id + uint64(c.restarts[id])*7919,
-		Logger:             c.logger,
+		JoinAsLearner:       join,
+		TickInterval:        tick,
+		ElectionTicks:       int(c.cfg.ElectionTimeout.D() / tick),
+		HeartbeatTicks:      int(c.cfg.Heartbeat.D() / tick),
+		MaxBatchEntries:     c.cfg.BatchEntries,
+		MaxBatchBytes:       c.cfg.BatchBytes,
+		MaxInflight:         c.cfg.MaxInflight,
+		MaxSizePerMsg:       uint64(c.cfg.MaxMsgBytes),
+		MaxInflightBytes:    uint64(c.cfg.MaxInflightBytes),
+		MaxUncommittedBytes: uint64(c.cfg.MaxUncommittedBytes),
+		DisablePreVote:      !c.cfg.PreVote,
+		DisableCheckQuorum:  !c.cfg.CheckQuorum,
+		ReadMode:            readMode(c.cfg.ReadMode),
+		NoSync:              !c.cfg.Sync,
+		Seed:                c.cfg.Seed*1000 + id + uint64(c.restarts[id])*7919,
+		Logger:              c.logger,
 	}
 	if c.cfg.SnapshotEvery > 0 {
 		ncfg.SnapshotDir = filepath.Join(c.nodeDir(id), "snap")
@@ -715,4 +718,12 @@ func (s *slowLog) lastClosed() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
+}
+
+// readMode maps --read-mode (validated to index or lease) to node's.
+func readMode(s string) node.ReadMode {
+	if s == "lease" {
+		return node.ReadModeLease
+	}
+	return node.ReadModeIndex
 }

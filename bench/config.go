@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/raftbench/raftbench/bench/faultspec"
+	"github.com/raftbench/raftbench/kv"
+	"github.com/raftbench/raftbench/node"
 )
 
 // ErrBadConfig is wrapped by every configuration error: a bad flag, config
@@ -52,15 +54,23 @@ type Config struct {
 	Seed      uint64 `json:"seed"`
 
 	// Raft knobs (node.Config).
-	BatchEntries    int      `json:"batch_entries"`
-	BatchBytes      int      `json:"batch_bytes"`
-	MaxInflight     int      `json:"max_inflight"`
-	MaxMsgBytes     int      `json:"max_msg_bytes"`
-	Tick            Duration `json:"tick"`
-	ElectionTimeout Duration `json:"election_timeout"`
-	Heartbeat       Duration `json:"heartbeat"`
-	PreVote         bool     `json:"prevote"`
-	CheckQuorum     bool     `json:"checkquorum"`
+	BatchEntries int `json:"batch_entries"`
+	BatchBytes   int `json:"batch_bytes"`
+	MaxInflight  int `json:"max_inflight"`
+	MaxMsgBytes  int `json:"max_msg_bytes"`
+	// MaxInflightBytes and MaxUncommittedBytes are node.Config's byte
+	// limits on a follower's pipeline window and on a leader's
+	// uncommitted proposals.
+	MaxInflightBytes    int      `json:"max_inflight_bytes"`
+	MaxUncommittedBytes int      `json:"max_uncommitted_bytes"`
+	Tick                Duration `json:"tick"`
+	ElectionTimeout     Duration `json:"election_timeout"`
+	Heartbeat           Duration `json:"heartbeat"`
+	PreVote             bool     `json:"prevote"`
+	CheckQuorum         bool     `json:"checkquorum"`
+	// ReadMode is how leaders confirm reads: "index" (a heartbeat round)
+	// or "lease" (node.ReadModeLease: none while the lease holds).
+	ReadMode string `json:"read_mode"`
 	// SnapshotEvery takes a snapshot every this many applied entries (0:
 	// never) and compacts the log behind it, keeping SnapshotTrailing
 	// entries (node.Config SnapshotEntries and SnapshotTrailing).
@@ -81,7 +91,10 @@ type Config struct {
 	ReadRatio float64  `json:"read_ratio"`
 	Keys      int      `json:"keys"`
 	OpTimeout Duration `json:"op_timeout"`
-	Count     int      `json:"count"`
+	// AttemptTimeout bounds one client attempt on one node
+	// (kv.ClientOptions.AttemptTimeout).
+	AttemptTimeout Duration `json:"attempt_timeout"`
+	Count          int      `json:"count"`
 
 	// Faults, as written (see package faultspec).
 	Faults []string `json:"faults"`
@@ -122,11 +135,12 @@ func Default() Config {
 	return Config{
 		Nodes: 3, Transport: "tcp", WAL: "pebble", Sync: true, Seed: 1,
 		BatchEntries: 4096, BatchBytes: 4 << 20, MaxInflight: 256, MaxMsgBytes: 1 << 20,
+		MaxInflightBytes: node.DefaultMaxInflightBytes, MaxUncommittedBytes: node.DefaultMaxUncommittedBytes,
 		Tick: Duration(10 * time.Millisecond), ElectionTimeout: Duration(time.Second),
-		Heartbeat: Duration(100 * time.Millisecond), PreVote: true, CheckQuorum: true,
+		Heartbeat: Duration(100 * time.Millisecond), PreVote: true, CheckQuorum: true, ReadMode: "index",
 		SnapshotEvery: DefaultSnapshotEvery, SnapshotTrailing: DefaultSnapshotTrailing,
 		Payload: 128, Clients: 64, Duration: Duration(10 * time.Second), Warmup: Duration(2 * time.Second),
-		Keys: 1000, OpTimeout: Duration(10 * time.Second), Count: 1,
+		Keys: 1000, OpTimeout: Duration(10 * time.Second), AttemptTimeout: Duration(kv.DefaultAttemptTimeout), Count: 1,
 	}
 }
 
@@ -175,6 +189,12 @@ func (c *Config) Validate() error {
 	if c.MaxInflight < 1 {
 		bad("max-inflight", "%d, want at least 1", c.MaxInflight)
 	}
+	if c.MaxInflightBytes < 1 {
+		bad("max-inflight-bytes", "%d, want at least 1", c.MaxInflightBytes)
+	}
+	if c.MaxUncommittedBytes < 1 {
+		bad("max-uncommitted-bytes", "%d, want at least 1", c.MaxUncommittedBytes)
+	}
 	if c.MaxMsgBytes < 1024 || c.MaxMsgBytes > 512<<20 {
 		bad("max-msg-bytes", "%d, want 1024..%d", c.MaxMsgBytes, 512<<20)
 	}
@@ -188,6 +208,15 @@ func (c *Config) Validate() error {
 		if c.ElectionTimeout <= c.Heartbeat {
 			bad("election-timeout", "%v, want more than the heartbeat (%v)", c.ElectionTimeout.D(), c.Heartbeat.D())
 		}
+	}
+	switch c.ReadMode {
+	case "index":
+	case "lease":
+		if !c.CheckQuorum {
+			bad("read-mode", "lease needs --checkquorum (followers keep the lease by refusing votes)")
+		}
+	default:
+		bad("read-mode", "%q, want index or lease", c.ReadMode)
 	}
 	if c.Payload < PayloadMin || c.Payload > 64<<20 {
 		bad("payload", "%d, want %d..%d bytes (values start with a %d-byte unique ID)", c.Payload, PayloadMin, 64<<20, PayloadMin)
@@ -214,6 +243,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OpTimeout < Duration(10*time.Millisecond) {
 		bad("op-timeout", "%v, want at least 10ms", c.OpTimeout.D())
+	}
+	if c.AttemptTimeout < Duration(time.Millisecond) || c.AttemptTimeout > c.OpTimeout {
+		bad("attempt-timeout", "%v, want 1ms up to --op-timeout %v", c.AttemptTimeout.D(), c.OpTimeout.D())
 	}
 	if c.SnapshotEvery < 0 {
 		bad("snapshot-every", "%d, want 0 (off) or a number of entries", c.SnapshotEvery)

@@ -106,7 +106,7 @@ func newWorkload(cfg *Config, clk Clock, rec *latencyRecorder, tracker *ackTrack
 }
 
 func (w *workload) newClient() (kvClient, error) {
-	c, err := kv.NewClient(w.eps, kv.ClientOptions{})
+	c, err := kv.NewClient(w.eps, kv.ClientOptions{AttemptTimeout: w.cfg.AttemptTimeout.D()})
 	if err != nil {
 		return nil, fmt.Errorf("new kv client: %w", err)
 	}

@@ -40,7 +40,7 @@ func BenchmarkLeaderAppendResp(b *testing.B) {
 		}
 	}
 	persistAll(b, l, st)
-	next := l.prs[2].Match
+	next := l.prs.Match(2)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

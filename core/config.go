@@ -18,6 +18,56 @@ type Rand interface {
 	IntN(n int) int
 }
 
+// ReadOnlyOption says how a leader makes sure it still leads before it
+// hands out a read point (ReadIndex).
+type ReadOnlyOption uint8
+
+const (
+	// ReadOnlySafe confirms every read point with a heartbeat round: the
+	// read is answered once a quorum has replied to a heartbeat sent after
+	// it was asked (thesis §6.4). It costs a round trip to a quorum per read
+	// (reads asked together share one) and assumes nothing about clocks.
+	ReadOnlySafe ReadOnlyOption = iota
+	// ReadOnlyLeaseBased answers a read point at once, without a round
+	// trip, while the leader's lease holds: a quorum answered a heartbeat
+	// the leader sent fewer than ElectionTicks-1-LeaseDriftTicks ticks ago
+	// (thesis §6.4.1). Outside the lease (or during a leadership transfer)
+	// it falls back to ReadOnlySafe's round.
+	//
+	// Why that is safe, and what it assumes: a follower that answered the
+	// heartbeat received it after the leader sent it, and with check-quorum
+	// it will not vote for anyone else (nor campaign itself) until it has
+	// heard from no leader for ElectionTicks of its own ticks. Any new
+	// leader needs the vote of one of that quorum, so none can exist until
+	// ElectionTicks after the heartbeat was sent — as long as the nodes'
+	// clocks run at the same rate. So this mode assumes bounded clock
+	// drift: over an election timeout, no follower's ticks may run ahead of
+	// the leader's by more than LeaseDriftTicks. One more tick is kept off
+	// because a follower's first tick after hearing the leader may come at
+	// once. A leader whose process pauses, or whose ticks fall behind real
+	// time, breaks the assumption: the runtime must tick by a monotonic
+	// clock, and pauses longer than the margin (a stopped VM, SIGSTOP) are
+	// outside what the lease can survive. ReadOnlySafe assumes nothing of
+	// the kind; choose the lease only when the saved round trip matters.
+	//
+	// The followers' side of the promise holds only if every node runs with
+	// check-quorum, and a node that starts (say, after a crash) cannot know
+	// whose heartbeat it answered before: in this mode it refuses to vote
+	// for its first ElectionTicks ticks. Configure the whole cluster alike.
+	ReadOnlyLeaseBased
+)
+
+// String names the option.
+func (o ReadOnlyOption) String() string {
+	switch o {
+	case ReadOnlySafe:
+		return "ReadOnlySafe"
+	case ReadOnlyLeaseBased:
+		return "ReadOnlyLeaseBased"
+	}
+	return fmt.Sprintf("ReadOnlyOption(%d)", uint8(o))
+}
+
 // Config is everything New needs. Zero values are invalid unless a field says
 // otherwise; Validate names every violation.
 type Config struct {
@@ -40,9 +90,23 @@ type Config struct {
 	// MaxInflight·MaxSizePerMsg/RTT: 256 × 1 MiB over a 1 ms loopback RTT is
 	// far above any disk, while 1 would be stop-and-wait.
 	MaxInflight int
+	// MaxInflightBytes bounds the entry bytes (Entry.Size) of the appends
+	// outstanding to one follower, beside MaxInflight's count; 0 means no
+	// byte limit. The count alone lets MaxInflight·MaxSizePerMsg bytes
+	// (256 MiB at node's defaults) queue per follower — in the transport,
+	// toward a follower that is slow or gone; the byte limit bounds that
+	// memory while still allowing MaxInflightBytes/RTT of throughput per
+	// follower. An append into an empty window always goes, however large.
+	MaxInflightBytes uint64
 	// MaxSizePerMsg bounds the entry bytes (Entry.Size) in one
 	// AppendEntries. A single larger entry still travels alone.
 	MaxSizePerMsg uint64
+	// MaxUncommittedBytes caps the entry bytes (Entry.Size) the leader may
+	// hold appended in its term but not committed; Propose refuses a batch
+	// beyond it with ErrUncommittedLimit (a batch is always accepted when
+	// nothing is uncommitted). It is what keeps a leader whose quorum has
+	// stalled from growing its log in memory without bound. 0 means no cap.
+	MaxUncommittedBytes uint64
 	// DisablePreVote turns off the pre-vote phase (thesis §9.6), which
 	// otherwise stops a node returning from a partition from forcing a term
 	// bump on a healthy cluster.
@@ -52,6 +116,16 @@ type Config struct {
 	// follower that has heard from a leader within the timeout ignores
 	// vote requests (the leader lease).
 	DisableCheckQuorum bool
+	// ReadOnlyOption chooses how ReadIndex confirms leadership; the zero
+	// value is ReadOnlySafe. ReadOnlyLeaseBased requires check-quorum.
+	ReadOnlyOption ReadOnlyOption
+	// LeaseDriftTicks is the clock-drift margin of ReadOnlyLeaseBased, in
+	// ticks: how far a follower's clock may run ahead of the leader's over
+	// an election timeout. The lease lasts ElectionTicks-1-LeaseDriftTicks
+	// ticks from the heartbeat a quorum answered, and must outlast
+	// HeartbeatTicks, or it would lapse between heartbeats. Unused with
+	// ReadOnlySafe.
+	LeaseDriftTicks int
 	// Storage is the durable log core reads from.
 	Storage Storage
 	// Rand draws election timeouts.
@@ -96,6 +170,20 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatTicks > 0 && c.ElectionTicks > 0 && c.HeartbeatTicks >= c.ElectionTicks {
 		bad("HeartbeatTicks %d must be less than ElectionTicks %d", c.HeartbeatTicks, c.ElectionTicks)
+	}
+	switch c.ReadOnlyOption {
+	case ReadOnlySafe:
+	case ReadOnlyLeaseBased:
+		if c.DisableCheckQuorum {
+			bad("ReadOnlyOption %s requires check-quorum, but DisableCheckQuorum is set: followers would not keep the lease's promise", c.ReadOnlyOption)
+		}
+		if c.LeaseDriftTicks < 0 {
+			bad("LeaseDriftTicks is %d; must be at least 0", c.LeaseDriftTicks)
+		} else if lease := c.ElectionTicks - 1 - c.LeaseDriftTicks; c.HeartbeatTicks > 0 && lease <= c.HeartbeatTicks {
+			bad("the lease (ElectionTicks %d - 1 - LeaseDriftTicks %d = %d ticks) must be longer than HeartbeatTicks %d, or it lapses between heartbeats", c.ElectionTicks, c.LeaseDriftTicks, lease, c.HeartbeatTicks)
+		}
+	default:
+		bad("ReadOnlyOption is %d; want ReadOnlySafe (0) or ReadOnlyLeaseBased (1)", uint8(c.ReadOnlyOption))
 	}
 	if c.MaxInflight <= 0 {
 		bad("MaxInflight is %d; must be at least 1", c.MaxInflight)

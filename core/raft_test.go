@@ -4,6 +4,8 @@ import (
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/raftbench/raftbench/core/tracker"
 )
 
 // §5.2: a follower that hears nothing campaigns; with a quorum it leads, and
@@ -359,9 +361,9 @@ func TestFlowControl_Window(t *testing.T) {
 		t.Fatal(err)
 	}
 	persistAll(t, l, st)
-	pr := l.prs[2]
-	if pr.State != stateReplicate {
-		t.Fatalf("follower in %s after a successful probe, want replicate", pr.State)
+	pr := l.prs.Progress(2)
+	if pr.State() != tracker.StateReplicate {
+		t.Fatalf("follower in %s after a successful probe, want replicate", pr.State())
 	}
 	countApps := func() int {
 		n := 0
@@ -377,8 +379,8 @@ func TestFlowControl_Window(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := countApps(); got != 3 || !pr.inflights.full() {
-		t.Fatalf("sent %d appends for 5 entries (window full %v); want 3, window full", got, pr.inflights.full())
+	if got := countApps(); got != 3 || !pr.InflightFull() {
+		t.Fatalf("sent %d appends for 5 entries (window full %v); want 3, window full", got, pr.InflightFull())
 	}
 	if _, _, err := l.Propose(Entry{Data: []byte("more")}); err != nil {
 		t.Fatal(err)
@@ -398,15 +400,15 @@ func TestFlowControl_Window(t *testing.T) {
 	if err := l.Step(Message{Type: MsgAppResp, From: 2, To: 1, Term: 1, Index: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if got := countApps(); got != 0 || pr.Match != before.Match || pr.Next != before.Next || pr.inflights.count != before.inflights.count {
-		t.Fatalf("stale ack changed progress %+v -> %+v, sent %d", before, *pr, got)
+	if got := countApps(); got != 0 || pr.Match() != before.Match() || pr.Next() != before.Next() || pr.Inflight() != before.Inflight() {
+		t.Fatalf("stale ack changed progress %v -> %v, sent %d", &before, pr, got)
 	}
 	// So does a stale rejection of an index already matched.
 	if err := l.Step(Message{Type: MsgAppResp, From: 2, To: 1, Term: 1, Index: 2, Reject: true, RejectHint: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if pr.State != stateReplicate || pr.Match != before.Match {
-		t.Fatalf("stale rejection moved the follower to %s match %d", pr.State, pr.Match)
+	if pr.State() != tracker.StateReplicate || pr.Match() != before.Match() {
+		t.Fatalf("stale rejection moved the follower to %s match %d", pr.State(), pr.Match())
 	}
 }
 
@@ -678,8 +680,8 @@ func TestSnapshot_LaggingFollowerCatchesUp(t *testing.T) {
 	if first, _ := nw.stores[3].FirstIndex(); first != 5 {
 		t.Fatalf("follower storage first index %d, want 5 after the snapshot", first)
 	}
-	if pr := l.prs[3]; pr.State != stateReplicate || pr.Match != l.LastIndex() {
-		t.Fatalf("follower progress %s match %d, want replicate at %d", pr.State, pr.Match, l.LastIndex())
+	if pr := l.prs.Progress(3); pr.State() != tracker.StateReplicate || pr.Match() != l.LastIndex() {
+		t.Fatalf("follower progress %s match %d, want replicate at %d", pr.State(), pr.Match(), l.LastIndex())
 	}
 	// A stale copy of the same snapshot changes nothing.
 	if err := f.Step(snaps[0]); err != nil {
@@ -731,11 +733,11 @@ func TestReportUnreachable(t *testing.T) {
 	nw := newNetwork(t, 3)
 	nw.campaign(1)
 	l := nw.nodes[1]
-	if l.prs[2].State != stateReplicate {
-		t.Fatalf("follower 2 in %s", l.prs[2].State)
+	if l.prs.Progress(2).State() != tracker.StateReplicate {
+		t.Fatalf("follower 2 in %s", l.prs.Progress(2).State())
 	}
 	l.ReportUnreachable(2)
-	if l.prs[2].State != stateProbe {
-		t.Fatalf("after ReportUnreachable follower 2 is in %s, want probe", l.prs[2].State)
+	if l.prs.Progress(2).State() != tracker.StateProbe {
+		t.Fatalf("after ReportUnreachable follower 2 is in %s, want probe", l.prs.Progress(2).State())
 	}
 }

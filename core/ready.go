@@ -5,14 +5,26 @@ package core
 //
 //  1. send Messages at once (they do not depend on local durability — this
 //     is how a leader's appends overlap its own fsync);
-//  2. durably save HardState (if not empty), Snapshot and Entries, in that
-//     order, with Entries replacing any stored entries at their indexes and
-//     after;
+//  2. durably save the Snapshot first, if there is one (it replaces the log
+//     up to its index), then HardState (if not empty) and Entries — best in
+//     one atomic write, and never the HardState before the entries and
+//     snapshot it counts as committed, or a crash between the two leaves a
+//     commit index beyond the log, which New refuses. Entries replace any
+//     stored entries at their indexes and after. Saves of successive
+//     Readys may be merged into one write, in order (a later HardState
+//     supersedes an earlier one);
 //  3. only then send MessagesAfterPersist, and call Persisted with the last
-//     entry saved (or the snapshot's index and term);
+//     entry saved (and, for a snapshot, with its index and term);
 //  4. apply Snapshot (if any) and then CommittedEntries to the state
 //     machine, in order;
 //  5. call Advance(rd) — right away; steps 2-4 may complete later.
+//
+// The node runtime does exactly this: its loop sends Messages, queues the
+// save and calls Advance in the same round; its WAL writer merges every
+// queued save into one wal.Log.Save (HardState and entries in one Pebble
+// batch) after writing any snapshot image and the log's new start, then
+// sends the MessagesAfterPersist of every merged Ready and reports them
+// Persisted; its applier applies (node/doc.go).
 //
 // Slices in a Ready are never modified by core afterwards, so the runtime may
 // hand them to other goroutines.
@@ -141,9 +153,12 @@ func dropFirst[T any](s []T, n int) []T {
 type ProgressStatus struct {
 	Match, Next uint64
 	// State is "probe", "replicate" or "snapshot".
-	State    string
-	Inflight int
-	Learner  bool
+	State string
+	// Inflight and InflightBytes are the appends outstanding in the
+	// pipeline window and their entry bytes.
+	Inflight      int
+	InflightBytes uint64
+	Learner       bool
 }
 
 // Status is a snapshot of the node's state for monitoring.
@@ -159,6 +174,9 @@ type Status struct {
 	Conf      ConfState
 	// Progress is set on the leader only.
 	Progress map[uint64]ProgressStatus
+	// UncommittedBytes is what the leader appended in its term and has not
+	// seen committed, as counted against MaxUncommittedBytes (leader only).
+	UncommittedBytes uint64
 }
 
 // Status reports the current state. It allocates; call it for monitoring,
@@ -174,11 +192,13 @@ func (r *Raft) Status() Status {
 		},
 	}
 	if r.role == Leader {
-		s.Progress = make(map[uint64]ProgressStatus, len(r.prs))
-		for id, pr := range r.prs {
+		s.UncommittedBytes = r.uncommittedSize
+		s.Progress = make(map[uint64]ProgressStatus, r.prs.Len())
+		for _, id := range r.prs.IDs() {
+			pr := r.prs.Progress(id)
 			s.Progress[id] = ProgressStatus{
-				Match: pr.Match, Next: pr.Next, State: pr.State.String(),
-				Inflight: pr.inflights.count, Learner: pr.isLearner,
+				Match: pr.Match(), Next: pr.Next(), State: pr.State().String(),
+				Inflight: pr.Inflight(), InflightBytes: pr.InflightBytes(), Learner: pr.IsLearner(),
 			}
 		}
 	}

@@ -23,6 +23,7 @@ var (
 	simSeed  = flag.Int64("sim.seed", -1, "replay one simulator seed (with -sim.nodes)")
 	simNodes = flag.Int("sim.nodes", 3, "cluster size for -sim.seed")
 	simTrace = flag.Bool("sim.trace", false, "log every simulator event of a replayed seed")
+	simLease = flag.Int("sim.leasedrift", simLeaseDrift, "LeaseDriftTicks of the lease profiles (lower it to watch the lease invariants catch a margin too small for the clock drift)")
 )
 
 // simOptions shape one simulated run.
@@ -41,9 +42,16 @@ type simOptions struct {
 	partRate    float64 // chance per round of a new partition; 0 means 0.01
 	noPreVote   bool
 	noCheckQ    bool
-	msgEntries  int  // entries per append (MaxSizePerMsg); 0 means 4
-	minDown     int  // rounds a crashed node stays down; 0 means 5
-	members     bool // membership changes, with two spare nodes to add
+	msgEntries  int     // entries per append (MaxSizePerMsg); 0 means 4
+	minDown     int     // rounds a crashed node stays down; 0 means 5
+	members     bool    // membership changes, with two spare nodes to add
+	lease       bool    // ReadOnlyLeaseBased reads
+	readRate    float64 // chance per round of a read; 0 means 0.2
+	// slowToLeader delays every message to a node that leads by this many
+	// more rounds: its followers' answers arrive late, so check-quorum
+	// (which counts answers when they arrive) deposes it late, while what
+	// it sends arrives at the usual speed.
+	slowToLeader int
 }
 
 const (
@@ -54,6 +62,26 @@ const (
 	// of randomized timeouts (each < 2·ET) when nothing is lost; the bound
 	// leaves room for split votes and for check-quorum leases to run out.
 	simLivenessBound = 25 * simElection
+	// simDrift is how far each node's clock rate may be off the
+	// simulator's: a node ticks at a fixed rate drawn from [1-simDrift,
+	// 1+simDrift] ticks per round, so some nodes tick twice in a round and
+	// others skip one, and a follower's election timeout can run out before
+	// the leader's lease does unless the lease leaves a margin. It is far
+	// more than real clocks drift, so that the margin matters here.
+	simDrift = 0.25
+	// simLeaseDrift is the lease profiles' LeaseDriftTicks. A follower at
+	// rate 1.25 counts its ET = 10 ticks of promise in 8 rounds; a leader
+	// at rate 0.75 counts 6 ticks in those 8 rounds, so a lease of
+	// ET-1-4 = 5 ticks ends first. With a margin of 0 the lease would be 9
+	// ticks, 12 rounds at rate 0.75. (How sharp the lease checks are:
+	// with -sim.leasedrift forced below 0 they catch leases of ET+2 ticks
+	// and longer within 2,100 seeds; a lease only slightly too long needs
+	// an election to complete in the round or two it overlaps, and a read
+	// at the old leader then, which takes many more seeds to meet.)
+	simLeaseDrift = 4
+	// simUncommitted is every node's MaxUncommittedBytes: 40 of the
+	// simulator's 32-byte entries.
+	simUncommitted = 40 * (entryOverhead + 8)
 )
 
 type simWrite struct {
@@ -81,6 +109,9 @@ type simNode struct {
 	downAt  int
 	// confBefore is the membership at the previous check.
 	confBefore ConfState
+	// rate is the node's clock rate in ticks per round (simDrift); phase
+	// accumulates it, one tick per whole unit.
+	rate, phase float64
 }
 
 type simMsg struct {
@@ -111,6 +142,13 @@ type sim struct {
 	snaps       int // snapshots installed
 	staleReads  int
 	confChanges int
+	// maxLeaderTerm is the latest term in which any node has become
+	// leader, maxCommitTerm the latest term of an entry any node has seen
+	// committed; leaseReads counts reads answered by a lease.
+	maxLeaderTerm uint64
+	maxCommitTerm uint64
+	leaseReads    int
+	refused       int // proposals refused by MaxUncommittedBytes
 }
 
 func newSim(t *testing.T, seed int64, opts simOptions) *sim {
@@ -127,8 +165,9 @@ func newSim(t *testing.T, seed int64, opts simOptions) *sim {
 	if opts.members {
 		pool += 2
 	}
+	clocks := rand.New(rand.NewPCG(uint64(seed), 0xc10c))
 	for i := 1; i <= pool; i++ {
-		n := &simNode{id: uint64(i), store: NewMemoryStorage()}
+		n := &simNode{id: uint64(i), store: NewMemoryStorage(), rate: 1 + simDrift*(2*clocks.Float64()-1)}
 		s.nodes = append(s.nodes, n)
 		s.start(n)
 	}
@@ -163,13 +202,25 @@ func (s *sim) start(n *simNode) {
 		// until a membership change adds it.
 		learners = []uint64{n.id}
 	}
-	r, err := New(Config{
+	cfg := Config{
 		ID: n.id, Voters: s.voters(), Learners: learners,
 		ElectionTicks: simElection, HeartbeatTicks: simHeartbeat,
 		MaxInflight: 4, MaxSizePerMsg: uint64(cmp.Or(s.opts.msgEntries, 4) * (entryOverhead + 8)),
 		Storage: n.store, Rand: rand.New(rand.NewPCG(uint64(s.seed), n.id)),
 		DisablePreVote: s.opts.noPreVote, DisableCheckQuorum: s.opts.noCheckQ,
-	})
+	}
+	if s.opts.lease {
+		cfg.ReadOnlyOption, cfg.LeaseDriftTicks = ReadOnlyLeaseBased, *simLease
+	}
+	// Flow control by bytes: odd nodes limit their windows to two full
+	// appends' bytes (below the count of 4), and every leader refuses
+	// proposals beyond simUncommitted bytes, which a leader cut off from its
+	// quorum reaches within a few dozen rounds.
+	if n.id%2 == 1 {
+		cfg.MaxInflightBytes = 2 * cfg.MaxSizePerMsg
+	}
+	cfg.MaxUncommittedBytes = simUncommitted
+	r, err := New(cfg)
 	if err != nil {
 		s.violate("restart of %d failed: %v", n.id, err)
 		return
@@ -220,6 +271,9 @@ func (s *sim) send(m Message) {
 		delay := 0
 		if d := s.maxDelay(); d > 0 {
 			delay = s.rng.IntN(d + 1)
+		}
+		if to := s.nodes[m.To-1]; s.round < s.opts.faultRounds && to.up && to.r.Role() == Leader {
+			delay += s.opts.slowToLeader
 		}
 		s.net = append(s.net, simMsg{due: s.round + delay, m: m})
 	}
@@ -403,7 +457,14 @@ func (s *sim) propose() {
 		ents[i].Data = binary.BigEndian.AppendUint64(nil, uint64(s.proposals))
 	}
 	_, _, err := n.r.Propose(ents...)
-	if err != nil && err != ErrNotLeader && err != ErrProposalDropped {
+	switch {
+	case err == nil, err == ErrNotLeader, err == ErrProposalDropped:
+	case errors.Is(err, ErrUncommittedLimit):
+		s.refused++
+		if n.r.uncommittedSize+EntriesSize(ents) <= simUncommitted {
+			s.violate("node %d: refused %d bytes with %d uncommitted, within the cap %d", n.id, EntriesSize(ents), n.r.uncommittedSize, simUncommitted)
+		}
+	default:
 		s.violate("node %d: Propose: %v", n.id, err)
 	}
 }
@@ -472,8 +533,11 @@ func (s *sim) faults() {
 				}
 			}
 			s.logf("partition: split %v | %v", ids[:k], ids[k:])
-		case 3: // asymmetric: one node cannot send to anyone, but hears all
+		case 3: // asymmetric: one node (often the leader) cannot send to anyone, but hears all
 			x := ids[s.rng.IntN(len(ids))]
+			if l := s.leader(); l != nil && s.rng.IntN(2) == 0 {
+				x = l.id
+			}
 			for _, y := range ids {
 				if y != x {
 					s.cut[[2]uint64{x, y}] = true
@@ -576,7 +640,14 @@ func (s *sim) check() {
 				s.checkLeaderCompleteness(n)
 			}
 		}
+		if r.Role() == Leader {
+			s.maxLeaderTerm = max(s.maxLeaderTerm, r.Term())
+			s.checkUncommitted(n)
+		}
 		c := r.Committed()
+		if t, err := r.log.term(c); err == nil {
+			s.maxCommitTerm = max(s.maxCommitTerm, t)
+		}
 		if c < n.commit {
 			s.violate("node %d: commit index went back from %d to %d", n.id, n.commit, c)
 		}
@@ -589,6 +660,47 @@ func (s *sim) check() {
 		if r.log.applying < n.applied {
 			s.violate("node %d: applied went back", n.id)
 		}
+	}
+}
+
+// checkLeaseRead: a read answered by leader n's lease, without a heartbeat
+// round. The safety property is the one every read has (its read point is
+// at least every index committed anywhere when it was asked: handleReady
+// checks it) — in particular no lease read by a deposed leader after a
+// newer leader committed. What the lease rule promises is stronger, and
+// checked too: no two leaders serve lease reads at overlapping times in the
+// simulator's clock, because a leader of a newer term cannot even be
+// elected before the lease has run out (a quorum answered the leader's
+// heartbeat and refuses votes for an election timeout of its own ticks).
+func (s *sim) checkLeaseRead(n *simNode) {
+	s.leaseReads++
+	term := n.r.Term()
+	if s.maxCommitTerm > term {
+		s.violate("lease: deposed leader %d of term %d answered a lease read after a leader of term %d committed", n.id, term, s.maxCommitTerm)
+	}
+	if s.maxLeaderTerm > term {
+		s.violate("lease: leader %d of term %d served a lease read while a leader of term %d had been elected", n.id, term, s.maxLeaderTerm)
+	}
+}
+
+// checkUncommitted: a leader's uncommitted size is exactly the size of the
+// entries of its term above its commit index (so it is released as they
+// commit and starts from zero in each term), and a proposal pushes it past
+// MaxUncommittedBytes only when it was zero before (a batch is always
+// taken then): it never exceeds the cap by more than one batch.
+func (s *sim) checkUncommitted(n *simNode) {
+	r := n.r
+	var want uint64
+	for i := r.log.committed + 1; i <= r.log.lastIndex(); i++ {
+		if t, ok := r.log.unstable.term(i); ok && t == r.term {
+			want += r.log.unstable.entries[i-r.log.unstable.offset].Size()
+		}
+	}
+	if r.uncommittedSize != want {
+		s.violate("node %d: leader of term %d counts %d bytes uncommitted, its log holds %d", n.id, r.term, r.uncommittedSize, want)
+	}
+	if r.uncommittedSize > simUncommitted+3*(entryOverhead+8) {
+		s.violate("node %d: %d bytes uncommitted, past the cap %d by more than a batch", n.id, r.uncommittedSize, simUncommitted)
 	}
 }
 
@@ -697,10 +809,19 @@ func (s *sim) run() {
 	for s.round = 0; s.round < total && s.failed == ""; s.round++ {
 		s.faults()
 		for _, n := range s.nodes {
-			if n.up {
+			if !n.up {
+				continue
+			}
+			// The node's clock: rate ticks per round on average.
+			for n.phase += n.rate; n.phase >= 1 && n.up; n.phase-- {
 				s.steps++
 				n.r.Tick()
 				s.handleReady(n)
+				if n.r.Role() == Leader {
+					// A tick can elect (a sole voter) or keep a leader:
+					// the lease checks need the newest leader's term.
+					s.maxLeaderTerm = max(s.maxLeaderTerm, n.r.Term())
+				}
 			}
 		}
 		if s.round < s.opts.faultRounds {
@@ -715,11 +836,15 @@ func (s *sim) run() {
 				}
 				s.handleReady(l)
 			}
-			if l := s.anyLeader(); l != nil && s.opts.reads && s.rng.Float64() < 0.2 {
+			if l := s.anyLeader(); l != nil && s.opts.reads && s.rng.Float64() < cmp.Or(s.opts.readRate, 0.2) {
 				s.nextCtx++
+				answered := len(l.r.readStates)
 				if err := l.r.ReadIndex(s.nextCtx); err == nil {
 					if l.r.Term() < s.leader().r.Term() {
 						s.staleReads++
+					}
+					if len(l.r.readStates) > answered && !l.r.isSoleVoter() {
+						s.checkLeaseRead(l)
 					}
 					s.readReqs[s.nextCtx] = s.maxCommit
 				} else if err != ErrReadNotReady {
@@ -784,13 +909,13 @@ func (s *sim) run() {
 
 // simProfiles are the fault mixes every seed cycles through.
 var simProfiles = []simOptions{
-	{faultRounds: 400, drop: 0.05, dup: 0.05, maxDelay: 3, maxDiskLag: 2, crashes: true, partitions: true, transfers: true, reads: true, compact: true, members: true},
+	{faultRounds: 400, drop: 0.05, dup: 0.05, maxDelay: 3, maxDiskLag: 2, crashes: true, partitions: true, transfers: true, reads: true, compact: true, members: true, lease: true},
 	{faultRounds: 300, drop: 0.2, dup: 0.1, maxDelay: 5, maxDiskLag: 3, crashes: true, partitions: false, reads: true},
 	{faultRounds: 300, drop: 0.01, maxDelay: 1, maxDiskLag: 1, partitions: true, transfers: true, compact: true, members: true},
 	{faultRounds: 200, maxDelay: 0, maxDiskLag: 0, crashes: true, transfers: true, reads: true, compact: true},
 	// Churn: crashes and partitions every few election timeouts with slow
 	// disks — the ground where the Figure 8 scenario and lost votes live.
-	{faultRounds: 400, drop: 0.02, maxDelay: 2, maxDiskLag: 4, crashes: true, crashRate: 0.02, partitions: true, partRate: 0.05, reads: true, members: true},
+	{faultRounds: 400, drop: 0.02, maxDelay: 2, maxDiskLag: 4, crashes: true, crashRate: 0.02, partitions: true, partRate: 0.05, reads: true, members: true, lease: true},
 	// Without the lease a deposed leader keeps leading its minority: reads
 	// and commits there must still be safe.
 	{faultRounds: 400, drop: 0.05, dup: 0.05, maxDelay: 3, maxDiskLag: 3, crashes: true, crashRate: 0.01, partitions: true, partRate: 0.03, reads: true, transfers: true, noPreVote: true, noCheckQ: true, compact: true},
@@ -798,7 +923,19 @@ var simProfiles = []simOptions{
 	// One entry per append, long message delays and quick restarts: votes
 	// and appends arrive after their sender's world has moved on.
 	{faultRounds: 400, drop: 0.05, dup: 0.05, maxDelay: 8, maxDiskLag: 5, crashes: true, crashRate: 0.03, minDown: 1, partitions: true, partRate: 0.03, msgEntries: 1, noPreVote: true, noCheckQ: true},
-	{faultRounds: 400, drop: 0.02, maxDelay: 6, maxDiskLag: 6, crashes: true, crashRate: 0.03, minDown: 1, msgEntries: 1, reads: true, compact: true},
+	{faultRounds: 400, drop: 0.02, maxDelay: 6, maxDiskLag: 6, crashes: true, crashRate: 0.03, minDown: 1, msgEntries: 1, reads: true, compact: true, lease: true},
+	// Lease reads where leases end: leaders isolated and partitioned,
+	// transfers, nodes that crash and are back a round later (having
+	// forgotten whose heartbeat they answered), delayed messages.
+	{faultRounds: 400, drop: 0.03, dup: 0.03, maxDelay: 4, maxDiskLag: 3, crashes: true, crashRate: 0.02, minDown: 1, partitions: true, partRate: 0.04, transfers: true, reads: true, members: true, lease: true},
+	// Leases at their edge: answers reach the leader late, so a leader cut
+	// off still hears answers to its last heartbeats for a while and leads
+	// on (check-quorum counts them when they arrive) while its followers,
+	// without pre-vote, elect a successor. A read in most rounds then finds
+	// any lease that outlasts the followers' promise: with the simulator's
+	// clock drift, one whose LeaseDriftTicks is too small (try
+	// -sim.leasedrift=0).
+	{faultRounds: 400, maxDelay: 1, maxDiskLag: 1, slowToLeader: 4, partitions: true, partRate: 0.05, reads: true, readRate: 0.9, noPreVote: true, lease: true},
 }
 
 func simReplay(seed int64, nodes int) string {
@@ -808,7 +945,7 @@ func simReplay(seed int64, nodes int) string {
 // simStats sum up what the seeds did, to show the runs exercise the
 // protocol rather than idling.
 type simStats struct {
-	committed, terms, snaps, maxHealed, staleReads, confChanges int
+	committed, terms, snaps, maxHealed, staleReads, confChanges, leaseReads, refused int
 }
 
 func runSeed(t *testing.T, seed int64, nodes int, trace bool, st *simStats) (steps int, failure string) {
@@ -823,6 +960,8 @@ func runSeed(t *testing.T, seed int64, nodes int, trace bool, st *simStats) (ste
 		st.snaps += s.snaps
 		st.staleReads += s.staleReads
 		st.confChanges += s.confChanges
+		st.leaseReads += s.leaseReads
+		st.refused += s.refused
 		st.maxHealed = max(st.maxHealed, s.healedIn)
 	}
 	return s.steps, s.failed
@@ -867,10 +1006,10 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	fmt.Printf("sim: %d seeds, %d steps, %d violations\n", seeds.Load(), steps.Load(), violations.Load())
-	t.Logf("entries committed %d, leader terms %d, snapshots installed %d, membership changes %d, reads on deposed leaders %d, slowest recovery after healing %d rounds (bound %d)",
-		st.committed, st.terms, st.snaps, st.confChanges, st.staleReads, st.maxHealed, simLivenessBound)
-	if st.committed == 0 || st.terms == 0 {
-		t.Fatalf("the simulator committed %d entries in %d terms: it is not exercising Raft", st.committed, st.terms)
+	t.Logf("entries committed %d, leader terms %d, snapshots installed %d, membership changes %d, reads on deposed leaders %d, lease reads %d, proposals refused at the uncommitted cap %d, slowest recovery after healing %d rounds (bound %d)",
+		st.committed, st.terms, st.snaps, st.confChanges, st.staleReads, st.leaseReads, st.refused, st.maxHealed, simLivenessBound)
+	if st.committed == 0 || st.terms == 0 || st.leaseReads == 0 {
+		t.Fatalf("the simulator committed %d entries in %d terms and served %d lease reads: it is not exercising Raft", st.committed, st.terms, st.leaseReads)
 	}
 	if len(report) > 0 {
 		t.Fatalf("%d of %d seeds violated Raft's properties:\n%s", violations.Load(), seeds.Load(), strings.Join(report, "\n"))

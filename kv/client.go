@@ -38,6 +38,16 @@ var ErrOutcomeUnknown = errors.New("kv: outcome unknown")
 // which keeps an expired session's retry exact.
 var ErrNotSent = errors.New("kv: request not sent")
 
+// DefaultAttemptTimeout is ClientOptions.AttemptTimeout's default: half
+// the node's default election timeout (node.DefaultElectionTicks ×
+// node.DefaultTickInterval = 1 s). A leader cut off from its quorum steps
+// down within an election timeout and no successor exists before one has
+// passed, so an attempt stuck on the old leader should end before that:
+// the client is then asking the other replicas when the successor is
+// elected, instead of still waiting. An attempt on a live leader takes
+// milliseconds (p99 4 ms at 256 clients, README.md), far below it.
+const DefaultAttemptTimeout = 500 * time.Millisecond
+
 // ClientOptions configures a Client. Zero fields take the defaults named.
 type ClientOptions struct {
 	// ID is the client ID: it must be unique among every client that ever
@@ -46,8 +56,8 @@ type ClientOptions struct {
 	ID uint64
 	// AttemptTimeout bounds one attempt on one endpoint, so a dead or
 	// partitioned node costs one timeout, not the caller's whole deadline.
-	// Default 1s: the node's default election timeout, so an attempt on a
-	// leader that is being replaced can see the new leader elected.
+	// Keep it below the cluster's election timeout. Default
+	// DefaultAttemptTimeout (500ms).
 	AttemptTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the pause between failed attempts,
 	// which doubles from MinBackoff up to MaxBackoff (with jitter, so
@@ -60,7 +70,7 @@ type ClientOptions struct {
 // EnsureDefaults fills zero fields with their defaults.
 func (o *ClientOptions) EnsureDefaults() {
 	if o.AttemptTimeout == 0 {
-		o.AttemptTimeout = time.Second
+		o.AttemptTimeout = DefaultAttemptTimeout
 	}
 	if o.MinBackoff == 0 {
 		o.MinBackoff = 2 * time.Millisecond
@@ -273,14 +283,23 @@ func (c *Client) renew() {
 // send sends payload (a command, or a query if read) until some endpoint
 // answers or ctx ends. mayHaveApplied reports whether any attempt ended in a
 // way that leaves open whether the payload reached a log (anything but a
-// not-leader refusal or an ErrNotSent).
+// not-leader or overloaded refusal, or an ErrNotSent).
+//
+// An endpoint whose attempt timed out (or failed without a verdict) is
+// suspect: followers that have not noticed yet still name it as leader,
+// and following them back would cost another whole attempt on a leader
+// that may be gone. A hint to the suspect is therefore not followed until
+// every other endpoint has been tried since; if they all still point at
+// it, it is asked again.
 func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result, mayHaveApplied bool, err error) {
 	var lastErr error
 	attempts, failures, redirects := 0, 0, 0
+	s := suspicion{suspect: -1}
 	for {
 		if ctx.Err() != nil {
 			return Result{}, mayHaveApplied, outcomeUnknown(ctx, attempts, lastErr)
 		}
+		s.tried(c.leader)
 		ep := c.endpoints[c.leader]
 		actx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
 		var v any
@@ -304,14 +323,25 @@ func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result,
 			// is refused before it reaches the log.
 			return Result{}, mayHaveApplied, lastErr
 		}
+		if errors.Is(err, node.ErrOverloaded) {
+			// Refused before reaching the log: the leader's quorum is
+			// behind. Back off and ask the same leader again.
+			failures++
+			if err := c.backoff(ctx, failures); err != nil {
+				return Result{}, mayHaveApplied, outcomeUnknown(ctx, attempts, lastErr)
+			}
+			continue
+		}
 		var nle *node.NotLeaderError
 		if errors.Is(err, ErrNotSent) {
 			// Never left the client: try the next endpoint, and the
-			// outcome stays known.
+			// outcome stays known. The endpoint is suspect all the same:
+			// followers may still name it as leader.
 			redirects = 0
+			s.suspectOf(c.leader, len(c.endpoints))
 			c.next()
 		} else if errors.As(err, &nle) {
-			if i, known := c.byID[nle.Leader]; known && i != c.leader {
+			if i, known := c.byID[nle.Leader]; known && i != c.leader && !s.avoid(i, len(c.endpoints)) {
 				c.leader = i
 				redirects++
 				if redirects == 1 {
@@ -320,13 +350,14 @@ func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result,
 				// Repeated hints: nodes disagree during an election;
 				// pause like any failure.
 			} else {
-				c.next()
+				c.nextAvoiding(&s)
 			}
 		} else {
 			// Timeout, lost leadership, stopped node, or a transport
 			// error: the leader may be gone, so try the next endpoint.
 			mayHaveApplied = true
 			redirects = 0
+			s.suspectOf(c.leader, len(c.endpoints))
 			c.next()
 		}
 		failures++
@@ -337,6 +368,45 @@ func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result,
 }
 
 func (c *Client) next() { c.leader = (c.leader + 1) % len(c.endpoints) }
+
+// nextAvoiding moves to the next endpoint, past the suspect while it is to
+// be avoided.
+func (c *Client) nextAvoiding(s *suspicion) {
+	c.next()
+	if s.avoid(c.leader, len(c.endpoints)) {
+		c.next()
+	}
+}
+
+// suspicion is one command's memory of the endpoint whose attempt last
+// ended without a verdict, and of which others were tried since.
+type suspicion struct {
+	suspect int    // index of the endpoint, or -1
+	since   []bool // since[i]: endpoint i was tried after the suspect's failure
+	others  int    // how many distinct others that is
+}
+
+// suspectOf makes endpoint i the suspect, with nothing tried since.
+func (s *suspicion) suspectOf(i, n int) {
+	s.suspect, s.others = i, 0
+	if s.since == nil {
+		s.since = make([]bool, n)
+	} else {
+		clear(s.since)
+	}
+}
+
+// tried records an attempt on endpoint i.
+func (s *suspicion) tried(i int) {
+	if s.suspect >= 0 && i != s.suspect && !s.since[i] {
+		s.since[i] = true
+		s.others++
+	}
+}
+
+// avoid reports whether endpoint i is the suspect and some of the n-1
+// others have not been tried since it failed.
+func (s *suspicion) avoid(i, n int) bool { return i == s.suspect && s.others < n-1 }
 
 // backoff pauses before the failures-th retry: MinBackoff doubled per
 // failure, capped at MaxBackoff, with up to half of it taken off at random.

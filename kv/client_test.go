@@ -553,7 +553,7 @@ func TestNewClientValidates(t *testing.T) {
 	if c.ID() == 0 {
 		t.Fatal("random client ID is 0")
 	}
-	if c.opts.AttemptTimeout != time.Second || c.opts.MinBackoff == 0 || c.opts.MaxBackoff < c.opts.MinBackoff {
+	if c.opts.AttemptTimeout != DefaultAttemptTimeout || c.opts.MinBackoff == 0 || c.opts.MaxBackoff < c.opts.MinBackoff {
 		t.Fatalf("defaults not applied: %+v", c.opts)
 	}
 }

@@ -29,6 +29,12 @@ var (
 	// unknown: the new leader may or may not have them. Retry with the same
 	// client session.
 	ErrLeadershipLost = errors.New("node: leadership lost; outcome unknown")
+	// ErrOverloaded is returned for a proposal refused because the leader
+	// already holds Config.MaxUncommittedBytes of proposals it has not
+	// committed (or queued for its next batch): its quorum is not keeping
+	// up. Nothing of the proposal was taken; retry after a pause. It also
+	// matches core.ErrUncommittedLimit when core refused it.
+	ErrOverloaded = errors.New("node: overloaded: too many uncommitted bytes")
 	// ErrInvalidConfig is wrapped by every error Config.Validate returns.
 	ErrInvalidConfig = errors.New("node: invalid config")
 )
@@ -36,7 +42,9 @@ var (
 // NotLeaderError says this node is not the leader, and who is when known.
 type NotLeaderError struct {
 	// Leader is the current leader's ID, or core.None when unknown (say,
-	// during an election).
+	// during an election) or when this node has not heard from its leader
+	// within the election timeout (core.Raft.LeaderHint): a hint to a
+	// leader that may be gone would cost the caller a whole attempt.
 	Leader uint64
 }
 
@@ -113,6 +121,14 @@ type Config struct {
 	MaxProposalPipeline int
 	// MaxInflight is the pipeline window per follower. Default 256.
 	MaxInflight int
+	// MaxInflightBytes bounds the same window in entry bytes. Default
+	// 32 MiB (see DefaultMaxInflightBytes for the arithmetic).
+	MaxInflightBytes uint64
+	// MaxUncommittedBytes caps what a leader holds of proposals it has not
+	// committed, and separately of proposals queued for its next batch;
+	// beyond it Propose returns ErrOverloaded. Default 64 MiB (see
+	// DefaultMaxUncommittedBytes).
+	MaxUncommittedBytes uint64
 	// MaxSizePerMsg bounds the entry bytes of one AppendEntries. Default
 	// 1 MiB.
 	MaxSizePerMsg uint64
@@ -121,6 +137,14 @@ type Config struct {
 	// default; see core.Config).
 	DisablePreVote     bool
 	DisableCheckQuorum bool
+	// ReadMode chooses how Read confirms leadership: ReadModeIndex (the
+	// default, a heartbeat round) or ReadModeLease (no round trip while the
+	// leader's lease holds; assumes bounded clock drift, see ReadModeLease).
+	ReadMode ReadMode
+	// LeaseDriftTicks is ReadModeLease's clock-drift margin in ticks (core
+	// Config.LeaseDriftTicks). Default: a tenth of ElectionTicks, at least
+	// one (see defaultLeaseDriftTicks for the arithmetic).
+	LeaseDriftTicks int
 	// NoSync saves the log without fsync: faster, but a machine crash can
 	// lose acknowledged writes. For benchmarks that measure everything but
 	// the disk.

@@ -27,10 +27,72 @@ const (
 	// at 1 too; a single client sees no difference.
 	DefaultMaxProposalPipeline = 1
 	DefaultMaxSizePerMsg       = 1 << 20
+	// DefaultMaxInflightBytes is 32 MiB per follower. One follower's
+	// replication is bounded by MaxInflightBytes/RTT: 32 GiB/s at a 1 ms
+	// round trip and 640 MiB/s at 50 ms, above a 1 Gbit/s link (120 MiB/s)
+	// even across a continent, so it does not limit throughput; what it
+	// limits is memory: a follower that is slow or unreachable can hold
+	// 32 MiB of appends queued at the leader instead of MaxInflight ×
+	// MaxSizePerMsg = 256 MiB (128 MiB instead of 1 GiB for the four
+	// followers of a 5-node cluster).
+	DefaultMaxInflightBytes = 32 << 20
+	// DefaultMaxUncommittedBytes is 64 MiB: 16 full proposal batches
+	// (DefaultMaxBatchBytes). A leader that keeps up holds one batch
+	// uncommitted at the default pipeline depth and commits it within a
+	// round trip and an fsync (about a millisecond here), so the cap is
+	// never reached while a quorum answers. When the quorum stalls it is
+	// what the leader keeps for it — its uncommitted log tail, and
+	// separately the proposals queued for the next batch — before refusing
+	// proposals with ErrOverloaded: about 400,000 commands of 128 bytes,
+	// some three seconds of the load measured in README.md.
+	DefaultMaxUncommittedBytes = 64 << 20
 	// DefaultSnapshotTrailing keeps a few seconds of a slow follower's
 	// backlog in the log at moderate load.
 	DefaultSnapshotTrailing = 4096
 )
+
+// defaultLeaseDriftTicks is LeaseDriftTicks' default: a tenth of the
+// election timeout, at least one tick. At the defaults that is 10 ticks
+// (100 ms), so the lease lasts 100-1-10 = 89 ticks (890 ms) and is renewed
+// by every heartbeat (100 ms): it lapses only when a quorum has missed
+// about eight heartbeats. 100 ms is far more than two quartz clocks drift
+// apart in a second (10-100 µs at 10-100 ppm); what it has to cover is the
+// leader's own lag — a tick the loop counts late (it catches up from the
+// monotonic clock before every read, so this is one loop round), plus a
+// follower's tick that fires early relative to the leader's, plus pauses
+// of the leader's process shorter than the margin (GC assists, a busy
+// core). Longer pauses (a stopped VM) are outside what a lease survives.
+func defaultLeaseDriftTicks(electionTicks int) int { return max(1, electionTicks/10) }
+
+// ReadMode says how the leader confirms a linearizable read (core's
+// ReadOnlyOption).
+type ReadMode uint8
+
+const (
+	// ReadModeIndex confirms every read point with a heartbeat round to a
+	// quorum (ReadIndex): a round trip per batch of reads, no assumption
+	// about clocks. The default.
+	ReadModeIndex ReadMode = iota
+	// ReadModeLease answers read points at once while the leader's lease
+	// holds (core.ReadOnlyLeaseBased: read its doc for the bounded clock
+	// drift it assumes). It requires check-quorum, and every node of the
+	// cluster should use it: the followers' side of the lease is theirs to
+	// keep. The node then ticks core by the monotonic clock, catching up
+	// ticks the ticker dropped while the loop was busy, because a leader
+	// whose tick count falls behind real time would stretch its lease.
+	ReadModeLease
+)
+
+// String names the mode as raftbench's --read-mode does.
+func (m ReadMode) String() string {
+	switch m {
+	case ReadModeIndex:
+		return "index"
+	case ReadModeLease:
+		return "lease"
+	}
+	return fmt.Sprintf("ReadMode(%d)", uint8(m))
+}
 
 // setDefaults fills every zero field that has a default.
 func (c *Config) setDefaults() {
@@ -57,6 +119,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSizePerMsg == 0 {
 		c.MaxSizePerMsg = DefaultMaxSizePerMsg
+	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if c.MaxUncommittedBytes == 0 {
+		c.MaxUncommittedBytes = DefaultMaxUncommittedBytes
+	}
+	if c.ReadMode == ReadModeLease && c.LeaseDriftTicks == 0 {
+		c.LeaseDriftTicks = defaultLeaseDriftTicks(c.ElectionTicks)
 	}
 	if c.SnapshotTrailing == 0 && (c.SnapshotEntries > 0 || c.SnapshotBytes > 0) {
 		c.SnapshotTrailing = DefaultSnapshotTrailing
@@ -123,6 +194,20 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSizePerMsg < 1 {
 		bad("MaxSizePerMsg %d is below the minimum 1", c.MaxSizePerMsg)
+	}
+	switch c.ReadMode {
+	case ReadModeIndex:
+	case ReadModeLease:
+		if c.DisableCheckQuorum {
+			bad("ReadMode lease requires check-quorum, but DisableCheckQuorum is set")
+		}
+		if c.LeaseDriftTicks < 0 {
+			bad("LeaseDriftTicks %d is below the minimum 0", c.LeaseDriftTicks)
+		} else if lease := c.ElectionTicks - 1 - c.LeaseDriftTicks; lease <= c.HeartbeatTicks {
+			bad("the lease (ElectionTicks %d - 1 - LeaseDriftTicks %d = %d ticks) must be longer than HeartbeatTicks %d", c.ElectionTicks, c.LeaseDriftTicks, lease, c.HeartbeatTicks)
+		}
+	default:
+		bad("ReadMode %d is unknown; want ReadModeIndex or ReadModeLease", uint8(c.ReadMode))
 	}
 	if (c.SnapshotEntries > 0 || c.SnapshotBytes > 0) && c.SnapshotDir == "" {
 		bad("SnapshotEntries %d / SnapshotBytes %d ask for snapshots but SnapshotDir is empty", c.SnapshotEntries, c.SnapshotBytes)

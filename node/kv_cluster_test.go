@@ -224,6 +224,57 @@ func TestKV_LinearizableUnderFaults(t *testing.T) {
 	}
 }
 
+// Reads stay linearizable in both read modes while leaders are cut off —
+// isolated, then stuck in a minority with one follower — and the majority
+// elects a successor. With leases the cut-off leader goes on answering
+// reads from its lease, which must run out before a successor can exist.
+func TestKV_LinearizableReadsInBothModes(t *testing.T) {
+	for _, mode := range []node.ReadMode{node.ReadModeIndex, node.ReadModeLease} {
+		t.Run(mode.String(), func(t *testing.T) {
+			c := kvCluster(t, 5, "tcp", false, func(cfg *node.Config) { cfg.ReadMode = mode })
+			c.WaitLeader(10 * time.Second)
+			w := startWorkload(t, endpoints(c, c.IDs()...), 6)
+			w.waitOps(t, 100, 20*time.Second)
+			old := c.WaitLeader(10 * time.Second)
+			c.Net.Isolate(old)
+			nodetest.WaitFor(t, 20*time.Second, "a successor of the isolated leader", func() bool {
+				l := c.LeaderNode()
+				return l != nil && l.ID() != old
+			})
+			w.waitOps(t, 100, 20*time.Second)
+			c.Net.Heal()
+			lead := c.WaitLeader(20 * time.Second)
+			minority := []uint64{lead}
+			var majority []uint64
+			for _, id := range c.IDs() {
+				switch {
+				case id == lead:
+				case len(minority) < 2:
+					minority = append(minority, id)
+				default:
+					majority = append(majority, id)
+				}
+			}
+			c.Net.Split(minority, majority)
+			w.waitOps(t, 100, 20*time.Second)
+			c.Net.Heal()
+			c.WaitLeader(20 * time.Second)
+			w.waitOps(t, 100, 20*time.Second)
+			w.stopAndCheck(t)
+			var leaseReads uint64
+			for _, n := range c.Nodes() {
+				leaseReads += n.Metrics().LeaseReads
+			}
+			if mode == node.ReadModeLease && leaseReads == 0 {
+				t.Fatal("lease mode answered no read from a lease: the test exercised only heartbeat rounds")
+			}
+			if mode == node.ReadModeIndex && leaseReads != 0 {
+				t.Fatalf("index mode answered %d reads from a lease", leaseReads)
+			}
+		})
+	}
+}
+
 // Commands retried across leader changes are applied once: a client whose
 // attempts straddle leadership transfers gets every write applied exactly
 // once on every replica.

@@ -37,6 +37,9 @@ type Metrics struct {
 	// compactions that followed them.
 	Snapshots   uint64
 	Compactions uint64
+	// LeaseReads counts the read points this node answered from its
+	// leader lease, without a heartbeat round (ReadModeLease).
+	LeaseReads uint64
 	// LoopSaturation is the fraction of time the Raft loop was busy over
 	// the last completed second (hashicorp/raft's saturation metric): near
 	// 1 the loop itself is the bottleneck.
@@ -52,6 +55,7 @@ type metrics struct {
 	sent, received           atomic.Uint64
 	inflight                 atomic.Int64
 	snapshots, compactions   atomic.Uint64
+	leaseReads               atomic.Uint64
 	saturation               atomic.Uint64 // float64 bits
 	satMu                    sync.Mutex
 	windowStart              time.Time
@@ -116,6 +120,7 @@ func (n *Node) Metrics() Metrics {
 		LoopSaturation:   math.Float64frombits(m.saturation.Load()),
 		Snapshots:        m.snapshots.Load(),
 		Compactions:      m.compactions.Load(),
+		LeaseReads:       m.leaseReads.Load(),
 	}
 	if out.Fsyncs > 0 {
 		out.FsyncMean = time.Duration(m.fsyncNanos.Load() / int64(out.Fsyncs))

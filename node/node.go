@@ -15,20 +15,9 @@ import (
 	"github.com/raftbench/raftbench/transport"
 )
 
-// Node runs one Raft replica. Its goroutines:
-//
-//   - the Raft loop owns the core.Raft: it ticks it, steps received
-//     messages, folds pending proposals into one Propose per round, and
-//     handles the Ready — sending messages that may leave now, queueing the
-//     save, handing committed entries to the applier. It never waits on the
-//     disk or the network.
-//   - the WAL writer saves what the loop queued, merging everything queued
-//     since its last save into one write (one fsync), then sends the
-//     messages that had to wait for it and reports the save durable.
-//   - the applier applies committed commands to the StateMachine in
-//     batches, completes the proposers' futures with the results, and
-//     serves linearizable reads once it has caught up with their read point.
-//   - the transport's own goroutines deliver messages into the loop's inbox.
+// Node runs one Raft replica: a Raft loop, a WAL writer, an applier and a
+// snapshot goroutine, each owning its part of the state (the package
+// documentation says which, and how they hand work to each other).
 type Node struct {
 	cfg    Config
 	id     uint64
@@ -59,6 +48,10 @@ type Node struct {
 	batchEnds     []uint64              // last index of each uncommitted proposal batch
 	lastSoft      core.SoftState
 	leaderChanged chan struct{} // closed and replaced on every leader change
+	// With ReadModeLease core's clock is the monotonic clock: ticked is
+	// how many ticks core has had since tickStart (see catchUpTicks).
+	tickStart time.Time
+	ticked    int64
 
 	// peers is the address book: every member's transport address (guarded
 	// by mu).
@@ -160,7 +153,9 @@ func Start(cfg Config) (*Node, error) {
 		ID: cfg.ID, Voters: voters, Learners: learners,
 		ElectionTicks: cfg.ElectionTicks, HeartbeatTicks: cfg.HeartbeatTicks,
 		MaxInflight: cfg.MaxInflight, MaxSizePerMsg: cfg.MaxSizePerMsg,
+		MaxInflightBytes: cfg.MaxInflightBytes, MaxUncommittedBytes: cfg.MaxUncommittedBytes,
 		DisablePreVote: cfg.DisablePreVote, DisableCheckQuorum: cfg.DisableCheckQuorum,
+		ReadOnlyOption: readOnlyOption(cfg.ReadMode), LeaseDriftTicks: cfg.LeaseDriftTicks,
 		Storage: cfg.Log,
 		Rand:    rand.New(rand.NewPCG(cfg.Seed, cfg.ID)),
 		// Everything after the log's snapshot is handed out again, so
@@ -270,7 +265,7 @@ func (n *Node) signal() {
 // Propose replicates cmd and returns the state machine's result for it once
 // it is applied. Errors: *NotLeaderError (try the leader), ErrTimeout (ctx
 // ended; outcome unknown), ErrLeadershipLost (outcome unknown),
-// ErrProposalTooLarge, ErrStopped.
+// ErrOverloaded (not taken; retry later), ErrProposalTooLarge, ErrStopped.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	if len(cmd) > n.cfg.MaxBatchBytes || uint64(len(cmd)) > n.cfg.MaxSizePerMsg {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrProposalTooLarge, len(cmd), min(n.cfg.MaxBatchBytes, int(n.cfg.MaxSizePerMsg)))
@@ -281,15 +276,23 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 		n.mu.Unlock()
 		return nil, ErrStopped
 	}
+	// Proposals queue here while the leader's pipeline is full; a quorum
+	// that stalls must not let the queue grow without bound either.
+	if queued := uint64(n.propBytes); queued > 0 && queued+uint64(len(cmd)) > n.cfg.MaxUncommittedBytes {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d bytes of proposals queued, %d more would pass MaxUncommittedBytes %d", ErrOverloaded, queued, len(cmd), n.cfg.MaxUncommittedBytes)
+	}
 	n.props = append(n.props, p)
+	n.propBytes += len(cmd)
 	n.mu.Unlock()
 	n.signal()
 	return await(ctx, p.done)
 }
 
 // Read answers query linearizably: it obtains a read point from the leader
-// (ReadIndex, confirmed by a heartbeat quorum), waits until this node has
-// applied it, and then asks the state machine. Only the leader serves reads;
+// (ReadIndex: confirmed by a heartbeat quorum, or at once from the leader's
+// lease with ReadModeLease), waits until this node has applied it, and then
+// asks the state machine. Only the leader serves reads;
 // others return *NotLeaderError.
 func (n *Node) Read(ctx context.Context, query []byte) (any, error) {
 	r := &readReq{query: query, done: make(chan result, 1)}
@@ -433,6 +436,7 @@ func (n *Node) failQueued(err error) {
 // run is the Raft loop.
 func (n *Node) run() {
 	defer close(n.loopDone)
+	n.tickStart = time.Now()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
@@ -441,7 +445,9 @@ func (n *Node) run() {
 		case <-n.stopc:
 			return
 		case <-ticker.C:
-			n.raft.Tick()
+			if n.cfg.ReadMode != ReadModeLease {
+				n.raft.Tick()
+			} // with leases the round catches up by the clock
 		case <-n.wake:
 		}
 		busy := time.Now()
@@ -498,6 +504,9 @@ func (n *Node) round() {
 	for _, st := range snapSt {
 		r.ReportSnapshot(st.peer, st.ok)
 	}
+	if n.cfg.ReadMode == ReadModeLease {
+		n.catchUpTicks()
+	}
 	if n.proposalRoom() {
 		n.mu.Lock()
 		props := n.takeBatchLocked()
@@ -520,6 +529,25 @@ func (n *Node) round() {
 		n.handleReady()
 	}
 	n.publishStatus()
+}
+
+// catchUpTicks gives core one tick per TickInterval elapsed since the loop
+// started, by the monotonic clock, however many the ticker dropped while
+// the loop was busy. It runs every round (so before every read) after the
+// round's messages were stepped, so a follower whose loop stalled sees the
+// heartbeats that queued meanwhile before its election timer catches up.
+func (n *Node) catchUpTicks() {
+	due := int64(time.Since(n.tickStart) / n.cfg.TickInterval)
+	for ; n.ticked < due; n.ticked++ {
+		n.raft.Tick()
+	}
+}
+
+func readOnlyOption(m ReadMode) core.ReadOnlyOption {
+	if m == ReadModeLease {
+		return core.ReadOnlyLeaseBased
+	}
+	return core.ReadOnlySafe
 }
 
 // proposalRoom reports whether the leader may start another proposal
@@ -555,6 +583,7 @@ func (n *Node) takeBatchLocked() []*proposal {
 	}
 	batch := n.props[:k:k]
 	n.props = n.props[k:]
+	n.propBytes -= bytes
 	if len(n.props) == 0 {
 		n.props = nil
 	}
@@ -565,7 +594,7 @@ func (n *Node) takeBatchLocked() []*proposal {
 func (n *Node) propose(props []*proposal) {
 	r := n.raft
 	if r.Role() != core.Leader {
-		err := &NotLeaderError{Leader: r.Lead()}
+		err := &NotLeaderError{Leader: r.LeaderHint()}
 		for _, p := range props {
 			p.complete(nil, err)
 		}
@@ -578,7 +607,10 @@ func (n *Node) propose(props []*proposal) {
 	first, term, err := r.Propose(ents...)
 	if err != nil {
 		var e error = &NotLeaderError{Leader: r.Transferee()}
-		if !errors.Is(err, core.ErrProposalDropped) && !errors.Is(err, core.ErrNotLeader) {
+		switch {
+		case errors.Is(err, core.ErrUncommittedLimit):
+			e = fmt.Errorf("node %d: %w: %w", n.id, ErrOverloaded, err)
+		case !errors.Is(err, core.ErrProposalDropped) && !errors.Is(err, core.ErrNotLeader):
 			e = fmt.Errorf("node %d: propose: %w", n.id, err)
 		}
 		for _, p := range props {
@@ -603,11 +635,12 @@ func (n *Node) startReads(reads []*readReq) {
 	switch err := n.raft.ReadIndex(n.readCtx); {
 	case err == nil:
 		n.pendingReads[n.readCtx] = reads
+		n.metrics.leaseReads.Store(n.raft.LeaseReads())
 	case errors.Is(err, core.ErrReadNotReady):
 		// A new leader has not committed its first entry: retry next round.
 		n.readBacklog = reads
 	default:
-		e := error(&NotLeaderError{Leader: n.raft.Lead()})
+		e := error(&NotLeaderError{Leader: n.raft.LeaderHint()})
 		if !errors.Is(err, core.ErrNotLeader) {
 			e = fmt.Errorf("node %d: read index: %w", n.id, err)
 		}

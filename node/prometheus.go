@@ -34,6 +34,7 @@ var promMetrics = []promMetric{
 	{"raftbench_leader_changes_total", "Leaders this node has seen come to power.", prometheus.CounterValue, func(m Metrics) float64 { return float64(m.LeaderChanges) }},
 	{"raftbench_messages_sent_total", "Raft messages sent.", prometheus.CounterValue, func(m Metrics) float64 { return float64(m.MessagesSent) }},
 	{"raftbench_messages_received_total", "Raft messages received.", prometheus.CounterValue, func(m Metrics) float64 { return float64(m.MessagesReceived) }},
+	{"raftbench_lease_reads_total", "Read points answered from the leader lease without a heartbeat round.", prometheus.CounterValue, func(m Metrics) float64 { return float64(m.LeaseReads) }},
 	{"raftbench_loop_saturation", "Fraction of the last second the Raft loop was busy.", prometheus.GaugeValue, func(m Metrics) float64 { return m.LoopSaturation }},
 }
 

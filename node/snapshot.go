@@ -178,7 +178,7 @@ func (n *Node) ChangeMembership(ctx context.Context, cc core.ConfChange) error {
 		index, term, err := n.raft.ProposeConfChange(cc)
 		if err != nil {
 			if errors.Is(err, core.ErrNotLeader) || errors.Is(err, core.ErrProposalDropped) {
-				err = &NotLeaderError{Leader: n.raft.Lead()}
+				err = &NotLeaderError{Leader: n.raft.LeaderHint()}
 			} else {
 				err = fmt.Errorf("node %d: membership change: %w", n.id, err)
 			}

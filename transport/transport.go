@@ -17,9 +17,13 @@ import (
 // never delivered twice by a transport itself, but any message may be lost:
 // Raft retries, so every failure mode here is "drop and count".
 //
-// Concurrency: every method is safe for concurrent use. The Raft runtime
-// calls Send from a single goroutine; the Handler is called from the
-// transport's reader goroutines.
+// Concurrency: every method is safe for concurrent use, and Send must be:
+// the node runtime calls it from two goroutines — its Raft loop (the
+// messages that may leave at once) and its WAL writer (the votes and
+// append acknowledgements that may leave only once their save is
+// durable). Calls that overlap have no order between them, and Raft needs
+// none between the loop's messages and the writer's. The Handler is called
+// from the transport's reader goroutines.
 type Transport interface {
 	// Start begins accepting inbound connections and delivering their
 	// messages to h. The listener is bound by the constructor (so Addr works

@@ -36,6 +36,7 @@ var nodeKnobs = []string{
 	"batch-entries", "batch-bytes", "max-inflight", "max-msg-bytes",
 	"tick", "election-timeout", "heartbeat", "prevote", "checkquorum",
 	"snapshot-every", "snapshot-trailing", "wal-memtable",
+	"max-inflight-bytes", "max-uncommitted-bytes", "read-mode",
 }
 
 // runOnlyKnobs shape a run (its cluster size, workload, faults, profiles
@@ -43,7 +44,7 @@ var nodeKnobs = []string{
 var runOnlyKnobs = []string{
 	"nodes", "dir", "payload", "clients", "rate", "duration", "warmup", "read-ratio", "keys", "op-timeout",
 	"count", "fault", "cpuprofile", "memprofile", "mutexprofile", "blockprofile", "trace", "pprof-addr",
-	"check", "out",
+	"check", "out", "attempt-timeout",
 }
 
 // nodeFlags are `raftbench node`'s own flags (the knobs are in set).
@@ -336,22 +337,34 @@ func (s *nodeSetup) template(clusterID uint64, logger *slog.Logger) cluster.Temp
 		TLS:       s.tls,
 		Logger:    logger,
 		Node: node.Config{
-			TickInterval:       tick,
-			ElectionTicks:      int(k.ElectionTimeout.D() / tick),
-			HeartbeatTicks:     int(k.Heartbeat.D() / tick),
-			MaxBatchEntries:    k.BatchEntries,
-			MaxBatchBytes:      k.BatchBytes,
-			MaxInflight:        k.MaxInflight,
-			MaxSizePerMsg:      uint64(k.MaxMsgBytes),
-			DisablePreVote:     !k.PreVote,
-			DisableCheckQuorum: !k.CheckQuorum,
-			NoSync:             !k.Sync,
-			SnapshotEntries:    uint64(k.SnapshotEvery),
-			SnapshotTrailing:   uint64(k.SnapshotTrailing),
-			Seed:               k.Seed,
-			Logger:             logger,
+			TickInterval:        tick,
+			ElectionTicks:       int(k.ElectionTimeout.D() / tick),
+			HeartbeatTicks:      int(k.Heartbeat.D() / tick),
+			MaxBatchEntries:     k.BatchEntries,
+			MaxBatchBytes:       k.BatchBytes,
+			MaxInflight:         k.MaxInflight,
+			MaxSizePerMsg:       uint64(k.MaxMsgBytes),
+			MaxInflightBytes:    uint64(k.MaxInflightBytes),
+			MaxUncommittedBytes: uint64(k.MaxUncommittedBytes),
+			DisablePreVote:      !k.PreVote,
+			DisableCheckQuorum:  !k.CheckQuorum,
+			ReadMode:            nodeReadMode(k.ReadMode),
+			NoSync:              !k.Sync,
+			SnapshotEntries:     uint64(k.SnapshotEvery),
+			SnapshotTrailing:    uint64(k.SnapshotTrailing),
+			Seed:                k.Seed,
+			Logger:              logger,
 		},
 	}
+}
+
+// nodeReadMode maps the read-mode knob (validated as index or lease) onto
+// node's ReadMode.
+func nodeReadMode(s string) node.ReadMode {
+	if s == "lease" {
+		return node.ReadModeLease
+	}
+	return node.ReadModeIndex
 }
 
 // listen opens a TCP listener for flag, naming it in the error (a port in
