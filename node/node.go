@@ -749,9 +749,9 @@ func (n *Node) softStateChanged(ss core.SoftState) {
 func (n *Node) publishStatus() {
 	r := n.raft
 	n.commit.Store(r.Committed())
-	l := Leadership{Role: r.Role(), Term: r.Term(), Leader: r.Lead()}
-	if cur := n.leadership.Load(); cur == nil || *cur != l {
-		n.leadership.Store(&l)
+	role, term, lead := r.Role(), r.Term(), r.Lead()
+	if cur := n.leadership.Load(); cur == nil || cur.Role != role || cur.Term != term || cur.Leader != lead {
+		n.leadership.Store(&Leadership{Role: role, Term: term, Leader: lead})
 	}
 }
 
