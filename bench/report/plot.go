@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -38,8 +39,9 @@ type Plot struct {
 	// LogX and LogY use a log scale on that axis (non-positive values are
 	// left out).
 	LogX, LogY bool
-	// FromZero starts the X axis at 0.
+	// FromZero starts the X axis at 0; XMax, when set, ends it there.
 	FromZero bool
+	XMax     float64
 	// XTicks replaces the X axis ticks.
 	XTicks plot.Ticker
 }
@@ -48,8 +50,10 @@ type Plot struct {
 const (
 	plotWidth  = 8 * vg.Inch
 	plotHeight = 4 * vg.Inch
-	// maxMarkerText bounds a marker's description in the legend.
-	maxMarkerText = 48
+	// maxMarkerText bounds a marker's or point's description in the
+	// legend; maxLegendPoints bounds how many numbered points it lists.
+	maxMarkerText   = 48
+	maxLegendPoints = 20
 )
 
 // Save renders pl to a PNG (or any format gonum/plot knows by extension).
@@ -70,13 +74,19 @@ func Save(pl Plot, path string) error {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
+	if !pl.LogX {
+		p.X.Tick.Marker = plainTicks{}
+	}
+	if !pl.LogY {
+		p.Y.Tick.Marker = plainTicks{}
+	}
 	if pl.XTicks != nil {
 		p.X.Tick.Marker = pl.XTicks
 	}
 	leg := plot.NewLegend()
 	leg.Top, leg.Left = true, true
 	ymin, ymax := math.Inf(1), math.Inf(-1)
-	shown := 0
+	shown, numbered := 0, 0
 	for i, s := range pl.Series {
 		xys := make(plotter.XYs, 0, len(s.X))
 		var labels []string
@@ -103,11 +113,26 @@ func Save(pl Plot, path string) error {
 			sc.Color = plotutil.Color(i)
 			sc.Shape = draw.CircleGlyph{}
 			p.Add(sc)
-			leg.Add(s.Name, sc)
-			if len(labels) == len(xys) {
-				if lbls, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels}); err == nil {
-					p.Add(lbls)
+			if len(labels) != len(xys) {
+				leg.Add(s.Name, sc)
+				continue
+			}
+			// Points are labelled by number, their names listed in the
+			// legend: names written beside the points would overlap each
+			// other and run off the canvas.
+			nums := make([]string, len(labels))
+			for j := range labels {
+				numbered++
+				nums[j] = fmt.Sprint(numbered)
+				if numbered <= maxLegendPoints {
+					leg.Add(nums[j]+": "+shorten(labels[j], maxMarkerText), sc)
+				} else if numbered == maxLegendPoints+1 {
+					leg.Add("… (see the table)")
 				}
+			}
+			if lbls, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: nums}); err == nil {
+				lbls.Offset = vg.Point{X: vg.Points(4), Y: vg.Points(2)}
+				p.Add(lbls)
 			}
 		} else {
 			l, pts, err := plotter.NewLinePoints(xys)
@@ -140,6 +165,9 @@ func Save(pl Plot, path string) error {
 	if pl.FromZero {
 		p.X.Min = 0
 	}
+	if pl.XMax > 0 {
+		p.X.Max = pl.XMax
+	}
 	for i, m := range pl.Markers {
 		l, err := plotter.NewLine(plotter.XYs{{X: m.X, Y: p.Y.Min}, {X: m.X, Y: p.Y.Max}})
 		if err != nil {
@@ -161,7 +189,7 @@ func Save(pl Plot, path string) error {
 		return fmt.Errorf("save plot %s: %w", path, err)
 	}
 	dc := draw.New(cv)
-	if len(pl.Series) > 1 || len(pl.Markers) > 0 {
+	if len(pl.Series) > 1 || len(pl.Markers) > 0 || numbered > 0 {
 		band := leg.Rectangle(dc).Size().X + vg.Points(16)
 		band = min(band, plotWidth/2)
 		p.Draw(draw.Crop(dc, 0, -band, 0, 0))
@@ -190,6 +218,20 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// plainTicks are gonum's default ticks labelled without padding zeros
+// (7500, 2.5, not 7500.00, 2.50).
+type plainTicks struct{}
+
+func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
+		}
+	}
+	return ts
 }
 
 // percentileTicks labels a log10(1/(1-q)) axis with percentiles.

@@ -69,16 +69,21 @@ func writePlots(run *results.Run, pdir string) error {
 	for _, f := range run.Summary.Faults {
 		marks = append(marks, Marker{X: f.AtMS / 1000, Label: fmt.Sprintf("%.1f s %s", f.AtMS/1000, f.What)})
 	}
-	if err := Save(Plot{Title: "Throughput by second of intended start (dashed: faults)", XLabel: "second of the measured run", YLabel: "successful ops",
-		Series: []Series{{Name: "ops", X: sec, Y: ops}}, Markers: marks, FromZero: true}, filepath.Join(pdir, ThroughputPlot)); err != nil {
+	dashed := ""
+	if len(marks) > 0 {
+		dashed = " (dashed: faults)"
+	}
+	xmax := run.Summary.DurationSec
+	if err := Save(Plot{Title: "Throughput by second of intended start" + dashed, XLabel: "second of the measured run", YLabel: "successful ops",
+		Series: []Series{{Name: "ops", X: sec, Y: ops}}, Markers: marks, FromZero: true, XMax: xmax}, filepath.Join(pdir, ThroughputPlot)); err != nil {
 		return err
 	}
 	series := []Series{{Name: "p99", X: sec, Y: p99}}
 	if hasMax(run.Timeline) {
 		series = append(series, Series{Name: "max", X: sec, Y: mx})
 	}
-	return Save(Plot{Title: "Latency by second of intended start (dashed: faults)", XLabel: "second of the measured run", YLabel: "latency (ms, log scale)",
-		Series: series, Markers: marks, FromZero: true, LogY: true}, filepath.Join(pdir, P99Plot))
+	return Save(Plot{Title: "Latency by second of intended start" + dashed, XLabel: "second of the measured run", YLabel: "latency (ms, log scale)",
+		Series: series, Markers: marks, FromZero: true, XMax: xmax, LogY: true}, filepath.Join(pdir, P99Plot))
 }
 
 // hasMax reports whether the timeline carries per-second maxima (files
