@@ -88,7 +88,11 @@ func (c *Combined) notes(bullet string) string {
 	if !c.VerdictsHold {
 		verdict = "SOME VERDICTS FAILED"
 	}
-	fmt.Fprintf(&b, "\n%d runs (%s); %s.\n", len(c.Runs), strings.Join(c.Runs, ", "), verdict)
+	runs := strings.Join(c.Runs, ", ")
+	if len(c.Runs) > 6 {
+		runs = c.Runs[0] + " … " + c.Runs[len(c.Runs)-1]
+	}
+	fmt.Fprintf(&b, "\n%d runs (%s); %s.\n", len(c.Runs), runs, verdict)
 	for _, d := range c.Doubtful {
 		fmt.Fprintf(&b, "%s%s: %s\n", bullet, d.Run, d.Problem)
 	}
