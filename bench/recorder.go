@@ -62,14 +62,27 @@ type secondStats struct {
 	incomplete int64
 }
 
-// inflightShards spreads the set of operations in flight over several
-// locks, so that beginning and ending operations on many goroutines does
-// not contend on one.
-const inflightShards = 32
+// inflightShards spreads the set of operations in flight, and the
+// completed ones not yet in the histograms, over several locks, so that
+// beginning and ending operations on many goroutines does not contend on
+// one; completions reach the histograms (under mu) flushBatch at a time.
+const (
+	inflightShards = 32
+	flushBatch     = 128
+)
 
 type inflightShard struct {
-	mu  sync.Mutex
-	ops map[*op]struct{}
+	mu      sync.Mutex
+	ops     map[*op]struct{}
+	pending []sample
+}
+
+// sample is one completed operation waiting to be recorded.
+type sample struct {
+	intended time.Time
+	lat      time.Duration
+	kind     opKind
+	errKind  string // "" for success
 }
 
 // op is one measured operation in flight. state moves from opPending to
@@ -154,30 +167,63 @@ func (r *latencyRecorder) finish(o *op, kind opKind, err error, start, done time
 	if o == nil {
 		return
 	}
+	smp := sample{intended: o.intended, lat: done.Sub(o.intended), kind: kind}
+	if err != nil {
+		smp.errKind = errorKind(err)
+	}
 	sh := &r.inflight[o.shard]
 	sh.mu.Lock()
 	delete(sh.ops, o)
-	sh.mu.Unlock()
 	if !o.state.CompareAndSwap(opPending, opDone) {
+		sh.mu.Unlock()
 		return // the window closed first: already recorded as incomplete
 	}
-	lat := done.Sub(o.intended)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := r.second(o.intended)
-	if err != nil {
-		r.errs[errorKind(err)]++
-		s.errs++
-		r.liveErrs++
+	sh.pending = append(sh.pending, smp)
+	var batch []sample
+	if len(sh.pending) >= flushBatch {
+		batch, sh.pending = sh.pending, make([]sample, 0, flushBatch)
+	}
+	sh.mu.Unlock()
+	if batch != nil {
+		r.record(batch)
+	}
+}
+
+// flush records every shard's pending completions.
+func (r *latencyRecorder) flush() {
+	for i := range r.inflight {
+		sh := &r.inflight[i]
+		sh.mu.Lock()
+		batch := sh.pending
+		sh.pending = nil
+		sh.mu.Unlock()
+		r.record(batch)
+	}
+}
+
+// record puts completed operations into the histograms and counts.
+func (r *latencyRecorder) record(batch []sample) {
+	if len(batch) == 0 {
 		return
 	}
-	if kind == opRead {
-		r.reads++
-	} else {
-		r.writes++
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, smp := range batch {
+		s := r.second(smp.intended)
+		if smp.errKind != "" {
+			r.errs[smp.errKind]++
+			s.errs++
+			r.liveErrs++
+			continue
+		}
+		if smp.kind == opRead {
+			r.reads++
+		} else {
+			r.writes++
+		}
+		results.RecordUS(s.h, smp.lat)
+		results.RecordUS(r.live, smp.lat)
 	}
-	results.RecordUS(s.h, lat)
-	results.RecordUS(r.live, lat)
 }
 
 // drop forgets o, which never ran (the window closed before it could start;
@@ -252,6 +298,7 @@ func (r *latencyRecorder) inFlight() int {
 // roll returns what completed since the last roll (for the live progress
 // line) and starts the next.
 func (r *latencyRecorder) roll() (*hdrhistogram.Histogram, int64) {
+	r.flush()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h, errs := r.live, r.liveErrs
@@ -275,6 +322,7 @@ type recorded struct {
 // of it (the last one cut at the close), each holding the operations
 // intended to start in it.
 func (r *latencyRecorder) result() recorded {
+	r.flush()
 	end := r.windowEnd()
 	r.mu.Lock()
 	defer r.mu.Unlock()
