@@ -75,6 +75,7 @@ type inflightShard struct {
 	mu      sync.Mutex
 	ops     map[*op]struct{}
 	pending []sample
+	spare   []sample // a recorded batch's buffer, for the next one
 }
 
 // sample is one completed operation waiting to be recorded.
@@ -181,11 +182,14 @@ func (r *latencyRecorder) finish(o *op, kind opKind, err error, start, done time
 	sh.pending = append(sh.pending, smp)
 	var batch []sample
 	if len(sh.pending) >= flushBatch {
-		batch, sh.pending = sh.pending, make([]sample, 0, flushBatch)
+		batch, sh.pending, sh.spare = sh.pending, sh.spare[:0], nil
 	}
 	sh.mu.Unlock()
 	if batch != nil {
 		r.record(batch)
+		sh.mu.Lock()
+		sh.spare = batch[:0]
+		sh.mu.Unlock()
 	}
 }
 
