@@ -160,7 +160,7 @@ func parseSize(v string) (int, error) {
 
 // Knobs lists every setting, in the order help shows them.
 var Knobs = []Knob{
-	intKnob("nodes", "cluster size", func(c *Config) *int { return &c.Nodes }),
+	intKnob("nodes", "cluster size, 1..1000 (more than 4 nodes per CPU draws a warning: they compete for it)", func(c *Config) *int { return &c.Nodes }),
 	strKnob("transport", "transport between nodes: tcp or quic", true, func(c *Config) *string { return &c.Transport }),
 	strKnob("wal", "write-ahead log: pebble or memory", true, func(c *Config) *string { return &c.WAL }),
 	boolKnob("sync", "fsync every WAL save", func(c *Config) *bool { return &c.Sync }),
