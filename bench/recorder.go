@@ -168,6 +168,13 @@ func (r *latencyRecorder) finish(o *op, kind opKind, err error, start, done time
 	if o == nil {
 		return
 	}
+	if end := r.windowEnd(); !done.Before(end) {
+		// It completed after the window's end, even if before close
+		// ran: it was incomplete when the window closed.
+		r.drop(o)
+		r.abandon(o, end)
+		return
+	}
 	smp := sample{intended: o.intended, lat: done.Sub(o.intended), kind: kind}
 	if err != nil {
 		smp.errKind = errorKind(err)

@@ -24,8 +24,10 @@ func TestRecorderIncompleteOps(t *testing.T) {
 	r.finish(fast, opWrite, nil, at(100), at(102)) // 2 ms, second 0
 	failed := r.begin(at(200))
 	r.finish(failed, opWrite, errors.New("boom"), at(200), at(300))
-	stuck := r.begin(at(1200)) // never answered before the close: second 1
-	late := r.begin(at(1900))  // answered after the close
+	stuck := r.begin(at(1200))  // never answered before the close: second 1
+	late := r.begin(at(1900))   // answered after the close
+	racing := r.begin(at(1950)) // answered after the window's end, before close ran
+	r.finish(racing, opWrite, nil, at(1950), at(2003))
 	r.close(at(2000))
 	r.finish(late, opWrite, nil, at(1900), at(2500))
 	r.finish(stuck, opWrite, nil, at(1200), at(3000))
@@ -40,8 +42,8 @@ func TestRecorderIncompleteOps(t *testing.T) {
 	}
 
 	rd := r.result()
-	if rd.writes != 1 || rd.incomplete != 4 || rd.errs["other"] != 1 {
-		t.Fatalf("writes %d incomplete %d errors %v, want 1, 4 and one other", rd.writes, rd.incomplete, rd.errs)
+	if rd.writes != 1 || rd.incomplete != 5 || rd.errs["other"] != 1 {
+		t.Fatalf("writes %d incomplete %d errors %v, want 1, 5 and one other", rd.writes, rd.incomplete, rd.errs)
 	}
 	if len(rd.intervals) != 2 {
 		t.Fatalf("%d intervals, want 2", len(rd.intervals))
@@ -49,8 +51,8 @@ func TestRecorderIncompleteOps(t *testing.T) {
 	if n := rd.intervals[0].TotalCount(); n != 1 || rd.secErrs[0] != 1 || rd.secIncompl[0] != 0 {
 		t.Errorf("second 0: %d latencies, %d errors, %d incomplete; want 1, 1, 0", n, rd.secErrs[0], rd.secIncompl[0])
 	}
-	if n := rd.intervals[1].TotalCount(); n != 4 || rd.secIncompl[1] != 4 {
-		t.Errorf("second 1: %d latencies, %d incomplete; want 4 and 4", n, rd.secIncompl[1])
+	if n := rd.intervals[1].TotalCount(); n != 5 || rd.secIncompl[1] != 5 {
+		t.Errorf("second 1: %d latencies, %d incomplete; want 5 and 5", n, rd.secIncompl[1])
 	}
 	// The stuck operation's latency is 800 ms (close − intended), not the
 	// 1.8 s it took, and the late one's 100 ms.
