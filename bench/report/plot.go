@@ -52,8 +52,9 @@ const (
 	plotHeight = 4 * vg.Inch
 	// maxMarkerText bounds a marker's or point's description in the
 	// legend; maxLegendPoints bounds how many numbered points it lists.
-	maxMarkerText   = 48
+	maxMarkerText   = 44
 	maxLegendPoints = 20
+	maxLegendWidth  = 4 * vg.Inch
 )
 
 // Save renders pl to a PNG (or any format gonum/plot knows by extension).
@@ -184,17 +185,24 @@ func Save(pl Plot, path string) error {
 		leg.Add(num+": "+shorten(m.Label, maxMarkerText), l)
 	}
 	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
-	cv, err := draw.NewFormattedCanvas(plotWidth, plotHeight, format)
+	// The legend goes in a band right of the plot, which widens the
+	// canvas rather than squeezing the data.
+	var band vg.Length
+	if len(pl.Series) > 1 || len(pl.Markers) > 0 || numbered > 0 {
+		probe, err := draw.NewFormattedCanvas(plotWidth, plotHeight, format)
+		if err != nil {
+			return fmt.Errorf("save plot %s: %w", path, err)
+		}
+		band = min(leg.Rectangle(draw.New(probe)).Size().X+vg.Points(24), maxLegendWidth)
+	}
+	cv, err := draw.NewFormattedCanvas(plotWidth+band, plotHeight, format)
 	if err != nil {
 		return fmt.Errorf("save plot %s: %w", path, err)
 	}
 	dc := draw.New(cv)
-	if len(pl.Series) > 1 || len(pl.Markers) > 0 || numbered > 0 {
-		band := leg.Rectangle(dc).Size().X + vg.Points(16)
-		band = min(band, plotWidth/2)
+	if band > 0 {
 		p.Draw(draw.Crop(dc, 0, -band, 0, 0))
-		lc := draw.Crop(dc, plotWidth-band+vg.Points(8), 0, 0, -vg.Points(24))
-		leg.Draw(lc)
+		leg.Draw(draw.Crop(dc, plotWidth+vg.Points(8), 0, 0, -vg.Points(24)))
 	} else {
 		p.Draw(dc)
 	}
@@ -226,8 +234,16 @@ type plainTicks struct{}
 
 func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
 	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	labelled := 0
+	for _, t := range ts {
+		if t.Label != "" {
+			labelled++
+		}
+	}
 	for i := range ts {
-		if ts[i].Label != "" {
+		// Two labels on an axis (0 and 25000) say little: label the
+		// minor ticks too then.
+		if ts[i].Label != "" || labelled < 3 {
 			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
 		}
 	}
