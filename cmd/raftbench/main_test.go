@@ -251,8 +251,20 @@ func TestMembershipEndToEnd(t *testing.T) {
 		t.Fatalf("wal_peak_bytes = %d by node %v, want a size for each of the 5 nodes", s.WALPeakBytes, s.WALPeakBytesByNode)
 	}
 	t.Logf("wal_peak_bytes %d (by node %v); log written about %d bytes", s.WALPeakBytes, s.WALPeakBytesByNode, logBytes)
-	if s.WALPeakBytes*3 > logBytes {
-		t.Errorf("wal_peak_bytes = %d, not far below the %d bytes of log written: compaction does not bound the WAL", s.WALPeakBytes, logBytes)
+	// What compaction allows, however fast the run went: two snapshot
+	// intervals of log (500 entries and the 100 behind), two memtables,
+	// and slack for Pebble's own files and the images. How much log the
+	// run wrote depends on the machine's speed (half as much when the
+	// rest of make test runs beside it), so it bounds the peak only when
+	// there is plenty of it.
+	const bound = 2*600*(4096+32) + 2<<20 + 2<<20
+	if s.WALPeakBytes > bound || (logBytes > 3*bound && s.WALPeakBytes*3 > logBytes) {
+		t.Errorf("wal_peak_bytes = %d, above what compaction allows (%d) or not far below the %d bytes of log written: compaction does not bound the WAL", s.WALPeakBytes, bound, logBytes)
+	}
+	for _, n := range s.Nodes {
+		if n.Compactions == 0 {
+			t.Errorf("node %d compacted its log %d times (snapshots %d): want compaction on every node", n.ID, n.Compactions, n.Snapshots)
+		}
 	}
 	md, err := os.ReadFile(filepath.Join(out, results.ReportFile))
 	if err != nil || !strings.Contains(string(md), "### Membership changes") || !strings.Contains(string(md), "| WAL peak |") {
