@@ -736,6 +736,9 @@ func (n *Node) softStateChanged(ss core.SoftState) {
 		if ss.Lead != core.None {
 			n.metrics.leaderChanges.Add(1)
 		}
+		// Publish before waking the waiters, so that one woken by the
+		// change reads the new leader, not the last round's.
+		n.publishStatus()
 		n.mu.Lock()
 		close(n.leaderChanged)
 		n.leaderChanged = make(chan struct{})
