@@ -13,31 +13,50 @@ SEEDS     ?= 100000
 FUZZTIME  ?= 200000x
 STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
+# The commit raftbench stamps into every result (env.commit): this
+# checkout's, with -dirty when it has changes, or "unknown" outside git.
+COMMIT  := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS := -X github.com/raftbench/raftbench/bench/results.stampedCommit=$(if $(filter -dirty,$(COMMIT)),unknown,$(COMMIT))
+
 # Fuzz targets run briefly by `make test`, as package:FuzzFunc pairs.
 FUZZ_TARGETS ?= ./core:FuzzUnmarshalConfChange ./transport:FuzzDecodeFrame ./transport:FuzzHandshake ./transport:FuzzSnapshotRecords ./wal:FuzzDecodeEntry ./kv:FuzzDecodeCommand ./clientapi/wire:FuzzDecodeFrame
 
-.PHONY: test vet unit sim-short fuzz-short lint sim bench cover run crash-soak
+.PHONY: test vet unit sim-short wal-matrix fuzz-short lint sim bench cover run build race-soak crash-soak
 
 ## run: a raftbench run with the defaults (3 nodes, TCP, Pebble with sync,
 ## 128 B payloads, 64 closed-loop clients, 10 s); pass more flags in RUNFLAGS,
 ## e.g. make run RUNFLAGS='--transport quic --fault kill-leader@5s+2s --check'.
 RUNFLAGS ?=
 run:
-	$(GO) run ./cmd/raftbench run $(RUNFLAGS)
+	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/raftbench run $(RUNFLAGS)
+
+## build: bin/raftbench, stamped with this checkout's commit.
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/raftbench ./cmd/raftbench
+
+## race-soak: the end-of-run verdict regression test at the issue's bar, 50
+## consecutive runs (make test runs 12).
+race-soak:
+	RAFTBENCH_RACE_RUNS=50 $(GO) test -race -count=1 -run '^TestEndOfRunVerdictsExact$$' -v ./bench/
 
 ## test: vet, the race-enabled test suite, and a short run of every fuzz target.
-test: vet unit sim-short fuzz-short
+test: vet unit sim-short wal-matrix fuzz-short
 
 vet:
 	$(GO) vet $(PKGS)
 
 unit:
-	$(GO) test -race -count=1 -timeout 9m -skip '^TestSimulation$$' $(PKGS)
+	$(GO) test -race -count=1 -timeout 9m -skip '^(TestSimulation|TestCorruptionMatrix)$$' $(PKGS)
 
 ## sim-short: the core simulator's default 2,100 seeds, showing its summary
 ## line (go test hides a passing test's output otherwise).
 sim-short:
 	$(GO) test -race -count=1 -timeout 9m -run '^TestSimulation$$' -v ./core/ | grep -Ev '^(=== RUN|--- PASS)'
+
+## wal-matrix: the WAL corruption matrix (every 4 KiB of a live WAL and an
+## sstable, flipped and cut), showing its summary line.
+wal-matrix:
+	$(GO) test -race -count=1 -run '^TestCorruptionMatrix$$' -v ./wal/ | grep -Ev '^(=== RUN|--- PASS)'
 
 fuzz-short:
 	@set -e; for t in $(FUZZ_TARGETS); do \

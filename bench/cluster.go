@@ -56,6 +56,22 @@ type cluster struct {
 	restarts map[uint64]int
 	walPeak  map[uint64]int64 // peak size of each node's data directory
 	dur      durability       // crash faults, WAL damage and their checks
+
+	// slots mirror, per node ID, what the clients' endpoints and the
+	// leader polls read on every call (running node, started, removed),
+	// without taking mu: one lock shared by every operation of every client
+	// was the harness's largest source of contention.
+	slots []slot
+}
+
+// slot is one node ID's lock-free view (see cluster.slots).
+type slot struct {
+	n       atomic.Pointer[node.Node]
+	started atomic.Bool
+	removed atomic.Bool
+	// crashes counts the node's crash faults: an answer from a node whose
+	// count changed during the call is withheld (see endpoint.answer).
+	crashes atomic.Uint64
 }
 
 func startCluster(cfg *Config, logger *slog.Logger) (*cluster, error) {
@@ -67,6 +83,7 @@ func startCluster(cfg *Config, logger *slog.Logger) (*cluster, error) {
 		rules: map[uint64]fault.Rules{}, disks: map[uint64]*atomic.Int64{}, restarts: map[uint64]int{}, walPeak: map[uint64]int64{},
 		dur: newDurability(),
 	}
+	c.slots = make([]slot, c.maxID+1)
 	for id := uint64(1); id <= c.maxID; id++ {
 		c.disks[id] = &atomic.Int64{}
 	}
@@ -99,6 +116,7 @@ func startCluster(cfg *Config, logger *slog.Logger) (*cluster, error) {
 		}
 		trs[id] = tr
 		c.addrs[id] = tr.Addr()
+		c.slots[id].started.Store(true)
 	}
 	for id := uint64(1); id <= uint64(cfg.Nodes); id++ {
 		c.peersAt[id] = maps.Clone(c.addrs)
@@ -184,11 +202,12 @@ func (c *cluster) start(id uint64, tr *fault.Transport) error {
 		HeartbeatTicks:      int(c.cfg.Heartbeat.D() / tick),
 		MaxBatchEntries:     c.cfg.BatchEntries,
 		MaxBatchBytes:       c.cfg.BatchBytes,
+		MaxProposalPipeline: c.cfg.ProposalPipeline,
 		MaxInflight:         c.cfg.MaxInflight,
 		MaxSizePerMsg:       uint64(c.cfg.MaxMsgBytes),
+		DisablePreVote:      !c.cfg.PreVote,
 		MaxInflightBytes:    uint64(c.cfg.MaxInflightBytes),
 		MaxUncommittedBytes: uint64(c.cfg.MaxUncommittedBytes),
-		DisablePreVote:      !c.cfg.PreVote,
 		DisableCheckQuorum:  !c.cfg.CheckQuorum,
 		ReadMode:            readMode(c.cfg.ReadMode),
 		NoSync:              !c.cfg.Sync,
@@ -207,6 +226,7 @@ func (c *cluster) start(id uint64, tr *fault.Transport) error {
 	}
 	c.mu.Lock()
 	c.nodes[id], c.stores[id], c.wraps[id] = n, store, tr
+	c.slots[id].n.Store(n)
 	c.mu.Unlock()
 	c.dur.started(id, sl)
 	return nil
@@ -219,6 +239,9 @@ func (c *cluster) stop(id uint64) error {
 	n := c.nodes[id]
 	delete(c.nodes, id)
 	delete(c.wraps, id)
+	if id < uint64(len(c.slots)) {
+		c.slots[id].n.Store(nil)
+	}
 	c.mu.Unlock()
 	if n == nil {
 		return fmt.Errorf("node %d is not running", id)
@@ -313,6 +336,7 @@ func (c *cluster) startNew(ctx context.Context) (uint64, string, error) {
 	peers[id] = addr
 	c.mu.Lock()
 	c.addrs[id], c.peersAt[id], c.joined[id] = addr, peers, true
+	c.slots[id].started.Store(true)
 	c.mu.Unlock()
 	if err := c.start(id, tr); err != nil {
 		_ = tr.Close()
@@ -387,6 +411,7 @@ func (c *cluster) leaderOtherThan(id uint64) bool {
 func (c *cluster) markRemoved(id uint64) {
 	c.mu.Lock()
 	c.removed[id] = true
+	c.slots[id].removed.Store(true)
 	c.mu.Unlock()
 }
 
@@ -450,12 +475,14 @@ func (c *cluster) node(id uint64) *node.Node {
 }
 
 // leader returns the leader with the highest term among the running
-// nodes that say they lead, or 0.
+// nodes that say they lead, or 0. It takes no lock and allocates nothing,
+// so polling it does not disturb the run.
 func (c *cluster) leader() (id, term uint64) {
-	for _, n := range c.running() {
-		s := n.Status()
-		if s.Role == core.Leader && s.Term >= term {
-			id, term = s.ID, s.Term
+	for i := 1; i < len(c.slots); i++ {
+		if n := c.slots[i].n.Load(); n != nil {
+			if l := n.Leadership(); l.Role == core.Leader && l.Term >= term {
+				id, term = uint64(i), l.Term
+			}
 		}
 	}
 	return id, term
@@ -464,8 +491,10 @@ func (c *cluster) leader() (id, term uint64) {
 // maxTerm is the highest term any running node is in.
 func (c *cluster) maxTerm() uint64 {
 	var t uint64
-	for _, n := range c.running() {
-		t = max(t, n.Status().Term)
+	for i := 1; i < len(c.slots); i++ {
+		if n := c.slots[i].n.Load(); n != nil {
+			t = max(t, n.Leadership().Term)
+		}
 	}
 	return t
 }
@@ -479,7 +508,7 @@ func (c *cluster) waitLeader(ctx context.Context, timeout time.Duration) (uint64
 		if id != 0 {
 			agree := true
 			for _, n := range c.running() {
-				if n.Status().Leader != id {
+				if n.Leadership().Leader != id {
 					agree = false
 				}
 			}
@@ -565,9 +594,9 @@ func (e endpoint) ID() uint64 { return e.id }
 // current returns the running node and its crash count, or the error a
 // caller gets instead.
 func (e endpoint) current() (*node.Node, uint64, error) {
-	e.c.mu.Lock()
-	n, started, removed := e.c.nodes[e.id], e.c.addrs[e.id] != "", e.c.removed[e.id]
-	e.c.mu.Unlock()
+	sl := &e.c.slots[e.id]
+	crashes := sl.crashes.Load()
+	n, started, removed := sl.n.Load(), sl.started.Load(), sl.removed.Load()
 	switch {
 	case !started || (removed && n == nil):
 		lead, _ := e.c.leader()
@@ -575,7 +604,7 @@ func (e endpoint) current() (*node.Node, uint64, error) {
 	case n == nil:
 		return nil, 0, node.ErrStopped
 	}
-	return n, e.c.dur.crashes(e.id), nil
+	return n, crashes, nil
 }
 
 // answer passes on a node's answer, unless the node crashed while the call
@@ -583,7 +612,7 @@ func (e endpoint) current() (*node.Node, uint64, error) {
 // caller is told the node stopped (the outcome is unknown, and a kv client
 // retries in the same session).
 func (e endpoint) answer(crashes uint64, v any, err error) (any, error) {
-	if err == nil && e.c.dur.crashes(e.id) != crashes {
+	if err == nil && e.c.slots[e.id].crashes.Load() != crashes {
 		return nil, fmt.Errorf("node %d crashed before its answer: %w", e.id, node.ErrStopped)
 	}
 	return v, err

@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -37,7 +38,8 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // Config is the full configuration of one run. Every field is a knob (see
 // Knobs): a flag of `raftbench run`, a key of its YAML config file, and a
-// name `raftbench sweep --set` accepts.
+// name `raftbench sweep --set` accepts. The JSON names are the knob names,
+// so a run's config.json is a valid --config file (JSON is YAML).
 //
 // WAL is "pebble" (Pebble on disk), "crashable" (Pebble on an in-memory
 // filesystem that a crash fault cuts back to what was synced, see
@@ -54,33 +56,36 @@ type Config struct {
 	Seed      uint64 `json:"seed"`
 
 	// Raft knobs (node.Config).
-	BatchEntries int `json:"batch_entries"`
-	BatchBytes   int `json:"batch_bytes"`
-	MaxInflight  int `json:"max_inflight"`
-	MaxMsgBytes  int `json:"max_msg_bytes"`
+	BatchEntries int `json:"batch-entries"`
+	BatchBytes   int `json:"batch-bytes"`
+	// ProposalPipeline is node.Config.MaxProposalPipeline: how many
+	// proposal batches the leader lets be uncommitted at once.
+	ProposalPipeline int `json:"proposal-pipeline"`
+	MaxInflight      int `json:"max-inflight"`
+	MaxMsgBytes      int `json:"max-msg-bytes"`
 	// MaxInflightBytes and MaxUncommittedBytes are node.Config's byte
 	// limits on a follower's pipeline window and on a leader's
 	// uncommitted proposals.
-	MaxInflightBytes    int      `json:"max_inflight_bytes"`
-	MaxUncommittedBytes int      `json:"max_uncommitted_bytes"`
+	MaxInflightBytes    int      `json:"max-inflight-bytes"`
+	MaxUncommittedBytes int      `json:"max-uncommitted-bytes"`
 	Tick                Duration `json:"tick"`
-	ElectionTimeout     Duration `json:"election_timeout"`
+	ElectionTimeout     Duration `json:"election-timeout"`
 	Heartbeat           Duration `json:"heartbeat"`
 	PreVote             bool     `json:"prevote"`
 	CheckQuorum         bool     `json:"checkquorum"`
 	// ReadMode is how leaders confirm reads: "index" (a heartbeat round)
 	// or "lease" (node.ReadModeLease: none while the lease holds).
-	ReadMode string `json:"read_mode"`
+	ReadMode string `json:"read-mode"`
 	// SnapshotEvery takes a snapshot every this many applied entries (0:
 	// never) and compacts the log behind it, keeping SnapshotTrailing
 	// entries (node.Config SnapshotEntries and SnapshotTrailing).
-	SnapshotEvery    int `json:"snapshot_every"`
-	SnapshotTrailing int `json:"snapshot_trailing"`
+	SnapshotEvery    int `json:"snapshot-every"`
+	SnapshotTrailing int `json:"snapshot-trailing"`
 	// WALMemtable is Pebble's memtable size in bytes (0: the wal package's
 	// default, 8 MiB). Pebble keeps its own log file of every write until
 	// the memtable holding them is flushed, so it bounds the WAL directory
 	// as much as compaction does.
-	WALMemtable int `json:"wal_memtable"`
+	WALMemtable int `json:"wal-memtable"`
 
 	// Workload.
 	Payload   int      `json:"payload"`
@@ -88,12 +93,12 @@ type Config struct {
 	Rate      float64  `json:"rate"`
 	Duration  Duration `json:"duration"`
 	Warmup    Duration `json:"warmup"`
-	ReadRatio float64  `json:"read_ratio"`
+	ReadRatio float64  `json:"read-ratio"`
 	Keys      int      `json:"keys"`
-	OpTimeout Duration `json:"op_timeout"`
+	OpTimeout Duration `json:"op-timeout"`
 	// AttemptTimeout bounds one client attempt on one node
 	// (kv.ClientOptions.AttemptTimeout).
-	AttemptTimeout Duration `json:"attempt_timeout"`
+	AttemptTimeout Duration `json:"attempt-timeout"`
 	Count          int      `json:"count"`
 
 	// Faults, as written (see package faultspec).
@@ -105,43 +110,65 @@ type Config struct {
 	MutexProfile string `json:"mutexprofile,omitempty"`
 	BlockProfile string `json:"blockprofile,omitempty"`
 	Trace        string `json:"trace,omitempty"`
-	PprofAddr    string `json:"pprof_addr,omitempty"`
+	PprofAddr    string `json:"pprof-addr,omitempty"`
+	// MetricsAddr serves every node's Prometheus metrics ("" = off).
+	MetricsAddr string `json:"metrics-addr,omitempty"`
 
 	// Check records the history and checks it for linearizability.
 	Check bool `json:"check"`
 	// Out is the result directory ("" = results/runs/<UTC time>-<Short>).
-	Out string `json:"out,omitempty"`
+	// It is where a run goes, not what it is, so config.json leaves it
+	// out (feeding config.json back must not aim at the same directory).
+	Out string `json:"-"`
 
 	faults []faultspec.Fault
 	maxID  uint64
 }
 
-// Snapshot defaults. A snapshot every 100,000 entries keeps a node's WAL to
-// roughly 110,000 entries (the interval plus the trailing 10,000) — about
-// 20 MB at the default 128-byte payload, a few seconds of load at full
+// Snapshot defaults. node takes no snapshots unless asked, so these are the
+// harness's own policy. A snapshot every 100,000 entries keeps a node's WAL
+// to roughly 110,000 entries (the interval plus the trailing 10,000) —
+// about 20 MB at the default 128-byte payload, a few seconds of load at full
 // speed on a small machine — while costing one image of the kv state (1,000
 // keys by default, well under a megabyte) per interval. The trailing 10,000
-// let a follower that fell a few seconds behind catch up from the log
-// instead of by snapshot.
+// (node's own default tail, node.DefaultSnapshotTrailing, is sized for
+// rarer snapshots) let a follower that fell a few seconds behind catch up
+// from the log instead of by snapshot.
 const (
 	DefaultSnapshotEvery    = 100000
 	DefaultSnapshotTrailing = 10000
 )
 
+// MaxNodes bounds --nodes: far beyond what one machine can run well, but
+// short of exhausting its ports and file descriptors on a typo.
+const MaxNodes = 1000
+
 // Default returns the defaults of `raftbench run`: 3 nodes on TCP, Pebble
 // with sync, 128-byte payloads from 64 closed-loop clients for 10 s, with
-// snapshots every DefaultSnapshotEvery entries.
+// snapshots every DefaultSnapshotEvery entries. Every Raft knob is node's
+// own default, read from package node.
 func Default() Config {
 	return Config{
 		Nodes: 3, Transport: "tcp", WAL: "pebble", Sync: true, Seed: 1,
-		BatchEntries: 4096, BatchBytes: 4 << 20, MaxInflight: 256, MaxMsgBytes: 1 << 20,
-		MaxInflightBytes: node.DefaultMaxInflightBytes, MaxUncommittedBytes: node.DefaultMaxUncommittedBytes,
-		Tick: Duration(10 * time.Millisecond), ElectionTimeout: Duration(time.Second),
-		Heartbeat: Duration(100 * time.Millisecond), PreVote: true, CheckQuorum: true, ReadMode: "index",
+		BatchEntries: node.DefaultMaxBatchEntries, BatchBytes: node.DefaultMaxBatchBytes,
+		ProposalPipeline: node.DefaultMaxProposalPipeline, MaxInflight: node.DefaultMaxInflight,
+		MaxMsgBytes: node.DefaultMaxSizePerMsg, MaxInflightBytes: node.DefaultMaxInflightBytes, MaxUncommittedBytes: node.DefaultMaxUncommittedBytes,
+		Tick: Duration(node.DefaultTickInterval), ElectionTimeout: Duration(node.DefaultElectionTicks * node.DefaultTickInterval),
+		Heartbeat: Duration(node.DefaultHeartbeatTicks * node.DefaultTickInterval), PreVote: true, CheckQuorum: true, ReadMode: "index",
 		SnapshotEvery: DefaultSnapshotEvery, SnapshotTrailing: DefaultSnapshotTrailing,
 		Payload: 128, Clients: 64, Duration: Duration(10 * time.Second), Warmup: Duration(2 * time.Second),
 		Keys: 1000, OpTimeout: Duration(10 * time.Second), AttemptTimeout: Duration(kv.DefaultAttemptTimeout), Count: 1,
 	}
+}
+
+// Warnings are what the configuration asks of this machine that will make
+// its numbers say more about the machine than about Raft.
+func (c *Config) Warnings() []string {
+	var w []string
+	if procs := runtime.GOMAXPROCS(0); c.Nodes > 4*procs {
+		w = append(w, fmt.Sprintf("--nodes %d on %d CPUs (GOMAXPROCS %d): more than 4 nodes per CPU compete for it, so elections and latency will reflect the machine as much as Raft", c.Nodes, runtime.NumCPU(), procs))
+	}
+	return w
 }
 
 // ParsedFaults returns the faults parsed by the last successful Validate.
@@ -171,8 +198,8 @@ func (c *Config) Validate() error {
 	bad := func(flag string, format string, args ...any) {
 		probs = append(probs, "--"+flag+": "+fmt.Sprintf(format, args...))
 	}
-	if c.Nodes < 1 || c.Nodes > 9 {
-		bad("nodes", "%d, want 1..9", c.Nodes)
+	if c.Nodes < 1 || c.Nodes > MaxNodes {
+		bad("nodes", "%d, want 1..%d", c.Nodes, MaxNodes)
 	}
 	if c.Transport != "tcp" && c.Transport != "quic" {
 		bad("transport", "%q, want tcp or quic", c.Transport)
@@ -185,6 +212,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchBytes < 1024 {
 		bad("batch-bytes", "%d, want at least 1024", c.BatchBytes)
+	}
+	if c.ProposalPipeline < 1 {
+		bad("proposal-pipeline", "%d, want at least 1 batch", c.ProposalPipeline)
 	}
 	if c.MaxInflight < 1 {
 		bad("max-inflight", "%d, want at least 1", c.MaxInflight)

@@ -2,11 +2,17 @@ package bench
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftbench/raftbench/bench/results"
+	"github.com/raftbench/raftbench/node"
 )
 
 func writeYAML(t *testing.T, body string) string {
@@ -154,5 +160,129 @@ func TestParseAxis(t *testing.T) {
 	pts, err := sp.Points()
 	if err != nil || len(pts) != 4 || pts[3].Name() != "batch-entries=16,payload=1024" || pts[3].Config.Payload != 1024 {
 		t.Errorf("Points = %d points, %v", len(pts), err)
+	}
+}
+
+// A run's config.json is a valid --config file giving back the same
+// configuration, and the config.json of older runs (underscored keys,
+// faults: null) still reads.
+func TestConfigJSONFeedsBack(t *testing.T) {
+	c := Default()
+	c.Nodes, c.Transport, c.BatchBytes, c.ProposalPipeline, c.Rate, c.ReadRatio = 5, "quic", 1<<20, 2, 1500, 0.25
+	c.Faults, c.CPUProfile, c.Out = []string{"kill-leader@1s+1s", "delay=2ms~1ms"}, "cpu.pprof", "somewhere"
+	p := filepath.Join(t.TempDir(), "config.json")
+	if err := results.WriteJSON(p, &c); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	if strings.Contains(string(b), "somewhere") {
+		t.Errorf("config.json holds the output directory:\n%s", b)
+	}
+	got, err := Merge(p, nil)
+	if err != nil {
+		t.Fatalf("config.json as --config: %v", err)
+	}
+	c.Out = ""
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, c) {
+		t.Errorf("config.json read back as\n%+v\nwant\n%+v", got, c)
+	}
+	old := writeYAML(t, `{"nodes": 3, "batch_entries": 64, "election_timeout": "500ms", "faults": null}`)
+	got, err = Merge(old, nil)
+	if err != nil || got.BatchEntries != 64 || got.ElectionTimeout.D() != 500*time.Millisecond || len(got.Faults) != 0 {
+		t.Errorf("old config.json: %+v, %v", got, err)
+	}
+}
+
+// raftbench's Raft defaults are node's.
+func TestDefaultsAreNodes(t *testing.T) {
+	c := Default()
+	if c.BatchEntries != node.DefaultMaxBatchEntries || c.BatchBytes != node.DefaultMaxBatchBytes || c.ProposalPipeline != node.DefaultMaxProposalPipeline ||
+		c.MaxInflight != node.DefaultMaxInflight || c.MaxMsgBytes != node.DefaultMaxSizePerMsg || c.Tick.D() != node.DefaultTickInterval ||
+		c.ElectionTimeout.D() != node.DefaultElectionTicks*node.DefaultTickInterval || c.Heartbeat.D() != node.DefaultHeartbeatTicks*node.DefaultTickInterval {
+		t.Errorf("defaults %+v differ from node's", c)
+	}
+	k, _ := KnobByName("batch-bytes")
+	if k.Kind != "bytes" || k.Show(&c) != "4MiB" {
+		t.Errorf("batch-bytes: kind %q, shown %q; want bytes, 4MiB", k.Kind, k.Show(&c))
+	}
+	c.ProposalPipeline = 0
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--proposal-pipeline: 0") {
+		t.Errorf("proposal pipeline 0: %v", err)
+	}
+}
+
+// Clusters beyond 9 nodes are allowed, with a warning when the machine is
+// small for them; absurd sizes are refused.
+func TestManyNodes(t *testing.T) {
+	c := Default()
+	c.Nodes = 4*runtime.GOMAXPROCS(0) + 1
+	if err := c.Validate(); err != nil {
+		t.Fatalf("--nodes %d: %v", c.Nodes, err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], fmt.Sprintf("--nodes %d", c.Nodes)) {
+		t.Errorf("warnings %q, want one about --nodes %d", w, c.Nodes)
+	}
+	c.Nodes = 3
+	if w := c.Warnings(); runtime.GOMAXPROCS(0) >= 1 && len(w) != 0 {
+		t.Errorf("3 nodes warned: %q", w)
+	}
+	c.Nodes = MaxNodes + 1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--nodes") {
+		t.Errorf("--nodes %d: %v", c.Nodes, err)
+	}
+}
+
+// A sweep refuses a value given twice (in any spelling), a knob swept twice
+// and a knob both swept and fixed, before anything runs.
+func TestSweepRejectsDuplicates(t *testing.T) {
+	for _, tc := range []struct{ set, want string }{
+		{"batch-entries=1,16,1", `"1" is given twice`},
+		{"payload=4KiB,4096", `"4KiB" and "4096" are the same value`},
+		{"election-timeout=1s,1000ms", "are the same value"},
+	} {
+		if _, err := ParseAxis(tc.set); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseAxis(%q) = %v, want %q", tc.set, err, tc.want)
+		}
+	}
+	sp := SweepSpec{Axes: []Axis{{"clients", []string{"1", "2"}}, {"clients", []string{"4"}}}}
+	if _, err := sp.Points(); err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("a knob swept twice: %v", err)
+	}
+	sp = SweepSpec{Axes: []Axis{{"clients", []string{"1", "2"}}}, Flags: []Assignment{{"clients", "8"}}}
+	if _, err := sp.Points(); err == nil || !strings.Contains(err.Error(), "both swept") {
+		t.Errorf("a knob swept and fixed: %v", err)
+	}
+	sp = SweepSpec{Axes: []Axis{{"clients", []string{"1", "1"}}}}
+	if _, err := sp.Points(); err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("Points with a duplicate value: %v", err)
+	}
+	c := Default()
+	fixed := FixedSettings([]Axis{{"clients", []string{"1"}}}, &c)
+	if !strings.Contains(fixed, "| batch-bytes | 4MiB |") || strings.Contains(fixed, "| clients |") || strings.Contains(fixed, "| out |") {
+		t.Errorf("fixed settings:\n%s", fixed)
+	}
+}
+
+// tune batch says when its winner is at an end of a range tried.
+func TestTuneEdges(t *testing.T) {
+	axes := []Axis{{"batch-entries", []string{"1", "16", "256"}}, {"max-inflight", []string{"4", "64"}}, {"payload", []string{"128"}}}
+	p := &Point{Settings: []Assignment{{"batch-entries", "16"}, {"max-inflight", "4"}, {"payload", "128"}}}
+	if e := edges(axes, p); len(e) != 1 || !strings.Contains(e[0], "--max-inflight 4 is the smallest") {
+		t.Errorf("edges = %q, want max-inflight's smallest only", e)
+	}
+	p.Settings[0].Value = "256"
+	if e := edges(axes, p); len(e) != 2 || !strings.Contains(e[0], "--batch-entries 256 is the largest") {
+		t.Errorf("edges = %q", e)
+	}
+	p.Settings[0].Value, p.Settings[1].Value = "16", "16"
+	axes[1].Values = []string{"4", "16", "64"}
+	if e := edges(axes, p); len(e) != 0 {
+		t.Errorf("an interior winner: edges %q", e)
 	}
 }

@@ -32,9 +32,6 @@ type durability struct {
 	fss map[uint64]*vfs.MemFS // each node's crashable WAL filesystem
 	// logs is each node's log as it last started.
 	logs map[uint64]*slowLog
-	// crashed counts each node's crashes; an answer from a node whose
-	// count changed during the call is withheld (see endpoint.answer).
-	crashed map[uint64]uint64
 	// floors is, for a node a crash or damage stopped, the last index its
 	// log must still reach when it next opens, and what stopped it.
 	floors  map[uint64]floor
@@ -51,7 +48,7 @@ type floor struct {
 }
 
 func newDurability() durability {
-	return durability{fss: map[uint64]*vfs.MemFS{}, logs: map[uint64]*slowLog{}, crashed: map[uint64]uint64{},
+	return durability{fss: map[uint64]*vfs.MemFS{}, logs: map[uint64]*slowLog{},
 		floors: map[uint64]floor{}, refused: map[uint64]string{}}
 }
 
@@ -119,13 +116,6 @@ func (d *durability) isRefused(id uint64) bool {
 	return ok
 }
 
-// crashes returns how often node id crashed.
-func (d *durability) crashes(id uint64) uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.crashed[id]
-}
-
 // refusals returns the nodes that refused to start, keyed by ID.
 func (d *durability) refusals() map[string]string {
 	d.mu.Lock()
@@ -190,13 +180,14 @@ func (c *cluster) crash(id uint64, spec string) (uint64, error) {
 	n, w := c.nodes[id], c.wraps[id]
 	delete(c.nodes, id)
 	delete(c.wraps, id)
+	c.slots[id].crashes.Add(1)
+	c.slots[id].n.Store(nil)
 	c.mu.Unlock()
 	if n == nil {
 		return 0, fmt.Errorf("node %d is not running", id)
 	}
 	d := &c.dur
 	d.mu.Lock()
-	d.crashed[id]++
 	l, fs := d.logs[id], d.fss[id]
 	d.mu.Unlock()
 	// Dropping everything is a valid rule; only this incarnation's

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +19,10 @@ import (
 type Knob struct {
 	Name  string
 	Usage string
+	// Kind is the value's type as help shows it: "int", "bytes" (an
+	// integer with an optional KiB, MiB or GiB suffix), "duration",
+	// "float", "bool", "string" or "spec" (a fault).
+	Kind string
 	// Bool knobs may be given as a bare flag (--sync means --sync=true).
 	Bool bool
 	// Repeat knobs (fault) collect every value given.
@@ -39,8 +44,33 @@ func (k *Knob) Set(c *Config, v string) error {
 // Get formats c's field.
 func (k *Knob) Get(c *Config) string { return k.get(c) }
 
+// Show formats c's field for people: sizes in binary units (4MiB).
+func (k *Knob) Show(c *Config) string {
+	v := k.get(c)
+	if k.Kind == "bytes" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return FormatSize(n)
+		}
+	}
+	return v
+}
+
+// FormatSize writes n bytes as parseSize reads them: with the largest
+// binary suffix that divides it (4194304 is 4MiB, 1536 is 1536).
+func FormatSize(n int) string {
+	for _, u := range []struct {
+		s string
+		m int
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.m == 0 {
+			return strconv.Itoa(n/u.m) + u.s
+		}
+	}
+	return strconv.Itoa(n)
+}
+
 func intKnob(name, usage string, f func(*Config) *int) Knob {
-	return Knob{Name: name, Usage: usage, Sweepable: true,
+	return Knob{Name: name, Usage: usage, Kind: "int", Sweepable: true,
 		set: func(c *Config, v string) error {
 			n, err := parseSize(v)
 			if err != nil {
@@ -52,8 +82,15 @@ func intKnob(name, usage string, f func(*Config) *int) Knob {
 		get: func(c *Config) string { return strconv.Itoa(*f(c)) }}
 }
 
+// bytesKnob is an intKnob whose value is a size in bytes.
+func bytesKnob(name, usage string, f func(*Config) *int) Knob {
+	k := intKnob(name, usage, f)
+	k.Kind = "bytes"
+	return k
+}
+
 func floatKnob(name, usage string, f func(*Config) *float64) Knob {
-	return Knob{Name: name, Usage: usage, Sweepable: true,
+	return Knob{Name: name, Usage: usage, Kind: "float", Sweepable: true,
 		set: func(c *Config, v string) error {
 			x, err := strconv.ParseFloat(v, 64)
 			if err != nil {
@@ -66,7 +103,7 @@ func floatKnob(name, usage string, f func(*Config) *float64) Knob {
 }
 
 func durKnob(name, usage string, f func(*Config) *Duration) Knob {
-	return Knob{Name: name, Usage: usage, Sweepable: true,
+	return Knob{Name: name, Usage: usage, Kind: "duration", Sweepable: true,
 		set: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -79,7 +116,7 @@ func durKnob(name, usage string, f func(*Config) *Duration) Knob {
 }
 
 func boolKnob(name, usage string, f func(*Config) *bool) Knob {
-	return Knob{Name: name, Usage: usage, Bool: true, Sweepable: true,
+	return Knob{Name: name, Usage: usage, Kind: "bool", Bool: true, Sweepable: true,
 		set: func(c *Config, v string) error {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -92,7 +129,7 @@ func boolKnob(name, usage string, f func(*Config) *bool) Knob {
 }
 
 func strKnob(name, usage string, sweep bool, f func(*Config) *string) Knob {
-	return Knob{Name: name, Usage: usage, Sweepable: sweep,
+	return Knob{Name: name, Usage: usage, Kind: "string", Sweepable: sweep,
 		set: func(c *Config, v string) error { *f(c) = v; return nil },
 		get: func(c *Config) string { return *f(c) }}
 }
@@ -115,17 +152,20 @@ func parseSize(v string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%q is not an integer (suffixes KiB, MiB, GiB allowed)", v)
 	}
+	if n > math.MaxInt/mult || n < math.MinInt/mult {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
 	return n * mult, nil
 }
 
 // Knobs lists every setting, in the order help shows them.
 var Knobs = []Knob{
-	intKnob("nodes", "cluster size", func(c *Config) *int { return &c.Nodes }),
+	intKnob("nodes", "cluster size, 1..1000 (more than 4 nodes per CPU draws a warning: they compete for it)", func(c *Config) *int { return &c.Nodes }),
 	strKnob("transport", "transport between nodes: tcp or quic", true, func(c *Config) *string { return &c.Transport }),
 	strKnob("wal", "write-ahead log: pebble (on disk), crashable (Pebble on an in-memory filesystem that a crash fault cuts back to what was synced; chosen instead of pebble when --fault has a crash) or memory", true, func(c *Config) *string { return &c.WAL }),
 	boolKnob("sync", "fsync every WAL save", func(c *Config) *bool { return &c.Sync }),
 	strKnob("dir", "where the nodes' WAL directories go (default: a temporary directory, removed after the run)", false, func(c *Config) *string { return &c.Dir }),
-	{Name: "seed", Usage: "seed of the workload, election and fault randomness", Sweepable: true,
+	{Name: "seed", Usage: "seed of the workload, election and fault randomness", Kind: "int", Sweepable: true,
 		set: func(c *Config, v string) error {
 			n, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {
@@ -136,11 +176,12 @@ var Knobs = []Knob{
 		},
 		get: func(c *Config) string { return strconv.FormatUint(c.Seed, 10) }},
 	intKnob("batch-entries", "most proposals folded into one Raft append", func(c *Config) *int { return &c.BatchEntries }),
-	intKnob("batch-bytes", "most proposal bytes folded into one Raft append", func(c *Config) *int { return &c.BatchBytes }),
+	bytesKnob("batch-bytes", "most proposal bytes folded into one Raft append", func(c *Config) *int { return &c.BatchBytes }),
+	intKnob("proposal-pipeline", "proposal batches the leader lets be uncommitted at once; further proposals wait and join the next batch (node.Config.MaxProposalPipeline)", func(c *Config) *int { return &c.ProposalPipeline }),
 	intKnob("max-inflight", "pipeline window: appends in flight per follower", func(c *Config) *int { return &c.MaxInflight }),
-	intKnob("max-msg-bytes", "most entry bytes in one AppendEntries", func(c *Config) *int { return &c.MaxMsgBytes }),
-	intKnob("max-inflight-bytes", "pipeline window in bytes: entry bytes in flight per follower", func(c *Config) *int { return &c.MaxInflightBytes }),
-	intKnob("max-uncommitted-bytes", "most bytes of proposals a leader holds uncommitted (and, separately, queued) before refusing more as overloaded", func(c *Config) *int { return &c.MaxUncommittedBytes }),
+	bytesKnob("max-msg-bytes", "most entry bytes in one AppendEntries", func(c *Config) *int { return &c.MaxMsgBytes }),
+	bytesKnob("max-inflight-bytes", "pipeline window in bytes: entry bytes in flight per follower", func(c *Config) *int { return &c.MaxInflightBytes }),
+	bytesKnob("max-uncommitted-bytes", "most bytes of proposals a leader holds uncommitted (and, separately, queued) before refusing more as overloaded", func(c *Config) *int { return &c.MaxUncommittedBytes }),
 	durKnob("tick", "Raft tick", func(c *Config) *Duration { return &c.Tick }),
 	durKnob("election-timeout", "election timeout (rounded down to ticks)", func(c *Config) *Duration { return &c.ElectionTimeout }),
 	durKnob("heartbeat", "heartbeat interval (rounded down to ticks)", func(c *Config) *Duration { return &c.Heartbeat }),
@@ -149,8 +190,8 @@ var Knobs = []Knob{
 	strKnob("read-mode", "how leaders confirm linearizable reads: index (a heartbeat round to a quorum) or lease (no round trip while the leader's lease holds; assumes bounded clock drift)", true, func(c *Config) *string { return &c.ReadMode }),
 	intKnob("snapshot-every", "snapshot the state machine and compact the log every this many applied entries (0 = never; the WAL then grows for the whole run)", func(c *Config) *int { return &c.SnapshotEvery }),
 	intKnob("snapshot-trailing", "log entries kept behind each snapshot, so a follower slightly behind catches up from the log", func(c *Config) *int { return &c.SnapshotTrailing }),
-	intKnob("wal-memtable", "Pebble memtable size in bytes (0 = the wal default, 8 MiB): Pebble's own log file holds every write until its memtable is flushed, so this bounds a node's WAL directory as much as snapshots do", func(c *Config) *int { return &c.WALMemtable }),
-	intKnob("payload", "value size in bytes", func(c *Config) *int { return &c.Payload }),
+	bytesKnob("wal-memtable", "Pebble memtable size (0 = the wal default, 8 MiB): Pebble's own log file holds every write until its memtable is flushed, so this bounds a node's WAL directory as much as snapshots do", func(c *Config) *int { return &c.WALMemtable }),
+	bytesKnob("payload", "value size", func(c *Config) *int { return &c.Payload }),
 	intKnob("clients", "closed loop: concurrent clients, each waiting for its reply (open loop: initial client pool)", func(c *Config) *int { return &c.Clients }),
 	floatKnob("rate", "open loop: operations per second started on schedule (0 = closed loop)", func(c *Config) *float64 { return &c.Rate }),
 	durKnob("duration", "measured run length", func(c *Config) *Duration { return &c.Duration }),
@@ -160,7 +201,7 @@ var Knobs = []Knob{
 	durKnob("op-timeout", "give up on one operation after this long (its outcome is then unknown)", func(c *Config) *Duration { return &c.OpTimeout }),
 	durKnob("attempt-timeout", "give up on one attempt at one node after this long and try the others (keep it below the election timeout)", func(c *Config) *Duration { return &c.AttemptTimeout }),
 	intKnob("count", "repeat the whole run this many times (for variance)", func(c *Config) *int { return &c.Count }),
-	{Name: "fault", Usage: "fault to inject, repeatable: NAME[:NODE][=VALUE][@AT[+FOR]] (see `raftbench help faults`)", Repeat: true,
+	{Name: "fault", Usage: "fault to inject, repeatable: NAME[:NODE][=VALUE][@AT[+FOR]] (see: raftbench help faults)", Kind: "spec", Repeat: true,
 		set: func(c *Config, v string) error { c.Faults = append(c.Faults, v); return nil },
 		get: func(c *Config) string { return strings.Join(c.Faults, ",") }},
 	strKnob("cpuprofile", "write a CPU profile to this file in the result directory", false, func(c *Config) *string { return &c.CPUProfile }),
@@ -169,6 +210,7 @@ var Knobs = []Knob{
 	strKnob("blockprofile", "write a blocking profile to this file in the result directory", false, func(c *Config) *string { return &c.BlockProfile }),
 	strKnob("trace", "write an execution trace to this file in the result directory", false, func(c *Config) *string { return &c.Trace }),
 	strKnob("pprof-addr", "serve net/http/pprof on this address while running (e.g. localhost:6060)", false, func(c *Config) *string { return &c.PprofAddr }),
+	strKnob("metrics-addr", "serve every node's Prometheus metrics (labelled by node) at /metrics on this address while running (e.g. localhost:9090)", false, func(c *Config) *string { return &c.MetricsAddr }),
 	boolKnob("check", "record every operation and check the history for linearizability", func(c *Config) *bool { return &c.Check }),
 	strKnob("out", "result directory (default results/runs/<UTC time>-<config>)", false, func(c *Config) *string { return &c.Out }),
 }
@@ -177,6 +219,12 @@ var Knobs = []Knob{
 var ProfileDefaults = map[string]string{
 	"cpuprofile": "cpu.pprof", "memprofile": "mem.pprof", "mutexprofile": "mutex.pprof",
 	"blockprofile": "block.pprof", "trace": "trace.out",
+}
+
+// IsProfileKnob reports whether the knob names a profile file.
+func IsProfileKnob(name string) bool {
+	_, ok := ProfileDefaults[name]
+	return ok
 }
 
 // KnobByName finds a knob.
@@ -226,8 +274,9 @@ func Merge(path string, flags []Assignment) (Config, error) {
 	return c, nil
 }
 
-// applyYAML sets the knobs a YAML mapping names. Keys are flag names;
-// "fault" (or "faults") takes a list.
+// applyYAML sets the knobs a YAML mapping names. Keys are flag names
+// (config.json's keys); "fault" (or "faults") takes a list. Underscores
+// read as dashes, for the config.json of older runs (batch_entries).
 func applyYAML(c *Config, path string, b []byte) error {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -245,7 +294,7 @@ func applyYAML(c *Config, path string, b []byte) error {
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		key, val := m.Content[i].Value, m.Content[i+1]
-		name := key
+		name := strings.ReplaceAll(key, "_", "-")
 		if name == "faults" {
 			name = "fault"
 		}
@@ -259,6 +308,8 @@ func applyYAML(c *Config, path string, b []byte) error {
 			for _, e := range val.Content {
 				vals = append(vals, e.Value)
 			}
+			c.Faults = nil
+		case val.Kind == yaml.ScalarNode && val.Tag == "!!null" && k.Repeat:
 			c.Faults = nil
 		case val.Kind == yaml.ScalarNode:
 			vals = []string{val.Value}

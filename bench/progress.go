@@ -52,7 +52,7 @@ func newProgress(w io.Writer, live bool, label string, total time.Duration) *pro
 		mpb.PrependDecorators(decor.Name(label+" "), decor.Any(func(decor.Statistics) string {
 			pr.mu.Lock()
 			defer pr.mu.Unlock()
-			return fmt.Sprintf("%4.0fs/%.0fs", pr.last.Elapsed.Seconds(), total.Seconds())
+			return elapsedText(pr.last.Elapsed, total)
 		})),
 		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
 			pr.mu.Lock()
@@ -75,7 +75,15 @@ func (pr *progress) update(s progressState) {
 		pr.bar.SetCurrent(int64(s.Elapsed / time.Millisecond))
 		return
 	}
-	fmt.Fprintf(pr.w, "%s %3.0fs/%.0fs %s\n", pr.label, s.Elapsed.Seconds(), s.Total.Seconds(), s)
+	fmt.Fprintf(pr.w, "%s %s %s\n", pr.label, elapsedText(s.Elapsed, s.Total), s)
+}
+
+// elapsedText is "3s/10s", or "0.3s/0.5s" for runs shorter than 10 s.
+func elapsedText(elapsed, total time.Duration) string {
+	if total < 10*time.Second {
+		return fmt.Sprintf("%4.1fs/%.1fs", elapsed.Seconds(), total.Seconds())
+	}
+	return fmt.Sprintf("%4.0fs/%.0fs", elapsed.Seconds(), total.Seconds())
 }
 
 // done removes the bar.

@@ -21,77 +21,348 @@ const (
 	opRead
 )
 
-// latencyRecorder collects latencies into one histogram for the measured
-// run and one per second, plus counts and errors by kind. Operations that
-// end outside the measured window are not counted. Safe for concurrent use.
+// latencyRecorder measures the operations of the window [t0, end): an
+// operation belongs to the window when its intended start (open loop: its
+// slot in the schedule; closed loop: its call) falls in it, and its latency
+// and outcome are attributed to the second of that start. Operations that
+// have not completed when the window closes are recorded then, with latency
+// (close − intended start) — a lower bound of their true latency — and
+// counted as incomplete, so an outage at the end of a run shows in the tail
+// instead of vanishing. Whatever they do afterwards is not recorded again.
+//
+// Separately, it keeps what completed since the last roll for the live
+// progress line. Safe for concurrent use.
 type latencyRecorder struct {
-	mu        sync.Mutex
-	measuring bool
-	total     *hdrhistogram.Histogram
-	cur       *hdrhistogram.Histogram
-	curStart  time.Time
-	curErrs   int64
-	intervals []*hdrhistogram.Histogram
-	intErrs   []int64
-	reads     int64
-	writes    int64
-	errs      map[string]int64
+	// t0 and end are the planned window; closedAt is set once it closes
+	// (at end, or earlier when the run is interrupted).
+	t0, end  time.Time
+	closedAt atomic.Pointer[time.Time]
+
+	mu         sync.Mutex
+	secs       []secondStats // by second of intended start
+	reads      int64
+	writes     int64
+	incomplete int64
+	errs       map[string]int64
+	live       *hdrhistogram.Histogram // completions since the last roll
+	liveErrs   int64
+
+	inflight [inflightShards]inflightShard
+	seq      atomic.Uint64
 
 	watching atomic.Int32
 	wmu      sync.Mutex
 	watches  []*ackWatch
 }
 
-func newLatencyRecorder() *latencyRecorder {
-	return &latencyRecorder{total: results.NewHistogram(), errs: map[string]int64{}}
+// secondStats is one second of the window, by intended start.
+type secondStats struct {
+	h          *hdrhistogram.Histogram
+	errs       int64
+	incomplete int64
 }
 
-// start begins the measured window at now.
-func (r *latencyRecorder) start(now time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.measuring, r.curStart, r.cur = true, now, results.IntervalHistogram(now, now)
+// inflightShards spreads the set of operations in flight, and the
+// completed ones not yet in the histograms, over several locks, so that
+// beginning and ending operations on many goroutines does not contend on
+// one; completions reach the histograms (under mu) flushBatch at a time.
+const (
+	inflightShards = 32
+	flushBatch     = 128
+)
+
+type inflightShard struct {
+	mu      sync.Mutex
+	ops     map[*op]struct{}
+	pending []sample
+	spare   []sample // a recorded batch's buffer, for the next one
 }
 
-// record counts one operation that ended at done after lat, with err nil
-// for success.
-func (r *latencyRecorder) record(kind opKind, lat time.Duration, err error, done time.Time) {
+// sample is one completed operation waiting to be recorded.
+type sample struct {
+	intended time.Time
+	lat      time.Duration
+	kind     opKind
+	errKind  string // "" for success
+}
+
+// op is one measured operation in flight. state moves from opPending to
+// opDone (it completed, and was recorded) or to opIncomplete (the window
+// closed first, and it was recorded then) exactly once.
+type op struct {
+	intended time.Time
+	shard    uint32
+	state    atomic.Uint32
+}
+
+const (
+	opPending uint32 = iota
+	opDone
+	opIncomplete
+)
+
+func newLatencyRecorder(t0, end time.Time) *latencyRecorder {
+	r := &latencyRecorder{t0: t0, end: end, errs: map[string]int64{}, live: results.NewHistogram()}
+	for i := range r.inflight {
+		r.inflight[i].ops = map[*op]struct{}{}
+	}
+	return r
+}
+
+// second is the index of the window's second holding t; r.mu must be held.
+func (r *latencyRecorder) second(t time.Time) *secondStats {
+	i := int(t.Sub(r.t0) / time.Second)
+	for len(r.secs) <= i {
+		r.secs = append(r.secs, secondStats{h: results.NewHistogram()})
+	}
+	return &r.secs[i]
+}
+
+// inWindow reports whether an operation intended to start at t belongs to
+// the planned window.
+func (r *latencyRecorder) inWindow(t time.Time) bool { return !t.Before(r.t0) && t.Before(r.end) }
+
+// windowEnd is the end of the window: its close, or the planned end while
+// it is open.
+func (r *latencyRecorder) windowEnd() time.Time {
+	if at := r.closedAt.Load(); at != nil && at.Before(r.end) {
+		return *at
+	}
+	return r.end
+}
+
+// begin registers an operation intended to start at intended. It returns
+// nil for an operation outside the window (warm-up, or after its end).
+// Called after the window closed, an operation that belonged to it is
+// recorded as incomplete at once.
+func (r *latencyRecorder) begin(intended time.Time) *op {
+	if !r.inWindow(intended) {
+		return nil
+	}
+	o := &op{intended: intended, shard: uint32(r.seq.Add(1) % inflightShards)}
+	sh := &r.inflight[o.shard]
+	sh.mu.Lock()
+	sh.ops[o] = struct{}{}
+	sh.mu.Unlock()
+	// close publishes closedAt before it sweeps the shards, so an operation
+	// registered too late for the sweep sees it here.
+	if at := r.closedAt.Load(); at != nil {
+		if !intended.Before(*at) {
+			sh.mu.Lock()
+			delete(sh.ops, o)
+			sh.mu.Unlock()
+			return nil
+		}
+		r.abandon(o, *at)
+	}
+	return o
+}
+
+// finish records how o ended at done (err nil for success). start is when
+// the call was made (for the failover watch: a write proposed after a
+// fault). o may be nil (an operation outside the window).
+func (r *latencyRecorder) finish(o *op, kind opKind, err error, start, done time.Time) {
 	if err == nil && kind == opWrite && r.watching.Load() > 0 {
-		r.notifyAck(done)
+		r.notifyAck(start, done)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.measuring {
+	if o == nil {
 		return
 	}
+	if end := r.windowEnd(); !done.Before(end) {
+		// It completed after the window's end, even if before close
+		// ran: it was incomplete when the window closed.
+		r.drop(o)
+		r.abandon(o, end)
+		return
+	}
+	smp := sample{intended: o.intended, lat: done.Sub(o.intended), kind: kind}
 	if err != nil {
-		r.errs[errorKind(err)]++
-		r.curErrs++
-		return
+		smp.errKind = errorKind(err)
 	}
-	if kind == opRead {
-		r.reads++
-	} else {
-		r.writes++
+	sh := &r.inflight[o.shard]
+	sh.mu.Lock()
+	delete(sh.ops, o)
+	if !o.state.CompareAndSwap(opPending, opDone) {
+		sh.mu.Unlock()
+		return // the window closed first: already recorded as incomplete
 	}
-	results.RecordUS(r.total, lat)
-	results.RecordUS(r.cur, lat)
+	sh.pending = append(sh.pending, smp)
+	var batch []sample
+	if len(sh.pending) >= flushBatch {
+		batch, sh.pending, sh.spare = sh.pending, sh.spare[:0], nil
+	}
+	sh.mu.Unlock()
+	if batch != nil {
+		r.record(batch)
+		sh.mu.Lock()
+		sh.spare = batch[:0]
+		sh.mu.Unlock()
+	}
 }
 
-// roll closes the current one-second interval at now and starts the next
-// (or, with last, stops measuring). It returns the closed interval.
-func (r *latencyRecorder) roll(now time.Time, last bool) (*hdrhistogram.Histogram, int64) {
+// flush records every shard's pending completions.
+func (r *latencyRecorder) flush() {
+	for i := range r.inflight {
+		sh := &r.inflight[i]
+		sh.mu.Lock()
+		batch := sh.pending
+		sh.pending = nil
+		sh.mu.Unlock()
+		r.record(batch)
+	}
+}
+
+// record puts completed operations into the histograms and counts.
+func (r *latencyRecorder) record(batch []sample) {
+	if len(batch) == 0 {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	h, errs := r.cur, r.curErrs
-	h.SetEndTimeMs(now.UnixMilli())
-	r.intervals = append(r.intervals, h)
-	r.intErrs = append(r.intErrs, errs)
-	r.cur, r.curStart, r.curErrs = results.IntervalHistogram(now, now), now, 0
-	if last {
-		r.measuring = false
+	for _, smp := range batch {
+		s := r.second(smp.intended)
+		if smp.errKind != "" {
+			r.errs[smp.errKind]++
+			s.errs++
+			r.liveErrs++
+			continue
+		}
+		if smp.kind == opRead {
+			r.reads++
+		} else {
+			r.writes++
+		}
+		results.RecordUS(s.h, smp.lat)
+		results.RecordUS(r.live, smp.lat)
 	}
+}
+
+// drop forgets o, which never ran (the window closed before it could start;
+// close has recorded it as incomplete).
+func (r *latencyRecorder) drop(o *op) {
+	if o == nil {
+		return
+	}
+	sh := &r.inflight[o.shard]
+	sh.mu.Lock()
+	delete(sh.ops, o)
+	sh.mu.Unlock()
+}
+
+// abandon records o as incomplete at the window's close at.
+func (r *latencyRecorder) abandon(o *op, at time.Time) {
+	if !o.state.CompareAndSwap(opPending, opIncomplete) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.second(o.intended)
+	results.RecordUS(s.h, at.Sub(o.intended))
+	s.incomplete++
+	r.incomplete++
+}
+
+// missed records an operation of the window that was never started (the
+// scheduler was stopped, or fell behind, before its slot): incomplete, with
+// latency from its intended start to the close at.
+func (r *latencyRecorder) missed(intended, at time.Time) {
+	if !r.inWindow(intended) || !intended.Before(at) {
+		return
+	}
+	r.abandon(&op{intended: intended}, at)
+}
+
+// close closes the window at at (its planned end, or earlier when the run
+// was interrupted): operations still in flight are recorded as incomplete,
+// and operations intended at or after at no longer belong to it.
+func (r *latencyRecorder) close(at time.Time) {
+	r.closedAt.Store(&at)
+	for i := range r.inflight {
+		sh := &r.inflight[i]
+		sh.mu.Lock()
+		ops := make([]*op, 0, len(sh.ops))
+		for o := range sh.ops {
+			ops = append(ops, o)
+		}
+		sh.mu.Unlock()
+		for _, o := range ops {
+			if o.intended.Before(at) {
+				r.abandon(o, at)
+			}
+		}
+	}
+}
+
+// inFlight counts the measured operations begun and not finished (those
+// recorded as incomplete included: they still have to end).
+func (r *latencyRecorder) inFlight() int {
+	n := 0
+	for i := range r.inflight {
+		sh := &r.inflight[i]
+		sh.mu.Lock()
+		n += len(sh.ops)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// roll returns what completed since the last roll (for the live progress
+// line) and starts the next.
+func (r *latencyRecorder) roll() (*hdrhistogram.Histogram, int64) {
+	r.flush()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h, errs := r.live, r.liveErrs
+	r.live, r.liveErrs = results.NewHistogram(), 0
 	return h, errs
+}
+
+// recorded is the window's record once it is closed.
+type recorded struct {
+	total      *hdrhistogram.Histogram
+	intervals  []*hdrhistogram.Histogram // one per second, tagged with its span
+	secErrs    []int64
+	secIncompl []int64
+	reads      int64
+	writes     int64
+	incomplete int64
+	errs       map[string]int64
+}
+
+// result returns the record of the closed window: one interval per second
+// of it (the last one cut at the close), each holding the operations
+// intended to start in it.
+func (r *latencyRecorder) result() recorded {
+	r.flush()
+	end := r.windowEnd()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	if end.After(r.t0) {
+		n = int((end.Sub(r.t0) + time.Second - 1) / time.Second)
+	}
+	if n > 0 {
+		r.second(r.t0.Add(time.Duration(n-1) * time.Second))
+	}
+	out := recorded{total: results.NewHistogram(), reads: r.reads, writes: r.writes, incomplete: r.incomplete, errs: map[string]int64{}}
+	for k, v := range r.errs {
+		out.errs[k] = v
+	}
+	for i := range r.secs {
+		s := &r.secs[i]
+		from := r.t0.Add(time.Duration(i) * time.Second)
+		to := from.Add(time.Second)
+		if to.After(end) {
+			to = end
+		}
+		s.h.SetStartTimeMs(from.UnixMilli())
+		s.h.SetEndTimeMs(to.UnixMilli())
+		out.total.Merge(s.h)
+		out.intervals = append(out.intervals, s.h)
+		out.secErrs = append(out.secErrs, s.errs)
+		out.secIncompl = append(out.secIncompl, s.incomplete)
+	}
+	return out
 }
 
 // errorKind classifies an operation's error for summary.json.
@@ -116,14 +387,16 @@ func errorKind(err error) string {
 	}
 }
 
-// ackWatch is closed at the first write acknowledged after from.
+// ackWatch is closed at the first acknowledgement of a write proposed after
+// from; at is when that acknowledgement came.
 type ackWatch struct {
 	from time.Time
 	at   time.Time
 	done chan struct{}
 }
 
-// watchAck returns a watch on the first write acknowledged after from.
+// watchAck returns a watch on the first acknowledged write proposed after
+// from.
 func (r *latencyRecorder) watchAck(from time.Time) *ackWatch {
 	w := &ackWatch{from: from, done: make(chan struct{})}
 	r.wmu.Lock()
@@ -133,12 +406,15 @@ func (r *latencyRecorder) watchAck(from time.Time) *ackWatch {
 	return w
 }
 
-func (r *latencyRecorder) notifyAck(done time.Time) {
+// notifyAck is told of a write proposed at start and acknowledged at done.
+// A write proposed before a fault proves nothing about the cluster after
+// it, however late its acknowledgement.
+func (r *latencyRecorder) notifyAck(start, done time.Time) {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	keep := r.watches[:0]
 	for _, w := range r.watches {
-		if done.After(w.from) {
+		if start.After(w.from) {
 			w.at = done
 			close(w.done)
 			r.watching.Add(-1)

@@ -2,15 +2,11 @@ package bench
 
 import (
 	"context"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -19,7 +15,7 @@ import (
 	"github.com/raftbench/raftbench/bench/faultspec"
 	"github.com/raftbench/raftbench/bench/report"
 	"github.com/raftbench/raftbench/bench/results"
-	"github.com/raftbench/raftbench/core"
+	"github.com/raftbench/raftbench/bench/stats"
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/transport/fault"
 )
@@ -34,6 +30,25 @@ type Options struct {
 	Logger *slog.Logger
 	// Label prefixes progress lines (say, the sweep point).
 	Label string
+
+	// hooks let tests reach into a run (nil: none).
+	hooks *testHooks
+}
+
+// testHooks are the points where tests reach into a run.
+type testHooks struct {
+	// noGrace cancels the operations in flight as soon as the window
+	// closes, without the stragglers' grace, so proposals whose callers
+	// gave up are left queued while the cluster settles.
+	noGrace bool
+	// afterCancel runs just after the load's contexts are cancelled.
+	afterCancel func(c *cluster)
+	// beforeCompare runs once the cluster has quiesced, just before the
+	// replicas' states are read: a test corrupts a replica there.
+	beforeCompare func(c *cluster)
+	// noPlots writes report.md without the plots (rendering PNGs is most
+	// of a short run's time under the race detector).
+	noPlots bool
 }
 
 // DefaultOut is the result directory of a run without --out.
@@ -44,38 +59,49 @@ func DefaultOut(cfg *Config, now time.Time) string {
 // Outcome is what Run did.
 type Outcome struct {
 	// Dir is the result directory; with Count > 1 it holds one result
-	// directory per repetition, run-01, run-02, ...
+	// directory per repetition, run-01, run-02, ..., and the combined
+	// summary (CombinedJSON, CombinedMD).
 	Dir       string
 	Summaries []*results.Summary
 	// RunDirs are the result directories, one per repetition.
 	RunDirs []string
+	// Combined summarises the repetitions (nil with one).
+	Combined *stats.Combined
+	// Interrupted is set when the run was interrupted (its context ended):
+	// the repetition under way was cut short, settled and written, marked
+	// interrupted, and no further repetition ran.
+	Interrupted bool
 }
+
+// Files at the top of a --count directory.
+const (
+	CombinedJSON = "combined.json"
+	CombinedMD   = "combined.md"
+)
 
 // Failed reports the verdicts that failed in any repetition, or "".
 func (o *Outcome) Failed() string {
 	var bad []string
 	for i, s := range o.Summaries {
-		var v []string
-		if s.Linearizable != nil && !*s.Linearizable {
-			v = append(v, "not linearizable")
-		}
-		if !s.ReplicasAgree {
-			v = append(v, "replicas disagree")
-		}
-		if !s.AckedOpsFound {
-			v = append(v, fmt.Sprintf("%d acknowledged writes lost", s.LostWrites))
-		}
-		if len(v) > 0 {
-			bad = append(bad, fmt.Sprintf("%s: %s", filepath.Base(o.RunDirs[i]), strings.Join(v, ", ")))
+		if v := results.FailedVerdicts(s); v != "" {
+			bad = append(bad, fmt.Sprintf("%s: %s", filepath.Base(o.RunDirs[i]), v))
 		}
 	}
 	return strings.Join(bad, "; ")
 }
 
+// stragglerGrace bounds how long a run waits, once its window has closed,
+// for the operations still in flight to end (they are already recorded as
+// incomplete; waiting lets the end-of-run checks know their outcome).
+// Whatever is still running then is cancelled, its outcome unknown.
+const stragglerGrace = 2 * time.Second
+
 // Run validates cfg, runs it cfg.Count times and writes the result
 // directory. The directory is written under a ".partial" name and renamed
-// into place at the end, so a failed or interrupted run leaves none behind.
-// Configuration problems wrap ErrBadConfig.
+// into place at the end, so a failed run leaves none behind. When ctx ends
+// (Ctrl-C) the repetition under way stops its load, settles and is written
+// marked interrupted, with what it measured; Run then returns it with
+// Outcome.Interrupted set. Configuration problems wrap ErrBadConfig.
 func Run(ctx context.Context, cfg Config, opt Options) (*Outcome, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -94,17 +120,22 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Outcome, error) {
 			_ = os.RemoveAll(partial)
 		}
 	}()
-	if cfg.PprofAddr != "" {
-		stop, err := servePprof(cfg.PprofAddr)
-		if err != nil {
-			return nil, err
-		}
-		defer stop()
+	pr := newProgress(opt.Progress, false, opt.Label, 0)
+	for _, w := range cfg.Warnings() {
+		pr.logf("warning: %s", w)
 	}
+	mc := &nodeMetrics{}
+	stopServers, err := serveDebug(cfg.PprofAddr, cfg.MetricsAddr, mc, pr)
+	if err != nil {
+		return nil, err
+	}
+	defer stopServers()
 	o := &Outcome{Dir: out}
 	for i := range cfg.Count {
 		dir, final := partial, out
 		label := opt.Label
+		c := cfg
+		c.Seed = cfg.Seed + uint64(i)
 		if cfg.Count > 1 {
 			name := fmt.Sprintf("run-%02d", i+1)
 			dir, final = filepath.Join(partial, name), filepath.Join(out, name)
@@ -112,21 +143,53 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Outcome, error) {
 				return nil, fmt.Errorf("result directory: %w", err)
 			}
 			label = strings.TrimSpace(label + " " + name)
+			// Each repetition's config.json reproduces that repetition
+			// alone when fed back as --config.
+			c.Count = 1
 		}
-		c := cfg
-		c.Seed = cfg.Seed + uint64(i)
-		s, err := runOnce(ctx, &c, dir, opt, label)
+		s, err := runOnce(ctx, &c, dir, filepath.Base(final), opt, label, mc)
 		if err != nil {
 			return nil, err
 		}
 		o.Summaries = append(o.Summaries, s)
 		o.RunDirs = append(o.RunDirs, final)
+		if s.Interrupted {
+			o.Interrupted = true
+			break
+		}
+	}
+	if cfg.Count > 1 {
+		if err := writeCombined(partial, &cfg, o); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.Rename(partial, out); err != nil {
 		return nil, fmt.Errorf("move result directory into place: %w", err)
 	}
 	ok = true
 	return o, nil
+}
+
+// writeCombined writes the base configuration and the combined summary of
+// the repetitions at the top of a --count directory.
+func writeCombined(dir string, cfg *Config, o *Outcome) error {
+	names := make([]string, len(o.RunDirs))
+	sums := make([]results.Summary, len(o.Summaries))
+	for i := range o.Summaries {
+		names[i], sums[i] = filepath.Base(o.RunDirs[i]), *o.Summaries[i]
+	}
+	o.Combined = stats.Combine(names, sums)
+	if err := results.WriteJSON(filepath.Join(dir, results.ConfigFile), cfg); err != nil {
+		return err
+	}
+	if err := results.WriteJSON(filepath.Join(dir, CombinedJSON), o.Combined); err != nil {
+		return err
+	}
+	md := fmt.Sprintf("# raftbench run %s: %d repetitions\n\n%s", filepath.Base(o.Dir), len(o.Summaries), o.Combined.Markdown())
+	if err := os.WriteFile(filepath.Join(dir, CombinedMD), []byte(md), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", CombinedMD, err)
+	}
+	return nil
 }
 
 // prepareOut checks that out can be written and creates out.partial.
@@ -145,8 +208,8 @@ func prepareOut(out string) (string, error) {
 	return partial, nil
 }
 
-// runOnce runs one repetition into dir.
-func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label string) (*results.Summary, error) {
+// runOnce runs one repetition into dir, which will be named name.
+func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, label string, mc *nodeMetrics) (*results.Summary, error) {
 	logger := opt.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -165,9 +228,11 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 		return nil, err
 	}
 	defer c.close()
+	mc.set(c)
+	defer mc.set(nil)
 	// Sample the nodes' data directories every second until the measured
-	// run ends (settle restarts nodes and would blur the peak).
-	diskCtx, stopDisk := context.WithCancel(ctx)
+	// window closes (settling restarts nodes and would blur the peak).
+	diskCtx, stopDisk := context.WithCancel(context.Background())
 	diskDone := make(chan struct{})
 	go func() {
 		defer close(diskDone)
@@ -187,24 +252,25 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 		return nil, fmt.Errorf("start cluster: %w", err)
 	}
 
-	rec := newLatencyRecorder()
-	tracker := newAckTracker()
+	tWarm := time.Now()
+	t0 := tWarm.Add(cfg.Warmup.D())
+	tEnd := t0.Add(cfg.Duration.D())
+	rec := newLatencyRecorder(t0, tEnd)
 	var history *kv.Recorder
 	if cfg.Check {
 		history = kv.NewRecorder()
 	}
-	w := newWorkload(cfg, realClock{}, rec, tracker, history, c.endpoints())
-	wctx, stopLoad := context.WithCancel(ctx)
+	w := newWorkload(cfg, realClock{}, rec, history, c.endpoints())
+	// The load has a context of its own: an interrupt closes the window
+	// and stops the load in order instead of cutting every call short.
+	loadCtx, stopLoad := context.WithCancel(context.Background())
 	defer stopLoad()
-	tWarm := time.Now()
-	t0 := tWarm.Add(cfg.Warmup.D())
-	tEnd := t0.Add(cfg.Duration.D())
 	loadDone := make(chan error, 1)
 	go func() {
 		if cfg.Rate > 0 {
-			loadDone <- w.openLoop(wctx, tWarm, tEnd)
+			loadDone <- w.openLoop(loadCtx, tWarm, tEnd)
 		} else {
-			loadDone <- w.closedLoop(wctx)
+			loadDone <- w.closedLoop(loadCtx)
 		}
 	}()
 
@@ -212,37 +278,33 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 	if cfg.Warmup > 0 {
 		pr.logf("%s: warming up for %v", label, cfg.Warmup.D())
 	}
-	if err := (realClock{}).SleepUntil(ctx, t0); err != nil {
-		return nil, err
-	}
-	started := time.Now()
-	rec.start(started)
-	ictx, stopInject := context.WithCancel(ctx)
+	interrupted := (realClock{}).SleepUntil(ctx, t0) != nil
+	ictx, stopInject := context.WithCancel(context.Background())
 	defer stopInject()
-	inj := newInjector(c, rec, started)
+	inj := newInjector(c, rec, t0)
 	injDone := make(chan struct{})
 	go func() {
 		inj.run(ictx, faultspec.Schedule(cfg.ParsedFaults()))
 		close(injDone)
 	}()
 
-	// The measured run: roll the interval histogram every second, sample
-	// the leader, count leader changes.
+	// The measured window: sample the leader every 5 ms (cheaply: no lock,
+	// no allocation), count leader changes, note the leader at the end of
+	// every second and show progress.
 	var (
-		rows               []results.TimelineRow
-		lastLead, lastTerm uint64
-		leaderChanges      int
-		seenLeader         bool
-		sample             = time.NewTicker(5 * time.Millisecond)
-		nextRoll           = started.Add(time.Second)
-		interrupted        error
+		secLeaders, secTerms []uint64
+		lastLead, lastTerm   uint64
+		leaderChanges        int
+		seenLeader           bool
+		sample               = time.NewTicker(5 * time.Millisecond)
+		nextSec              = t0.Add(time.Second)
+		closeAt              = tEnd
 	)
 	defer sample.Stop()
-	for done := false; !done; {
+	for !interrupted {
 		select {
 		case <-ctx.Done():
-			interrupted = ctx.Err()
-			done = true
+			interrupted = true
 			continue
 		case <-sample.C:
 		}
@@ -253,47 +315,76 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 			}
 			seenLeader, lastLead, lastTerm = true, id, term
 		}
-		curLead := id
 		now := time.Now()
-		if now.Before(nextRoll) && now.Before(tEnd) {
+		if now.Before(nextSec) && now.Before(tEnd) {
 			continue
 		}
-		last := !now.Before(tEnd)
-		h, errs := rec.roll(now, last)
-		lat := results.LatencyOf(h)
-		rows = append(rows, results.TimelineRow{Second: len(rows), Ops: h.TotalCount(), Errors: errs,
-			P50US: lat.P50, P99US: lat.P99, Leader: curLead, Term: lastTerm})
-		span := now.Sub(time.UnixMilli(h.StartTimeMs())).Seconds()
-		pr.update(progressState{Elapsed: now.Sub(started), Total: cfg.Duration.D(),
-			OpsPerSec: float64(h.TotalCount()) / max(span, 1e-3), P99: time.Duration(lat.P99) * time.Microsecond,
-			Leader: curLead, Faults: len(inj.appliedSoFar())})
-		nextRoll = nextRoll.Add(time.Second)
-		done = last
+		secLeaders, secTerms = append(secLeaders, id), append(secTerms, lastTerm)
+		h, _ := rec.roll()
+		span := max(now.Sub(nextSec.Add(-time.Second)).Seconds(), 1e-3)
+		pr.update(progressState{Elapsed: now.Sub(t0), Total: cfg.Duration.D(),
+			OpsPerSec: float64(h.TotalCount()) / span, P99: time.Duration(h.ValueAtQuantile(99)) * time.Microsecond,
+			Leader: id, Faults: len(inj.appliedSoFar())})
+		nextSec = nextSec.Add(time.Second)
+		if !now.Before(tEnd) {
+			break
+		}
 	}
-	measured := time.Since(started)
+	if interrupted {
+		closeAt = time.Now()
+		if closeAt.Before(t0) {
+			closeAt = t0
+		}
+		if closeAt.After(tEnd) {
+			closeAt = tEnd
+		}
+		id, term := c.leader()
+		if n := int((closeAt.Sub(t0) + time.Second - 1) / time.Second); len(secLeaders) < n {
+			secLeaders, secTerms = append(secLeaders, id), append(secTerms, term)
+		}
+	}
+	// Close the window: what is still in flight is recorded as incomplete;
+	// then stop issuing load, end the fault schedule, give the stragglers
+	// a bounded grace and cancel the rest.
+	rec.close(closeAt)
+	w.stopIssuing()
 	stopDisk()
 	<-diskDone
 	c.sampleDisk()
 	stopInject()
 	<-injDone
-	stopLoad()
-	if err := <-loadDone; err != nil {
-		pr.done()
-		return nil, err
+	grace := min(cfg.OpTimeout.D(), stragglerGrace)
+	if opt.hooks != nil && opt.hooks.noGrace {
+		grace = 0
 	}
+	graceEnd := time.Now().Add(grace)
+	for w.active.Load() > 0 && time.Now().Before(graceEnd) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopLoad()
+	w.release()
+	if opt.hooks != nil && opt.hooks.afterCancel != nil {
+		opt.hooks.afterCancel(c)
+	}
+	loadErr := <-loadDone
 	pr.done()
 	prof.stopEarly()
-	if interrupted != nil {
-		return nil, fmt.Errorf("run interrupted: %w", interrupted)
+	if loadErr != nil {
+		return nil, loadErr
 	}
 
+	rd := rec.result()
+	measured := closeAt.Sub(t0)
 	s := &results.Summary{
-		Started: started.UTC(), DurationSec: measured.Seconds(), WarmupSec: cfg.Warmup.D().Seconds(),
-		Errors: rec.errs, LatencyUS: results.LatencyOf(rec.total), LeaderChanges: leaderChanges,
-		Reads: rec.reads, Writes: rec.writes, Env: results.CurrentEnv(), LinearizabilityCheck: "off",
+		Started: t0.UTC(), DurationSec: measured.Seconds(), WarmupSec: cfg.Warmup.D().Seconds(),
+		Errors: rd.errs, LatencyUS: results.LatencyOf(rd.total), LeaderChanges: leaderChanges,
+		Reads: rd.reads, Writes: rd.writes, IncompleteOps: rd.incomplete, Env: results.CurrentEnv(),
+		LinearizabilityCheck: "off", Interrupted: interrupted, Warnings: cfg.Warnings(),
 	}
 	s.Ops = s.Reads + s.Writes
-	s.ThroughputOpsPerSec = float64(s.Ops) / measured.Seconds()
+	if measured > 0 {
+		s.ThroughputOpsPerSec = float64(s.Ops) / measured.Seconds()
+	}
 	s.ThroughputMBPerSec = s.ThroughputOpsPerSec * float64(cfg.Payload) / 1e6
 	s.Faults, s.Failovers, s.Membership = inj.results()
 	if peaks := c.diskPeaks(); len(peaks) > 0 {
@@ -313,18 +404,18 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 	if s.Faults == nil {
 		s.Faults = []results.AppliedFault{}
 	}
-	for i := range rows {
-		var evs []string
-		for _, f := range s.Faults {
-			if int(f.AtMS/1000) == i || (i == len(rows)-1 && int(f.AtMS/1000) > i) {
-				evs = append(evs, f.Spec+": "+f.What)
-			}
-		}
-		rows[i].Faults = strings.Join(evs, "; ")
-	}
+	rows := timeline(rd, secLeaders, secTerms, s.Faults)
 
 	pr.logf("%s: measured %v; checking replicas", label, measured.Round(time.Millisecond))
-	if err := settle(ctx, c, tracker, s); err != nil {
+	if interrupted {
+		pr.logf("%s: interrupted: stopped the load; settling the cluster to check what was measured", label)
+	}
+	settleCtx := context.WithoutCancel(ctx)
+	var beforeCompare func(*cluster)
+	if opt.hooks != nil {
+		beforeCompare = opt.hooks.beforeCompare
+	}
+	if err := settle(settleCtx, c, w.tracker, s, beforeCompare); err != nil {
 		s.Problems = append(s.Problems, err.Error())
 	}
 	s.RefusedNodes = c.dur.refusals()
@@ -338,121 +429,50 @@ func runOnce(ctx context.Context, cfg *Config, dir string, opt Options, label st
 	if err := prof.finish(); err != nil {
 		return nil, err
 	}
-	if err := results.WriteData(dir, cfg, s, rec.total, rec.intervals, rows); err != nil {
+	jc := *cfg
+	if jc.Faults == nil {
+		jc.Faults = []string{} // [] rather than null in config.json
+	}
+	if err := results.WriteData(dir, &jc, s, rd.total, rd.intervals, rows); err != nil {
 		return nil, err
 	}
 	run, err := results.Read(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read back result directory: %w", err)
 	}
-	if err := report.Write(run); err != nil {
+	run.Name = name
+	write := report.Write
+	if opt.hooks != nil && opt.hooks.noPlots {
+		write = report.WriteMarkdown
+	}
+	if err := write(run); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// settle ends the faults, restarts the stopped members, waits until every
-// member (as the leader sees the membership) applied the same index,
-// compares their state hashes, stops them and checks every acknowledged
-// write against the final state. Removed nodes, and new nodes that never
-// became members, are left out.
-func settle(ctx context.Context, c *cluster, tracker *ackTracker, s *results.Summary) error {
-	c.healAll()
-	var problems []error
-	if c.cfg.WAL != "memory" {
-		for _, id := range c.stopped() {
-			if err := c.restart(id); err != nil {
-				problems = append(problems, err)
+// timeline builds the per-second rows: operations by the second of their
+// intended start, the leader at the end of each second, and the faults
+// applied in it.
+func timeline(rd recorded, leaders, terms []uint64, faults []results.AppliedFault) []results.TimelineRow {
+	rows := make([]results.TimelineRow, len(rd.intervals))
+	for i, h := range rd.intervals {
+		lat := results.LatencyOf(h)
+		r := results.TimelineRow{Second: i, Ops: h.TotalCount() - rd.secIncompl[i], Errors: rd.secErrs[i], Incomplete: rd.secIncompl[i],
+			P50US: lat.P50, P99US: lat.P99, MaxUS: lat.Max}
+		if i < len(leaders) {
+			r.Leader, r.Term = leaders[i], terms[i]
+		}
+		var evs []string
+		for _, f := range faults {
+			if at := int(f.AtMS / 1000); at == i || (i == len(rd.intervals)-1 && at > i) {
+				evs = append(evs, f.Spec+": "+f.What)
 			}
 		}
+		r.Faults = strings.Join(evs, "; ")
+		rows[i] = r
 	}
-	s.ReplicaHashes = map[string]string{}
-	converged := false
-	var members []uint64
-	deadline := time.Now().Add(30 * time.Second)
-	for ctx.Err() == nil && time.Now().Before(deadline) {
-		lead, _ := c.leader()
-		ln := c.node(lead)
-		if ln != nil {
-			st := ln.Status()
-			commit := st.Commit
-			all := st.Role == core.Leader && len(st.Progress) > 0
-			members = members[:0]
-			for id := range st.Progress {
-				if c.dur.isRefused(id) {
-					continue // down for good: its WAL was refused (see RefusedNodes)
-				}
-				members = append(members, id)
-				n := c.node(id)
-				if n == nil {
-					all = false
-					continue
-				}
-				if ns := n.Status(); ns.Applied != commit || ns.Commit != commit {
-					all = false
-				}
-			}
-			if all && commit == ln.Status().Commit {
-				s.AppliedIndex = commit
-				converged = true
-				break
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !converged {
-		problems = append(problems, errors.New("members did not converge on one applied index within 30s"))
-	}
-	c.mu.Lock()
-	stores := map[uint64]*kv.Store{}
-	for _, id := range members {
-		if c.nodes[id] != nil {
-			stores[id] = c.stores[id]
-		}
-	}
-	c.mu.Unlock()
-	// Metrics, then stop: after Stop nothing applies concurrently, so the
-	// stores can be read directly.
-	peaks := c.diskPeaks()
-	for _, n := range c.running() {
-		m := n.Metrics()
-		s.Elections += m.Elections
-		s.Nodes = append(s.Nodes, results.NodeStats{ID: n.ID(), Proposals: m.Proposals, Batches: m.Batches,
-			Fsyncs: m.Fsyncs, FsyncMeanUS: float64(m.FsyncMean.Microseconds()), FsyncMaxUS: float64(m.FsyncMax.Microseconds()),
-			Elections: m.Elections, LoopSaturation: m.LoopSaturation, Restarts: c.restarts[n.ID()],
-			Snapshots: m.Snapshots, Compactions: m.Compactions, WALPeakBytes: peaks[n.ID()]})
-	}
-	for _, n := range c.running() {
-		_ = c.stop(n.ID())
-	}
-	var ref [32]byte
-	agree := converged && len(stores) == len(members)
-	first := true
-	var ids []uint64
-	for id := range stores {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
-		h := stores[id].Hash()
-		s.ReplicaHashes[fmt.Sprint(id)] = hex.EncodeToString(h[:8])
-		if first {
-			ref, first = h, false
-		} else if h != ref {
-			agree = false
-		}
-	}
-	s.ReplicasAgree = agree
-	if len(ids) == 0 {
-		s.AckedOpsFound = false
-		return errors.Join(append(problems, errors.New("no replica to check"))...)
-	}
-	st := stores[ids[0]]
-	acked, lost := tracker.verify(func(key string) ([]byte, bool) { return st.Get([]byte(key)) })
-	s.AckedWrites, s.LostWrites = acked, int64(len(lost))
-	s.AckedOpsFound = len(lost) == 0
-	s.LostKeys = lost[:min(len(lost), 10)]
-	return errors.Join(problems...)
+	return rows
 }
 
 // checkHistory runs porcupine on the history and writes the visualisation
@@ -474,16 +494,4 @@ func checkHistory(h *kv.Recorder, dir string, s *results.Summary) error {
 		s.LinearizabilityCheck = "timeout"
 	}
 	return nil
-}
-
-func servePprof(addr string) (func(), error) {
-	mux := http.NewServeMux()
-	registerPprof(mux)
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	ln, err := listen(addr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --pprof-addr: %v", ErrBadConfig, err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	return func() { _ = srv.Close() }, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/raftbench/raftbench/bench/report"
 	"github.com/raftbench/raftbench/bench/results"
+	"github.com/raftbench/raftbench/bench/stats"
 )
 
 // Axis is one swept knob and its values.
@@ -22,7 +23,10 @@ type Axis struct {
 	Values []string
 }
 
-// ParseAxis parses a --set argument, "batch-entries=1,16,64".
+// ParseAxis parses a --set argument, "batch-entries=1,16,64". A value
+// given twice (also as another spelling of the same setting, 4KiB and
+// 4096) is an error: the sweep would run the same point twice and plot it
+// as two.
 func ParseAxis(s string) (Axis, error) {
 	name, vals, ok := strings.Cut(s, "=")
 	if !ok || vals == "" {
@@ -32,7 +36,35 @@ func ParseAxis(s string) (Axis, error) {
 	if !found || !k.Sweepable {
 		return Axis{}, fmt.Errorf("%w: --set %q: %q is not a knob that can be swept", ErrBadConfig, s, name)
 	}
-	return Axis{Knob: name, Values: strings.Split(vals, ",")}, nil
+	ax := Axis{Knob: name, Values: strings.Split(vals, ",")}
+	if err := ax.check(); err != nil {
+		return Axis{}, err
+	}
+	return ax, nil
+}
+
+// check rejects an axis that names a value twice, in any spelling.
+func (ax Axis) check() error {
+	k, found := KnobByName(ax.Knob)
+	if !found || !k.Sweepable {
+		return fmt.Errorf("%w: --set %s: not a knob that can be swept", ErrBadConfig, ax.Knob)
+	}
+	seen := map[string]string{}
+	for _, v := range ax.Values {
+		var c Config
+		canon := v
+		if k.set(&c, v) == nil {
+			canon = k.get(&c)
+		}
+		if first, dup := seen[canon]; dup {
+			if first == v {
+				return fmt.Errorf("%w: --set %s: the value %q is given twice", ErrBadConfig, ax.Knob, v)
+			}
+			return fmt.Errorf("%w: --set %s: %q and %q are the same value", ErrBadConfig, ax.Knob, first, v)
+		}
+		seen[canon] = v
+	}
+	return nil
 }
 
 // Point is one combination of a sweep and its outcome.
@@ -40,8 +72,18 @@ type Point struct {
 	Settings []Assignment
 	Config   Config
 	Dir      string
-	Summary  *results.Summary
+	// Summaries are the point's repetitions (--count); Combined
+	// summarises them (medians).
+	Summaries []*results.Summary
+	Combined  *stats.Combined
 }
+
+// Median is the median over the point's repetitions of the figure with
+// the key (see stats.Metrics).
+func (p *Point) Median(key string) float64 { return p.Combined.Metric(key).Median }
+
+// VerdictsHold reports whether every repetition's verdicts held.
+func (p *Point) VerdictsHold() bool { return p.Combined.VerdictsHold }
 
 // Name is the point's directory name, like "batch-entries=16,payload=128".
 func (p *Point) Name() string {
@@ -75,6 +117,21 @@ type SweepSpec struct {
 // Points expands the axes into every combination and validates each; any
 // bad value is an ErrBadConfig before anything runs.
 func (sp *SweepSpec) Points() ([]*Point, error) {
+	for i, ax := range sp.Axes {
+		if err := ax.check(); err != nil {
+			return nil, err
+		}
+		for _, other := range sp.Axes[:i] {
+			if other.Knob == ax.Knob {
+				return nil, fmt.Errorf("%w: --set %s is given twice; list all its values in one --set", ErrBadConfig, ax.Knob)
+			}
+		}
+		for _, a := range sp.Flags {
+			if a.Name == ax.Knob {
+				return nil, fmt.Errorf("%w: --%s is both swept (--set) and fixed (--%s %s)", ErrBadConfig, ax.Knob, ax.Knob, a.Value)
+			}
+		}
+	}
 	combos := [][]Assignment{nil}
 	for _, ax := range sp.Axes {
 		var next [][]Assignment
@@ -99,12 +156,23 @@ func (sp *SweepSpec) Points() ([]*Point, error) {
 	return pts, nil
 }
 
+// SweepResult is what Sweep did.
+type SweepResult struct {
+	Dir    string
+	Points []*Point
+	// Interrupted is set when the sweep was interrupted: the point under
+	// way was written marked interrupted, later points did not run, and
+	// Points holds only the points that ran.
+	Interrupted bool
+}
+
 // Sweep runs every point into its own result directory under one sweep
-// directory, then writes the table (sweep.md, sweep.csv) and plots.
-func Sweep(ctx context.Context, sp SweepSpec, opt Options) (string, []*Point, error) {
+// directory, then writes the table (sweep.md, sweep.csv) and plots. Every
+// point is validated before anything runs.
+func Sweep(ctx context.Context, sp SweepSpec, opt Options) (*SweepResult, error) {
 	pts, err := sp.Points()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	out := sp.Out
 	if out == "" {
@@ -120,7 +188,7 @@ func Sweep(ctx context.Context, sp SweepSpec, opt Options) (string, []*Point, er
 	}
 	partial, err := prepareOut(out)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	ok := false
 	defer func() {
@@ -128,40 +196,37 @@ func Sweep(ctx context.Context, sp SweepSpec, opt Options) (string, []*Point, er
 			_ = os.RemoveAll(partial)
 		}
 	}()
+	res := &SweepResult{Dir: out}
 	for i, p := range pts {
 		p.Config.Out = filepath.Join(partial, p.Name())
 		o := opt
 		o.Label = fmt.Sprintf("[%d/%d %s]", i+1, len(pts), p.Name())
 		oc, err := Run(ctx, p.Config, o)
 		if err != nil {
-			return "", nil, fmt.Errorf("sweep point %s: %w", p.Name(), err)
+			return nil, fmt.Errorf("sweep point %s: %w", p.Name(), err)
 		}
-		p.Summary = median(oc.Summaries)
+		p.Summaries = oc.Summaries
+		names := make([]string, len(oc.RunDirs))
+		sums := make([]results.Summary, len(oc.Summaries))
+		for j := range oc.Summaries {
+			names[j], sums[j] = filepath.Base(oc.RunDirs[j]), *oc.Summaries[j]
+		}
+		p.Combined = stats.Combine(names, sums)
 		p.Dir = filepath.Join(out, p.Name())
+		res.Points = append(res.Points, p)
+		if oc.Interrupted {
+			res.Interrupted = true
+			break
+		}
 	}
-	if err := writeSweep(partial, sp.Axes, pts); err != nil {
-		return "", nil, err
+	if err := writeSweep(partial, sp.Axes, res); err != nil {
+		return nil, err
 	}
 	if err := os.Rename(partial, out); err != nil {
-		return "", nil, fmt.Errorf("move sweep directory into place: %w", err)
+		return nil, fmt.Errorf("move sweep directory into place: %w", err)
 	}
 	ok = true
-	return out, pts, nil
-}
-
-// median picks the repetition with the median throughput.
-func median(ss []*results.Summary) *results.Summary {
-	best := ss[0]
-	if len(ss) > 2 {
-		cp := append([]*results.Summary(nil), ss...)
-		for i := 1; i < len(cp); i++ {
-			for j := i; j > 0 && cp[j].ThroughputOpsPerSec < cp[j-1].ThroughputOpsPerSec; j-- {
-				cp[j], cp[j-1] = cp[j-1], cp[j]
-			}
-		}
-		best = cp[len(cp)/2]
-	}
-	return best
+	return res, nil
 }
 
 // Sweep output files.
@@ -170,54 +235,99 @@ const (
 	SweepCSV = "sweep.csv"
 )
 
-// SweepTable renders the points as markdown.
+// SweepTable renders the points as markdown: each figure the median of
+// the point's repetitions.
 func SweepTable(axes []Axis, pts []*Point) string {
 	var b bytes.Buffer
 	b.WriteString("|")
 	for _, a := range axes {
 		fmt.Fprintf(&b, " %s |", a.Knob)
 	}
-	b.WriteString(" ops/s | MB/s | p50 | p99 | p99.9 | errors | verdicts | run |\n|")
+	b.WriteString(" n | ops/s | MB/s | p50 | p99 | p99.9 | max | errors | incomplete | verdicts | run |\n|")
 	for range axes {
 		b.WriteString("---|")
 	}
-	b.WriteString("---|---|---|---|---|---|---|---|\n")
+	b.WriteString("---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range pts {
-		s := p.Summary
 		b.WriteString("|")
 		for _, a := range p.Settings {
 			fmt.Fprintf(&b, " %s |", a.Value)
 		}
-		fmt.Fprintf(&b, " %.0f | %.2f | %s | %s | %s | %s | %s | [%s](%s/%s) |\n", s.ThroughputOpsPerSec, s.ThroughputMBPerSec,
-			report.US(s.LatencyUS.P50), report.US(s.LatencyUS.P99), report.US(s.LatencyUS.P999), report.ErrorsString(s.Errors),
-			report.Verdicts(s), p.Name(), p.Name(), results.ReportFile)
+		errs := fmt.Sprintf("%.0f", p.Median("errors"))
+		verdicts := "all hold"
+		if len(p.Summaries) == 1 {
+			errs = report.ErrorsString(p.Summaries[0].Errors)
+			verdicts = report.Verdicts(p.Summaries[0])
+		} else if !p.VerdictsHold() {
+			verdicts = "FAILED in some runs"
+		}
+		if p.Summaries[len(p.Summaries)-1].Interrupted {
+			verdicts += " (interrupted)"
+		}
+		link := p.Name()
+		if len(p.Summaries) == 1 {
+			link += "/" + results.ReportFile
+		} else {
+			link += "/" + CombinedMD
+		}
+		fmt.Fprintf(&b, " %d | %.0f | %.2f | %s | %s | %s | %s | %s | %.0f | %s | [%s](%s) |\n", len(p.Summaries), p.Median("throughput_ops_per_sec"), p.Median("throughput_mb_per_sec"),
+			report.US(p.Median("p50_us")), report.US(p.Median("p99_us")), report.US(p.Median("p999_us")), report.US(p.Median("max_us")), errs,
+			p.Median("incomplete_ops"), verdicts, p.Name(), link)
 	}
 	return b.String()
 }
 
-func writeSweep(dir string, axes []Axis, pts []*Point) error {
-	md := "# raftbench sweep\n\n" + SweepTable(axes, pts) + "\n## Plots\n\n"
+// FixedSettings renders, as a markdown table, every setting the sweep did
+// not vary, as the points ran with it.
+func FixedSettings(axes []Axis, cfg *Config) string {
+	var b bytes.Buffer
+	b.WriteString("| setting | value |\n|---|---|\n")
+	for i := range Knobs {
+		k := &Knobs[i]
+		swept := k.Name == "out"
+		for _, a := range axes {
+			swept = swept || a.Knob == k.Name
+		}
+		if swept {
+			continue
+		}
+		v := k.Show(cfg)
+		if v == "" {
+			v = "–"
+		}
+		fmt.Fprintf(&b, "| %s | %s |\n", k.Name, v)
+	}
+	return b.String()
+}
+
+// EnvironmentLine describes the machine and binary in one line.
+func EnvironmentLine(e results.Env) string {
+	return fmt.Sprintf("%s, GOMAXPROCS %d (%d CPUs), %s, %s/%s, commit `%s`, host %s", e.GoVersion, e.GOMAXPROCS, e.NumCPU, e.CPUModel, e.OS, e.Arch, e.Commit, e.Hostname)
+}
+
+func writeSweep(dir string, axes []Axis, res *SweepResult) error {
+	pts := res.Points
+	title := "# raftbench sweep\n\n"
+	if res.Interrupted {
+		title = "# raftbench sweep (interrupted)\n\nInterrupted: only the points below ran; the last one was cut short.\n\n"
+	}
+	md := title + SweepTable(axes, pts) + "\n## Plots\n\n"
 	var cb bytes.Buffer
 	w := csv.NewWriter(&cb)
 	hdr := []string{}
 	for _, a := range axes {
 		hdr = append(hdr, a.Knob)
 	}
-	_ = w.Write(append(hdr, "throughput_ops_per_sec", "throughput_mb_per_sec", "p50_us", "p99_us", "p999_us", "max_us", "errors", "replicas_agree", "acked_ops_found", "dir"))
+	_ = w.Write(append(hdr, "n", "throughput_ops_per_sec", "throughput_mb_per_sec", "p50_us", "p99_us", "p999_us", "max_us", "errors", "incomplete_ops", "verdicts_hold", "interrupted", "dir"))
 	for _, p := range pts {
 		var row []string
 		for _, a := range p.Settings {
 			row = append(row, a.Value)
 		}
-		s := p.Summary
-		var errs int64
-		for _, v := range s.Errors {
-			errs += v
-		}
-		f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-		_ = w.Write(append(row, f(s.ThroughputOpsPerSec), f(s.ThroughputMBPerSec), f(s.LatencyUS.P50), f(s.LatencyUS.P99),
-			f(s.LatencyUS.P999), f(s.LatencyUS.Max), strconv.FormatInt(errs, 10), strconv.FormatBool(s.ReplicasAgree),
-			strconv.FormatBool(s.AckedOpsFound), p.Name()))
+		f := func(key string) string { return strconv.FormatFloat(p.Median(key), 'f', -1, 64) }
+		_ = w.Write(append(row, strconv.Itoa(len(p.Summaries)), f("throughput_ops_per_sec"), f("throughput_mb_per_sec"), f("p50_us"), f("p99_us"),
+			f("p999_us"), f("max_us"), f("errors"), f("incomplete_ops"), strconv.FormatBool(p.VerdictsHold()),
+			strconv.FormatBool(p.Summaries[len(p.Summaries)-1].Interrupted), p.Name()))
 	}
 	w.Flush()
 	if err := os.WriteFile(filepath.Join(dir, SweepCSV), cb.Bytes(), 0o644); err != nil {
@@ -230,7 +340,7 @@ func writeSweep(dir string, axes []Axis, pts []*Point) error {
 	for i, a := range axes {
 		file := "throughput_vs_" + sanitize(a.Knob) + ".png"
 		if err := report.Save(report.Plot{Title: "Throughput by " + a.Knob, XLabel: a.Knob, YLabel: "ops/s", LogX: geometric(a.Values),
-			Series: seriesBy(axes, pts, i, func(s *results.Summary) float64 { return s.ThroughputOpsPerSec }), Points: len(pts) < 3},
+			Series: seriesBy(axes, pts, i, func(p *Point) float64 { return p.Median("throughput_ops_per_sec") }), Points: len(pts) < 3},
 			filepath.Join(pdir, file)); err != nil {
 			return err
 		}
@@ -239,8 +349,8 @@ func writeSweep(dir string, axes []Axis, pts []*Point) error {
 	var xs, ys []float64
 	var labels []string
 	for _, p := range pts {
-		xs = append(xs, p.Summary.ThroughputOpsPerSec)
-		ys = append(ys, p.Summary.LatencyUS.P99/1000)
+		xs = append(xs, p.Median("throughput_ops_per_sec"))
+		ys = append(ys, p.Median("p99_us")/1000)
 		labels = append(labels, p.Name())
 	}
 	if err := report.Save(report.Plot{Title: "p99 against throughput", XLabel: "ops/s", YLabel: "p99 (ms)", Points: true,
@@ -248,6 +358,10 @@ func writeSweep(dir string, axes []Axis, pts []*Point) error {
 		return err
 	}
 	md += fmt.Sprintf("![p99 against throughput](%s/p99_vs_throughput.png)\n", results.PlotsDir)
+	if len(pts) > 0 {
+		md += "\n## Fixed settings\n\nEvery point ran with these (the swept knobs aside):\n\n" + FixedSettings(axes, &pts[0].Config)
+	}
+	md += "\n## Environment\n\n" + EnvironmentLine(results.CurrentEnv()) + ".\n"
 	if err := os.WriteFile(filepath.Join(dir, SweepMD), []byte(md), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", SweepMD, err)
 	}
@@ -257,7 +371,7 @@ func writeSweep(dir string, axes []Axis, pts []*Point) error {
 // seriesBy makes one series per combination of the other axes, with axis
 // i's value on X (numeric when every value parses as a number or a size,
 // else the value's position) and get on Y.
-func seriesBy(axes []Axis, pts []*Point, i int, get func(*results.Summary) float64) []report.Series {
+func seriesBy(axes []Axis, pts []*Point, i int, get func(*Point) float64) []report.Series {
 	numeric := true
 	for _, v := range axes[i].Values {
 		if _, err := axisNumber(v); err != nil {
@@ -294,7 +408,7 @@ func seriesBy(axes []Axis, pts []*Point, i int, get func(*results.Summary) float
 			}
 		}
 		s.X = append(s.X, x)
-		s.Y = append(s.Y, get(p.Summary))
+		s.Y = append(s.Y, get(p))
 	}
 	var out []report.Series
 	for _, n := range order {

@@ -5,25 +5,39 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // ackTracker remembers enough of every write to check, after the run, that
-// each acknowledged write survived: every value carries a unique write ID
-// (its first 8 bytes), and for each key the tracker keeps the acknowledged
-// write that was called last.
+// each acknowledged write survived on a replica: every value carries a
+// unique write ID (its first 8 bytes), and for each key the tracker keeps
+// the acknowledged write that was called last.
 //
 // The check: the final value of a key was written by some write q. If an
 // acknowledged write p of that key was called after q had already been
 // acknowledged, p must be linearized after q, so q's value being final
 // means p was lost. Any other q (acknowledged after p was called, or of
-// unknown outcome) may legitimately have overwritten p.
+// unknown outcome — a write whose caller gave up may still be committed
+// later, so it is never counted as acknowledged) may legitimately have
+// overwritten p. A final value written by no write of the run is a loss
+// too.
+//
+// Writes to different keys never interact, so the tracker keeps one lock
+// per key: the workload's clients record their writes without contending.
 type ackTracker struct {
 	base  time.Time
-	mu    sync.Mutex
-	ends  map[uint64]int64 // write ID -> ack time (ns since base); MaxInt64 if unknown
-	last  map[string]lastAck
-	acked int64
+	keys  []string
+	slots []keySlot
+	acked atomic.Int64
+}
+
+// keySlot is one key's writes.
+type keySlot struct {
+	mu   sync.Mutex
+	ends map[uint64]int64 // write ID -> ack time (ns since base); MaxInt64 if unknown
+	last lastAck          // the acknowledged write called last
+	has  bool
 }
 
 type lastAck struct {
@@ -31,50 +45,64 @@ type lastAck struct {
 	id    uint64
 }
 
-func newAckTracker() *ackTracker {
-	return &ackTracker{base: time.Now(), ends: map[uint64]int64{}, last: map[string]lastAck{}}
+// newAckTracker tracks writes to keys (the workload's key space).
+func newAckTracker(keys [][]byte) *ackTracker {
+	t := &ackTracker{base: time.Now(), keys: make([]string, len(keys)), slots: make([]keySlot, len(keys))}
+	for i, k := range keys {
+		t.keys[i] = string(k)
+		t.slots[i].ends = map[uint64]int64{}
+	}
+	return t
 }
 
 func (t *ackTracker) since(x time.Time) int64 { return x.Sub(t.base).Nanoseconds() }
 
-// done records the end of a write: acknowledged, or (acked false) with an
-// outcome that may or may not have been applied.
-func (t *ackTracker) done(key string, id uint64, start, end time.Time, acked bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// done records the end of a write of key number key: acknowledged, or
+// (acked false) with an outcome that may or may not take effect.
+func (t *ackTracker) done(key int, id uint64, start, end time.Time, acked bool) {
+	sl := &t.slots[key]
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
 	if !acked {
-		t.ends[id] = math.MaxInt64
+		sl.ends[id] = math.MaxInt64
 		return
 	}
-	t.acked++
-	t.ends[id] = t.since(end)
-	s := t.since(start)
-	if l, ok := t.last[key]; !ok || s > l.start {
-		t.last[key] = lastAck{start: s, id: id}
+	t.acked.Add(1)
+	sl.ends[id] = t.since(end)
+	if s := t.since(start); !sl.has || s > sl.last.start {
+		sl.last, sl.has = lastAck{start: s, id: id}, true
 	}
 }
 
-// verify reads every key with an acknowledged write through read and
-// returns the number of acknowledged writes and the keys whose
-// acknowledged write is missing.
+// verify reads every key with an acknowledged write through read (one
+// replica's final state) and returns the number of acknowledged writes and
+// the keys whose acknowledged write is missing. Every write must have
+// ended (done called) before.
 func (t *ackTracker) verify(read func(key string) ([]byte, bool)) (acked int64, lost []string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for key, l := range t.last {
-		v, found := read(key)
-		if !found || len(v) < 8 {
-			lost = append(lost, key)
-			continue
+	for i := range t.slots {
+		sl := &t.slots[i]
+		sl.mu.Lock()
+		if sl.has {
+			if v, present := read(t.keys[i]); !t.found(sl, v, present) {
+				lost = append(lost, t.keys[i])
+			}
 		}
-		id := binary.BigEndian.Uint64(v)
-		if id == l.id {
-			continue
-		}
-		end, known := t.ends[id]
-		if !known || end < l.start {
-			lost = append(lost, key)
-		}
+		sl.mu.Unlock()
 	}
 	sort.Strings(lost)
-	return t.acked, lost
+	return t.acked.Load(), lost
+}
+
+// found reports whether a key's final value v (present or not) is
+// consistent with its acknowledged writes; sl.mu is held.
+func (t *ackTracker) found(sl *keySlot, v []byte, present bool) bool {
+	if !present || len(v) < 8 {
+		return false
+	}
+	id := binary.BigEndian.Uint64(v)
+	if id == sl.last.id {
+		return true
+	}
+	end, known := sl.ends[id]
+	return known && end >= sl.last.start
 }

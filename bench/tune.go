@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,60 +20,110 @@ type BatchTuning struct {
 	Dir    string
 	Axes   []Axis
 	Points []*Point
-	// Best is the point with the highest throughput whose p99 meets the
-	// SLO; nil when none does.
+	// Best is the point with the highest median throughput whose median
+	// p99 meets the SLO and whose verdicts held in every repetition; nil
+	// when none does.
 	Best *Point
 	SLO  time.Duration
+	// Edges names the axes on which Best sits at an end of the range
+	// tried ("batch-entries 1024, the largest tried"): the optimum may lie
+	// beyond it.
+	Edges []string
+	// Interrupted is set when the sweep was interrupted.
+	Interrupted bool
 }
 
+// DefaultTuneCount is how many times tune batch runs each point unless
+// --count says otherwise: a recommendation is not one noisy sample.
+const DefaultTuneCount = 3
+
 // TuneBatch sweeps batch-entries × max-inflight and recommends the setting
-// with the highest throughput whose p99 meets slo. It writes tune.md and
-// the curve next to the sweep's files.
+// with the highest median throughput whose median p99 meets slo. It writes
+// tune.md and the curve next to the sweep's files.
 func TuneBatch(ctx context.Context, sp SweepSpec, batches, inflights []string, slo time.Duration, opt Options) (*BatchTuning, error) {
 	sp.Axes = []Axis{{Knob: "batch-entries", Values: batches}, {Knob: "max-inflight", Values: inflights}}
 	sp.Name = "tune-batch"
-	dir, pts, err := Sweep(ctx, sp, opt)
+	res, err := Sweep(ctx, sp, opt)
 	if err != nil {
 		return nil, err
 	}
-	t := &BatchTuning{Dir: dir, Axes: sp.Axes, Points: pts, SLO: slo}
-	for _, p := range pts {
-		if p.Summary.LatencyUS.P99 <= float64(slo.Microseconds()) && verdictsHold(p.Summary) &&
-			(t.Best == nil || p.Summary.ThroughputOpsPerSec > t.Best.Summary.ThroughputOpsPerSec) {
+	t := &BatchTuning{Dir: res.Dir, Axes: sp.Axes, Points: res.Points, SLO: slo, Interrupted: res.Interrupted}
+	for _, p := range res.Points {
+		if p.Median("p99_us") <= float64(slo.Microseconds()) && p.VerdictsHold() &&
+			(t.Best == nil || p.Median("throughput_ops_per_sec") > t.Best.Median("throughput_ops_per_sec")) {
 			t.Best = p
 		}
 	}
+	if t.Best != nil {
+		t.Edges = edges(sp.Axes, t.Best)
+	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# raftbench tune batch\n\n%s\n\n", t.Recommendation())
-	b.WriteString(SweepTable(sp.Axes, pts))
+	if res.Interrupted {
+		b.WriteString("Interrupted: only the points below ran.\n\n")
+	}
+	b.WriteString(SweepTable(sp.Axes, res.Points))
 	fmt.Fprintf(&b, "\n![throughput by batch size](%s/throughput_vs_batch-entries.png)\n\n![p99 against throughput](%s/p99_vs_throughput.png)\n", results.PlotsDir, results.PlotsDir)
-	if err := os.WriteFile(filepath.Join(dir, "tune.md"), b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(res.Dir, "tune.md"), b.Bytes(), 0o644); err != nil {
 		return nil, fmt.Errorf("write tune.md: %w", err)
 	}
 	return t, nil
 }
 
-// verdictsHold reports whether a run's checks passed: a setting that loses
-// writes is never recommended, however fast.
-func verdictsHold(s *results.Summary) bool {
-	return s.ReplicasAgree && s.AckedOpsFound && (s.Linearizable == nil || *s.Linearizable)
+// edges names the axes (of more than one value) on which p's value is the
+// smallest or largest tried.
+func edges(axes []Axis, p *Point) []string {
+	var out []string
+	for i, ax := range axes {
+		if len(ax.Values) < 2 {
+			continue
+		}
+		v, err := axisNumber(p.Settings[i].Value)
+		if err != nil {
+			continue
+		}
+		lo, hi := true, true
+		for _, o := range ax.Values {
+			x, err := axisNumber(o)
+			if err != nil {
+				lo, hi = false, false
+				break
+			}
+			lo, hi = lo && v <= x, hi && v >= x
+		}
+		switch {
+		case lo:
+			out = append(out, fmt.Sprintf("--%s %s is the smallest value tried", ax.Knob, p.Settings[i].Value))
+		case hi:
+			out = append(out, fmt.Sprintf("--%s %s is the largest value tried", ax.Knob, p.Settings[i].Value))
+		}
+	}
+	return out
 }
 
-// Recommendation says what to use, in one sentence.
+// Recommendation says what to use, and whether the range tried was wide
+// enough to trust it.
 func (t *BatchTuning) Recommendation() string {
 	if t.Best == nil {
-		return fmt.Sprintf("No setting met the p99 SLO of %v; the lowest p99 was %s. Relax the SLO or lower the load (--clients, --rate).", t.SLO, report.US(t.lowestP99()))
+		return fmt.Sprintf("No setting met the p99 SLO of %v with its verdicts holding; the lowest median p99 was %s. Relax the SLO or lower the load (--clients, --rate).", t.SLO, report.US(t.lowestP99()))
 	}
-	s := t.Best.Summary
-	return fmt.Sprintf("Recommended: --batch-entries %s --max-inflight %s: %.0f ops/s with p99 %s (SLO %v).",
-		t.Best.Settings[0].Value, t.Best.Settings[1].Value, s.ThroughputOpsPerSec, report.US(s.LatencyUS.P99), t.SLO)
+	p := t.Best
+	rec := fmt.Sprintf("Recommended: --batch-entries %s --max-inflight %s: %.0f ops/s with p99 %s (medians of %d runs; SLO %v).",
+		p.Settings[0].Value, p.Settings[1].Value, p.Median("throughput_ops_per_sec"), report.US(p.Median("p99_us")), len(p.Summaries), t.SLO)
+	if len(t.Edges) > 0 {
+		rec += " The winner sits at the edge of the range tried (" + strings.Join(t.Edges, "; ") + "): extend the range there (--batches, --inflights) to see whether the optimum lies beyond it."
+	}
+	if len(p.Summaries) < 2 {
+		rec += " Each point ran once: with --count 3 or more the recommendation is less at the mercy of one noisy run."
+	}
+	return rec
 }
 
 func (t *BatchTuning) lowestP99() float64 {
 	lo := -1.0
 	for _, p := range t.Points {
-		if lo < 0 || p.Summary.LatencyUS.P99 < lo {
-			lo = p.Summary.LatencyUS.P99
+		if v := p.Median("p99_us"); lo < 0 || v < lo {
+			lo = v
 		}
 	}
 	return lo
@@ -83,8 +134,9 @@ type ElectionPoint struct {
 	Timeout time.Duration
 	// Failovers are from the run that kills the leader repeatedly.
 	Failovers []results.Failover
-	// Needless counts leader changes in the run with only network jitter,
-	// where no election was needed.
+	// Needless counts leader changes in the runs with only network jitter,
+	// where no election was needed (summed over the --count repetitions;
+	// Failovers likewise holds every repetition's).
 	Needless      int
 	KillDir       string
 	QuietDir      string
@@ -101,6 +153,9 @@ type ElectionTuning struct {
 	// leader after every kill; nil when none qualifies.
 	Best   *ElectionPoint
 	Jitter string
+	// Interrupted is set when the tuning was interrupted: Points holds
+	// the timeouts measured so far.
+	Interrupted bool
 }
 
 // ElectionSpec configures `tune election`.
@@ -131,6 +186,15 @@ func electionRun(t time.Duration) []Assignment {
 func TuneElection(ctx context.Context, es ElectionSpec, opt Options) (*ElectionTuning, error) {
 	if len(es.Timeouts) == 0 || es.Kills < 1 || es.Quiet <= 0 {
 		return nil, fmt.Errorf("%w: tune election needs --timeouts, --kills >= 1 and a positive --quiet", ErrBadConfig)
+	}
+	// The recommendation is the smallest timeout that qualifies, so they
+	// run from the smallest up.
+	es.Timeouts = slices.Clone(es.Timeouts)
+	slices.Sort(es.Timeouts)
+	for i := 1; i < len(es.Timeouts); i++ {
+		if es.Timeouts[i] == es.Timeouts[i-1] {
+			return nil, fmt.Errorf("%w: --timeouts: %v is given twice", ErrBadConfig, es.Timeouts[i])
+		}
 	}
 	type plan struct {
 		t           time.Duration
@@ -191,7 +255,9 @@ func TuneElection(ctx context.Context, es ElectionSpec, opt Options) (*ElectionT
 			return nil, fmt.Errorf("%s kills: %w", name, err)
 		}
 		ep.KillDir = filepath.Join(out, name+"-kills")
-		ep.Failovers = oc.Summaries[0].Failovers
+		for _, sm := range oc.Summaries {
+			ep.Failovers = append(ep.Failovers, sm.Failovers...)
+		}
 		var nl, nc int
 		for _, f := range ep.Failovers {
 			if f.ToLeaderMS < 0 {
@@ -207,14 +273,25 @@ func TuneElection(ctx context.Context, es ElectionSpec, opt Options) (*ElectionT
 		}
 		ep.MeanToLeader /= float64(max(nl, 1))
 		ep.MeanToCommit /= float64(max(nc, 1))
+		if oc.Interrupted {
+			et.Interrupted = true
+			et.Points = append(et.Points, ep)
+			break
+		}
 		p.quiet.Out = filepath.Join(partial, name+"-jitter")
 		o.Label = "[" + name + " jitter]"
 		if oc, err = Run(ctx, p.quiet, o); err != nil {
 			return nil, fmt.Errorf("%s jitter: %w", name, err)
 		}
 		ep.QuietDir = filepath.Join(out, name+"-jitter")
-		ep.Needless = oc.Summaries[0].LeaderChanges
+		for _, sm := range oc.Summaries {
+			ep.Needless += sm.LeaderChanges
+		}
 		et.Points = append(et.Points, ep)
+		if oc.Interrupted {
+			et.Interrupted = true
+			break
+		}
 		if et.Best == nil && ep.Needless == 0 && ep.MissedLeaders == 0 {
 			et.Best = ep
 		}

@@ -69,6 +69,17 @@ type kvClient interface {
 	Get(ctx context.Context, key []byte) ([]byte, bool, error)
 }
 
+// client is one workload client: its kv client, a context of its own (so
+// the operations of many clients do not all register with one parent
+// context, whose lock they would then contend on), and a value buffer it
+// reuses (kv copies a value into its command before Put returns).
+type client struct {
+	kv     kvClient
+	ctx    context.Context
+	cancel context.CancelFunc
+	buf    []byte
+}
+
 // workload drives operations against the cluster.
 type workload struct {
 	cfg     *Config
@@ -82,8 +93,15 @@ type workload struct {
 	nextID  atomic.Uint64
 	seed    atomic.Uint64
 
+	// issuing is true until the window closes; afterwards no operation
+	// starts. active counts the operations in flight, measured or not.
+	issuing  atomic.Bool
+	active   atomic.Int64
+	stopSchd context.CancelFunc // stops the open-loop schedule
+
 	poolMu  sync.Mutex
-	pool    []kvClient
+	pool    []*client
+	all     []*client
 	clients int
 }
 
@@ -92,28 +110,65 @@ type workload struct {
 // latency still counts from their intended start).
 const maxOpenLoopClients = 4096
 
-func newWorkload(cfg *Config, clk Clock, rec *latencyRecorder, tracker *ackTracker, history *kv.Recorder, eps []kv.Endpoint) *workload {
-	w := &workload{cfg: cfg, clk: clk, rec: rec, tracker: tracker, history: history, eps: eps}
-	for i := range cfg.Keys {
-		w.keys = append(w.keys, fmt.Appendf(nil, "k%06d", i))
+// workloadKeys are the keys a run writes: "k000000", "k000001", ...
+func workloadKeys(n int) [][]byte {
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "k%06d", i)
 	}
+	return keys
+}
+
+// newWorkload makes the workload of cfg against eps, measured by rec, with
+// a tracker of its writes (and, with history, a record of every operation).
+func newWorkload(cfg *Config, clk Clock, rec *latencyRecorder, history *kv.Recorder, eps []kv.Endpoint) *workload {
+	w := &workload{cfg: cfg, clk: clk, rec: rec, history: history, eps: eps, keys: workloadKeys(cfg.Keys)}
+	w.tracker = newAckTracker(w.keys)
 	w.filler = make([]byte, cfg.Payload-PayloadMin)
 	for i := range w.filler {
 		w.filler[i] = byte('a' + i%26)
 	}
 	w.seed.Store(cfg.Seed)
+	w.issuing.Store(true)
 	return w
 }
 
-func (w *workload) newClient() (kvClient, error) {
+// newClient makes a client whose operations end with ctx.
+func (w *workload) newClient(ctx context.Context) (*client, error) {
 	c, err := kv.NewClient(w.eps, kv.ClientOptions{AttemptTimeout: w.cfg.AttemptTimeout.D()})
 	if err != nil {
 		return nil, fmt.Errorf("new kv client: %w", err)
 	}
+	cl := &client{kv: c, buf: make([]byte, 0, w.cfg.Payload)}
 	if w.history != nil {
-		return w.history.NewRecordingClient(c), nil
+		cl.kv = w.history.NewRecordingClient(c)
 	}
-	return c, nil
+	cl.ctx, cl.cancel = context.WithCancel(ctx)
+	w.poolMu.Lock()
+	w.all = append(w.all, cl)
+	w.poolMu.Unlock()
+	return cl, nil
+}
+
+// release cancels every client's context.
+func (w *workload) release() {
+	w.poolMu.Lock()
+	defer w.poolMu.Unlock()
+	for _, cl := range w.all {
+		cl.cancel()
+	}
+}
+
+// stopIssuing stops starting operations (the window closed); operations in
+// flight go on until they end or their context does.
+func (w *workload) stopIssuing() {
+	w.issuing.Store(false)
+	w.poolMu.Lock()
+	stop := w.stopSchd
+	w.poolMu.Unlock()
+	if stop != nil {
+		stop()
+	}
 }
 
 func (w *workload) rng() *rand.Rand {
@@ -122,42 +177,41 @@ func (w *workload) rng() *rand.Rand {
 }
 
 // one runs one operation on cl and records it with its latency measured
-// from intended.
-func (w *workload) one(ctx context.Context, cl kvClient, rng *rand.Rand, intended time.Time) {
-	octx, cancel := context.WithTimeout(ctx, w.cfg.OpTimeout.D())
+// from intended; o is its registration with the recorder (nil when it is
+// outside the window).
+func (w *workload) one(cl *client, rng *rand.Rand, o *op, intended time.Time) {
+	w.active.Add(1)
+	defer w.active.Add(-1)
+	octx, cancel := context.WithTimeout(cl.ctx, w.cfg.OpTimeout.D())
 	defer cancel()
-	key := w.keys[rng.IntN(len(w.keys))]
+	k := rng.IntN(len(w.keys))
+	key := w.keys[k]
 	if w.cfg.ReadRatio > 0 && rng.Float64() < w.cfg.ReadRatio {
-		_, _, err := cl.Get(octx, key)
-		if ctx.Err() != nil && err != nil {
-			return // the run is over, not the operation's fault
-		}
-		done := w.clk.Now()
-		w.rec.record(opRead, done.Sub(intended), err, done)
+		start := w.clk.Now()
+		_, _, err := cl.kv.Get(octx, key)
+		w.rec.finish(o, opRead, err, start, w.clk.Now())
 		return
 	}
 	id := w.nextID.Add(1)
-	v := make([]byte, 0, w.cfg.Payload)
-	v = binary.BigEndian.AppendUint64(v, id)
+	v := binary.BigEndian.AppendUint64(cl.buf[:0], id)
 	v = binary.BigEndian.AppendUint64(v, w.cfg.Seed)
 	v = append(v, w.filler...)
+	cl.buf = v
 	start := w.clk.Now()
-	err := cl.Put(octx, key, v)
+	err := cl.kv.Put(octx, key, v)
 	done := w.clk.Now()
-	w.tracker.done(string(key), id, start, done, err == nil)
-	if ctx.Err() != nil && err != nil {
-		return
-	}
-	w.rec.record(opWrite, done.Sub(intended), err, done)
+	w.tracker.done(k, id, start, done, err == nil)
+	w.rec.finish(o, opWrite, err, start, done)
 }
 
 // closedLoop runs cfg.Clients clients, each issuing its next operation when
-// the last one is answered, until ctx ends.
+// the last one is answered, until the window closes (stopIssuing) or ctx
+// ends.
 func (w *workload) closedLoop(ctx context.Context) error {
-	cls := make([]kvClient, w.cfg.Clients)
+	cls := make([]*client, w.cfg.Clients)
 	for i := range cls {
 		var err error
-		if cls[i], err = w.newClient(); err != nil {
+		if cls[i], err = w.newClient(ctx); err != nil {
 			return err
 		}
 	}
@@ -167,8 +221,9 @@ func (w *workload) closedLoop(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			rng := w.rng()
-			for ctx.Err() == nil {
-				w.one(ctx, cl, rng, w.clk.Now())
+			for w.issuing.Load() && ctx.Err() == nil {
+				now := w.clk.Now()
+				w.one(cl, rng, w.rec.begin(now), now)
 			}
 		}()
 	}
@@ -176,12 +231,13 @@ func (w *workload) closedLoop(ctx context.Context) error {
 	return nil
 }
 
-// openLoop starts cfg.Rate operations per second from start until end, on
-// a pool of clients that grows when operations pile up, and waits for the
-// operations in flight (bounded by the operation timeout).
+// openLoop starts cfg.Rate operations per second from start until end (or
+// until stopIssuing), on a pool of clients that grows when operations pile
+// up, and waits for the operations in flight. Operations of the window that
+// the schedule never got to start are recorded as incomplete.
 func (w *workload) openLoop(ctx context.Context, start, end time.Time) error {
 	for range w.cfg.Clients {
-		cl, err := w.newClient()
+		cl, err := w.newClient(ctx)
 		if err != nil {
 			return err
 		}
@@ -191,27 +247,50 @@ func (w *workload) openLoop(ctx context.Context, start, end time.Time) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxOpenLoopClients)
 	var seq atomic.Uint64
-	OpenLoop(ctx, w.clk, w.cfg.Rate, start, end, func(intended time.Time) {
+	sctx, stop := context.WithCancel(ctx)
+	w.poolMu.Lock()
+	w.stopSchd = stop
+	w.poolMu.Unlock()
+	defer stop()
+	if !w.issuing.Load() {
+		stop()
+	}
+	n := OpenLoop(sctx, w.clk, w.cfg.Rate, start, end, func(intended time.Time) {
+		o := w.rec.begin(intended)
 		wg.Add(1)
 		s := seq.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			cl, err := w.take()
+			if !w.issuing.Load() || ctx.Err() != nil {
+				w.rec.drop(o) // the window closed before a client was free
+				return
+			}
+			cl, err := w.take(ctx)
 			if err != nil {
+				w.rec.drop(o)
 				return
 			}
 			rng := rand.New(rand.NewPCG(w.cfg.Seed, s))
-			w.one(ctx, cl, rng, intended)
+			w.one(cl, rng, o, intended)
 			w.give(cl)
 		}()
 	})
+	interval := time.Duration(float64(time.Second) / w.cfg.Rate)
+	closed := w.rec.windowEnd()
+	for i := n; ; i++ {
+		intended := start.Add(time.Duration(i) * interval)
+		if !intended.Before(closed) {
+			break
+		}
+		w.rec.missed(intended, closed)
+	}
 	wg.Wait()
 	return nil
 }
 
-func (w *workload) take() (kvClient, error) {
+func (w *workload) take(ctx context.Context) (*client, error) {
 	w.poolMu.Lock()
 	if n := len(w.pool); n > 0 {
 		cl := w.pool[n-1]
@@ -221,10 +300,10 @@ func (w *workload) take() (kvClient, error) {
 	}
 	w.clients++
 	w.poolMu.Unlock()
-	return w.newClient()
+	return w.newClient(ctx)
 }
 
-func (w *workload) give(cl kvClient) {
+func (w *workload) give(cl *client) {
 	w.poolMu.Lock()
 	w.pool = append(w.pool, cl)
 	w.poolMu.Unlock()

@@ -83,7 +83,7 @@ func TestOpenLoopStopsWithContext(t *testing.T) {
 }
 
 func TestAckTracker(t *testing.T) {
-	tr := newAckTracker()
+	tr := newAckTracker([][]byte{[]byte("a"), []byte("b"), []byte("c")})
 	t0 := tr.base
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	val := func(id uint64) []byte {
@@ -92,14 +92,14 @@ func TestAckTracker(t *testing.T) {
 		return b
 	}
 	// key a: write 1 acked [0,10], write 2 acked [20,30]: final must be 2.
-	tr.done("a", 1, at(0), at(10), true)
-	tr.done("a", 2, at(20), at(30), true)
+	tr.done(0, 1, at(0), at(10), true)
+	tr.done(0, 2, at(20), at(30), true)
 	// key b: write 3 acked [0,10], write 4 unknown [5,-]: either may be final.
-	tr.done("b", 3, at(0), at(10), true)
-	tr.done("b", 4, at(5), at(50), false)
+	tr.done(1, 3, at(0), at(10), true)
+	tr.done(1, 4, at(5), at(50), false)
 	// key c: write 5 acked [0,10], write 6 acked [5,15] (concurrent).
-	tr.done("c", 5, at(0), at(10), true)
-	tr.done("c", 6, at(5), at(15), true)
+	tr.done(2, 5, at(0), at(10), true)
+	tr.done(2, 6, at(5), at(15), true)
 
 	state := map[string][]byte{"a": val(2), "b": val(4), "c": val(5)}
 	read := func(k string) ([]byte, bool) { v, ok := state[k]; return v, ok }
@@ -107,9 +107,10 @@ func TestAckTracker(t *testing.T) {
 	if acked != 5 || len(lost) != 0 {
 		t.Errorf("acked %d lost %v, want 5 and none", acked, lost)
 	}
-	state["a"] = val(1) // overwritten by a write that started after it was acked
-	delete(state, "c")  // an acked write vanished
-	if _, lost = tr.verify(read); len(lost) != 2 || lost[0] != "a" || lost[1] != "c" {
-		t.Errorf("lost %v, want [a c]", lost)
+	state["a"] = val(1)  // overwritten by a write that started after it was acked
+	delete(state, "c")   // an acked write vanished
+	state["b"] = val(99) // a value no write of the run wrote
+	if _, lost = tr.verify(read); len(lost) != 3 || lost[0] != "a" || lost[1] != "b" || lost[2] != "c" {
+		t.Errorf("lost %v, want [a b c]", lost)
 	}
 }

@@ -185,7 +185,8 @@ type Logger interface {
 	Error(msg string, args ...any)
 }
 
-// Status is a node's state as of the last round of its Raft loop.
+// Status is a node's state, read on its Raft loop between two rounds, so
+// every field is from the same moment.
 type Status struct {
 	ID      uint64
 	Role    core.Role
@@ -193,9 +194,29 @@ type Status struct {
 	Leader  uint64
 	Commit  uint64
 	Applied uint64
+	// LastIndex is the index of the last entry in this node's log, durable
+	// or not. On a leader, LastIndex > Commit means entries are still on
+	// their way to a quorum.
+	LastIndex uint64
+	// QueuedProposals counts Propose calls waiting to be folded into the
+	// next batch (the leader holds them while MaxProposalPipeline batches
+	// are uncommitted; elsewhere they are refused at the next round). A
+	// call whose context ended stays queued, and may still be committed.
+	QueuedProposals int
 	// Conf is the membership this node has applied (joint while
 	// VotersOutgoing is not empty).
 	Conf core.ConfState
 	// Progress is the leader's view of every member (leader only).
 	Progress map[uint64]core.ProgressStatus
+}
+
+// Leadership is the part of a node's state that changes only with
+// elections: who it believes leads, in which term, and its own role.
+// Node.Leadership reads it at any rate without waiting for the Raft loop or
+// allocating, so an observer can poll it without disturbing what it
+// observes.
+type Leadership struct {
+	Role   core.Role
+	Term   uint64
+	Leader uint64
 }

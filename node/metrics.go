@@ -14,7 +14,7 @@ type Metrics struct {
 	Proposals uint64
 	Batches   uint64
 	// AppendsInflight is the sum over followers of appends sent and not
-	// yet acknowledged (leader only).
+	// yet acknowledged (leader only), as of the last tick.
 	AppendsInflight int64
 	// Saves and Fsyncs count WAL writes (synced ones for Fsyncs);
 	// FsyncMean and FsyncMax are the synced writes' latencies.
@@ -125,6 +125,6 @@ func (n *Node) Metrics() Metrics {
 	if out.Fsyncs > 0 {
 		out.FsyncMean = time.Duration(m.fsyncNanos.Load() / int64(out.Fsyncs))
 	}
-	out.ApplyLag = n.app.lag(n.status.Load().Commit)
+	out.ApplyLag = n.app.lag(n.commit.Load())
 	return out
 }

@@ -63,13 +63,20 @@ type Node struct {
 	snapJobs   chan snapJob
 	snapDone   chan struct{}
 
-	status   atomic.Pointer[Status]
-	metrics  metrics
-	stopc    chan struct{}
-	loopDone chan struct{}
-	stopOnce sync.Once
-	stopErr  error
-	fatal    atomic.Pointer[error]
+	// leadership is published by the loop whenever it changes (rarely), and
+	// commit after every round; final is the full status the loop ended
+	// with, for Status calls after it is gone. Nothing else of the loop's
+	// state is published: Status asks the loop instead, so a node nobody
+	// observes allocates nothing for it.
+	leadership atomic.Pointer[Leadership]
+	commit     atomic.Uint64
+	final      atomic.Pointer[Status]
+	metrics    metrics
+	stopc      chan struct{}
+	loopDone   chan struct{}
+	stopOnce   sync.Once
+	stopErr    error
+	fatal      atomic.Pointer[error]
 	// pendingFatal is a fatal error found off the loop's main path (by the
 	// applier, or while handling a Ready); the loop stops the node with it
 	// at the end of the round, since only the loop may (die touches
@@ -319,12 +326,34 @@ func await(ctx context.Context, done <-chan result) (any, error) {
 	}
 }
 
-// Status returns the node's state as of the last round of its loop.
+// Status returns the node's state, read on the Raft loop between two rounds
+// (it waits for the loop's next round, which it triggers). Once the loop has
+// ended (Stop, or a fatal error) it returns the state the loop ended with.
+// It allocates the Progress map and membership copies: poll Leadership
+// instead where those are not needed.
 func (n *Node) Status() Status {
-	s := *n.status.Load()
+	ch := make(chan Status, 1)
+	if n.do(func() { ch <- n.fullStatus() }) {
+		select {
+		case s := <-ch:
+			return s
+		case <-n.loopDone:
+		}
+	}
+	<-n.loopDone
+	select {
+	case s := <-ch: // the loop answered just before it ended
+		return s
+	default:
+	}
+	s := *n.final.Load()
 	s.Applied = n.app.applied.Load()
 	return s
 }
+
+// Leadership returns the node's role, term and leader as of the Raft loop's
+// last round. It never waits and never allocates.
+func (n *Node) Leadership() Leadership { return *n.leadership.Load() }
 
 // TransferLeadership hands leadership to the voter to and returns once to
 // leads, or with an error when this node is not the leader, to is not a
@@ -337,7 +366,7 @@ func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
 	select {
 	case err := <-errc:
 		if errors.Is(err, core.ErrNotLeader) {
-			return &NotLeaderError{Leader: n.Status().Leader}
+			return &NotLeaderError{Leader: n.Leadership().Leader}
 		}
 		if err != nil {
 			return fmt.Errorf("node %d: transfer to %d: %w", n.id, to, err)
@@ -349,7 +378,7 @@ func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
 		n.mu.Lock()
 		changed := n.leaderChanged
 		n.mu.Unlock()
-		if n.Status().Leader == to {
+		if n.Leadership().Leader == to {
 			return nil
 		}
 		select {
@@ -437,6 +466,7 @@ func (n *Node) failQueued(err error) {
 func (n *Node) run() {
 	defer close(n.loopDone)
 	n.tickStart = time.Now()
+	defer func() { s := n.fullStatus(); n.final.Store(&s) }()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
@@ -448,6 +478,7 @@ func (n *Node) run() {
 			if n.cfg.ReadMode != ReadModeLease {
 				n.raft.Tick()
 			} // with leases the round catches up by the clock
+			n.refreshInflight()
 		case <-n.wake:
 		}
 		busy := time.Now()
@@ -738,6 +769,9 @@ func (n *Node) softStateChanged(ss core.SoftState) {
 		if ss.Lead != core.None {
 			n.metrics.leaderChanges.Add(1)
 		}
+		// Publish before waking the waiters, so that one woken by the
+		// change reads the new leader, not the last round's.
+		n.publishStatus()
 		n.mu.Lock()
 		close(n.leaderChanged)
 		n.leaderChanged = make(chan struct{})
@@ -745,21 +779,44 @@ func (n *Node) softStateChanged(ss core.SoftState) {
 	}
 }
 
-// publishStatus makes the loop's view readable by other goroutines.
+// publishStatus makes the loop's cheap view readable by other goroutines:
+// the commit index every round, the leadership only when it changed, so a
+// busy loop allocates nothing for its observers.
 func (n *Node) publishStatus() {
-	st := n.raft.Status()
-	s := &Status{ID: n.id, Role: st.Role, Term: st.Term, Leader: st.Lead, Commit: st.Commit, Conf: st.Conf}
-	if st.Progress != nil {
-		s.Progress = st.Progress
-		inflight := 0
-		for id, p := range st.Progress {
-			if id != n.id {
-				inflight += p.Inflight
-			}
-		}
-		n.metrics.inflight.Store(int64(inflight))
+	r := n.raft
+	n.commit.Store(r.Committed())
+	role, term, lead := r.Role(), r.Term(), r.Lead()
+	if cur := n.leadership.Load(); cur == nil || cur.Role != role || cur.Term != term || cur.Leader != lead {
+		n.leadership.Store(&Leadership{Role: role, Term: term, Leader: lead})
 	}
-	n.status.Store(s)
+}
+
+// fullStatus reads the whole status; only the loop may call it.
+func (n *Node) fullStatus() Status {
+	st := n.raft.Status()
+	n.mu.Lock()
+	queued := len(n.props)
+	n.mu.Unlock()
+	return Status{ID: n.id, Role: st.Role, Term: st.Term, Leader: st.Lead, Commit: st.Commit,
+		Applied: n.app.applied.Load(), LastIndex: st.LastIndex, QueuedProposals: queued,
+		Conf: st.Conf, Progress: st.Progress}
+}
+
+// refreshInflight updates the AppendsInflight gauge, once a tick: the
+// leader's progress is only readable through an allocating core.Status, too
+// dear for every round.
+func (n *Node) refreshInflight() {
+	if n.raft.Role() != core.Leader {
+		n.metrics.inflight.Store(0)
+		return
+	}
+	inflight := 0
+	for id, p := range n.raft.Status().Progress {
+		if id != n.id {
+			inflight += p.Inflight
+		}
+	}
+	n.metrics.inflight.Store(int64(inflight))
 }
 
 func peerIDs(peers map[uint64]string) []uint64 {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/raftbench/raftbench/bench/results"
@@ -33,6 +34,11 @@ func Write(run *results.Run) error {
 	if err := writePlots(run, pdir); err != nil {
 		return err
 	}
+	return WriteMarkdown(run)
+}
+
+// WriteMarkdown (re)writes run's report.md alone.
+func WriteMarkdown(run *results.Run) error {
 	md := Markdown(run)
 	if err := os.WriteFile(filepath.Join(run.Dir, results.ReportFile), []byte(md), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", results.ReportFile, err)
@@ -50,26 +56,47 @@ func writePlots(run *results.Run, pdir string) error {
 		xs = append(xs, math.Log10(1/(1-q)))
 		ys = append(ys, float64(b.ValueAt)/1000)
 	}
-	if err := Save(Plot{Title: "Latency by percentile", XLabel: "percentile", YLabel: "latency (ms)",
-		Series: []Series{{Name: "latency", X: xs, Y: ys}}, XTicks: percentileTicks{}}, filepath.Join(pdir, PercentilesPlot)); err != nil {
+	if err := Save(Plot{Title: "Latency by percentile", XLabel: "percentile (log scale of 1/(1-p))", YLabel: "latency (ms, log scale)",
+		Series: []Series{{Name: "latency", X: xs, Y: ys}}, XTicks: percentileTicks{}, LogY: true}, filepath.Join(pdir, PercentilesPlot)); err != nil {
 		return err
 	}
-	var sec, ops, p99 []float64
+	var sec, ops, p99, mx []float64
 	for _, r := range run.Timeline {
 		sec = append(sec, float64(r.Second)+0.5)
 		ops = append(ops, float64(r.Ops))
 		p99 = append(p99, r.P99US/1000)
+		mx = append(mx, r.MaxUS/1000)
 	}
 	var marks []Marker
 	for _, f := range run.Summary.Faults {
-		marks = append(marks, Marker{X: f.AtMS / 1000, Label: f.What})
+		marks = append(marks, Marker{X: f.AtMS / 1000, Label: fmt.Sprintf("%.1f s %s", f.AtMS/1000, f.What)})
 	}
-	if err := Save(Plot{Title: "Throughput over time (dashed: faults)", XLabel: "second of the measured run", YLabel: "ops/s",
-		Series: []Series{{Name: "ops/s", X: sec, Y: ops}}, Markers: marks, FromZero: true}, filepath.Join(pdir, ThroughputPlot)); err != nil {
+	dashed := ""
+	if len(marks) > 0 {
+		dashed = " (dashed: faults)"
+	}
+	xmax := run.Summary.DurationSec
+	if err := Save(Plot{Title: "Throughput by second of intended start" + dashed, XLabel: "second of the measured run", YLabel: "successful ops",
+		Series: []Series{{Name: "ops", X: sec, Y: ops}}, Markers: marks, FromZero: true, XMax: xmax}, filepath.Join(pdir, ThroughputPlot)); err != nil {
 		return err
 	}
-	return Save(Plot{Title: "p99 latency over time (dashed: faults)", XLabel: "second of the measured run", YLabel: "p99 (ms)",
-		Series: []Series{{Name: "p99", X: sec, Y: p99}}, Markers: marks, FromZero: true}, filepath.Join(pdir, P99Plot))
+	series := []Series{{Name: "p99", X: sec, Y: p99}}
+	if hasMax(run.Timeline) {
+		series = append(series, Series{Name: "max", X: sec, Y: mx})
+	}
+	return Save(Plot{Title: "Latency by second of intended start" + dashed, XLabel: "second of the measured run", YLabel: "latency (ms, log scale)",
+		Series: series, Markers: marks, FromZero: true, XMax: xmax, LogY: true}, filepath.Join(pdir, P99Plot))
+}
+
+// hasMax reports whether the timeline carries per-second maxima (files
+// written before they were added do not).
+func hasMax(rows []results.TimelineRow) bool {
+	for _, r := range rows {
+		if r.MaxUS > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Verdicts summarises the checks in one line.
@@ -83,14 +110,20 @@ func Verdicts(s *results.Summary) string {
 	case "timeout":
 		v = append(v, "linearizability unknown (check timed out)")
 	}
-	if s.ReplicasAgree {
+	switch {
+	case s.ReplicaCheck == "incomplete":
+		v = append(v, "replicas NOT COMPARED (harness problem)")
+	case s.ReplicasAgree:
 		v = append(v, "replicas agree")
-	} else {
+	default:
 		v = append(v, "REPLICAS DISAGREE")
 	}
-	if s.AckedOpsFound {
+	switch {
+	case s.ReplicaCheck == "incomplete":
+		v = append(v, "acknowledged writes not checked")
+	case s.AckedOpsFound:
 		v = append(v, fmt.Sprintf("all %d acknowledged writes found", s.AckedWrites))
-	} else {
+	default:
 		v = append(v, fmt.Sprintf("%d ACKNOWLEDGED WRITES LOST", s.LostWrites))
 	}
 	return strings.Join(v, ", ")
@@ -100,10 +133,24 @@ func Verdicts(s *results.Summary) string {
 func Markdown(run *results.Run) string {
 	s := &run.Summary
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# raftbench run %s\n\n", filepath.Base(run.Dir))
+	name := run.Name
+	if name == "" {
+		name = filepath.Base(run.Dir)
+	}
+	title := "# raftbench run " + name
+	if s.Interrupted {
+		title += " (interrupted)"
+	}
+	b.WriteString(title + "\n\n")
 	fmt.Fprintf(&b, "**%.0f ops/s** (%.2f MB/s), p50 %s, p99 %s, p99.9 %s, max %s. Verdicts: %s.\n\n",
 		s.ThroughputOpsPerSec, s.ThroughputMBPerSec, US(s.LatencyUS.P50), US(s.LatencyUS.P99), US(s.LatencyUS.P999), US(s.LatencyUS.Max), Verdicts(s))
 	fmt.Fprintf(&b, "Started %s; measured %.1f s after a %.1f s warm-up.\n\n", s.Started.Format("2006-01-02 15:04:05 UTC"), s.DurationSec, s.WarmupSec)
+	if s.Interrupted {
+		b.WriteString("**Interrupted**: the run was stopped before its planned end; the numbers cover the window until then, and the verdicts were checked after the load stopped and the cluster settled.\n\n")
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(&b, "**Warning**: %s.\n\n", w)
+	}
 
 	b.WriteString("## Configuration\n\n| setting | value |\n|---|---|\n")
 	keys := make([]string, 0, len(run.Config))
@@ -118,6 +165,7 @@ func Markdown(run *results.Run) string {
 	b.WriteString("\n## Results\n\n| metric | value |\n|---|---|\n")
 	fmt.Fprintf(&b, "| throughput | %.0f ops/s, %.2f MB/s |\n", s.ThroughputOpsPerSec, s.ThroughputMBPerSec)
 	fmt.Fprintf(&b, "| operations | %d (%d writes, %d reads) |\n", s.Ops, s.Writes, s.Reads)
+	fmt.Fprintf(&b, "| incomplete at the close | %d (in the latencies with their time until the close) |\n", s.IncompleteOps)
 	for _, p := range []struct {
 		n string
 		v float64
@@ -139,12 +187,24 @@ func Markdown(run *results.Run) string {
 		lin = "unknown: the check timed out"
 	}
 	fmt.Fprintf(&b, "- linearizable: %s\n", lin)
-	fmt.Fprintf(&b, "- replicas agree: %v (applied index %d, state hashes %s)\n", s.ReplicasAgree, s.AppliedIndex, hashes(s.ReplicaHashes))
-	fmt.Fprintf(&b, "- acknowledged writes found: %v (%d acknowledged, %d lost", s.AckedOpsFound, s.AckedWrites, s.LostWrites)
-	if len(s.LostKeys) > 0 {
-		fmt.Fprintf(&b, "; keys %s", strings.Join(s.LostKeys, ", "))
+	if s.ReplicaCheck == "incomplete" {
+		b.WriteString("- replicas agree: **not compared**: the harness could not bring the cluster to one applied index (see the problems below); this says nothing about the replicas\n")
+	} else {
+		fmt.Fprintf(&b, "- replicas agree: %v (all at applied index %d; state hashes %s)\n", s.ReplicasAgree, s.AppliedIndex, nodeMap(s.ReplicaHashes))
 	}
-	b.WriteString(")\n")
+	if len(s.ReplicaApplied) > 0 {
+		fmt.Fprintf(&b, "- applied index per replica: %s\n", nodeMapU(s.ReplicaApplied))
+	}
+	if s.ReplicaCheck != "incomplete" {
+		fmt.Fprintf(&b, "- acknowledged writes found on every replica: %v (%d acknowledged, %d keys lost", s.AckedOpsFound, s.AckedWrites, s.LostWrites)
+		if len(s.LostWritesByNode) > 0 {
+			fmt.Fprintf(&b, "; by replica %s", nodeMapI(s.LostWritesByNode))
+		}
+		if len(s.LostKeys) > 0 {
+			fmt.Fprintf(&b, "; keys %s", strings.Join(s.LostKeys, ", "))
+		}
+		b.WriteString(")\n")
+	}
 	for _, id := range slices.Sorted(maps.Keys(s.RefusedNodes)) {
 		fmt.Fprintf(&b, "- node %s refused to start on its damaged WAL and stayed down (the verdicts cover the others): %s\n", id, s.RefusedNodes[id])
 	}
@@ -166,7 +226,7 @@ func Markdown(run *results.Run) string {
 		}
 	}
 	if len(s.Failovers) > 0 {
-		b.WriteString("\n### Failovers\n\n| at | fault | old leader | new leader | to new leader | to first commit |\n|---|---|---|---|---|---|\n")
+		b.WriteString("\n### Failovers\n\nTo first commit: to the acknowledgement of the first write proposed after the fault.\n\n| at | fault | old leader | new leader | to new leader | to first commit |\n|---|---|---|---|---|---|\n")
 		for _, f := range s.Failovers {
 			fmt.Fprintf(&b, "| %.3f s | `%s` | %d | %d | %s | %s |\n", f.AtMS/1000, f.Fault, f.OldLeader, f.NewLeader, msOrNone(f.ToLeaderMS), msOrNone(f.ToCommitMS))
 		}
@@ -188,13 +248,14 @@ func Markdown(run *results.Run) string {
 	}
 
 	b.WriteString("\n## Plots\n\n")
-	for _, p := range []struct{ file, alt string }{{PercentilesPlot, "latency by percentile"}, {ThroughputPlot, "throughput over time"}, {P99Plot, "p99 over time"}} {
+	for _, p := range []struct{ file, alt string }{{PercentilesPlot, "latency by percentile"}, {ThroughputPlot, "throughput over time"}, {P99Plot, "p99 and max over time"}} {
 		fmt.Fprintf(&b, "![%s](%s/%s)\n\n", p.alt, results.PlotsDir, p.file)
 	}
 
-	b.WriteString("## Per second\n\n| s | ops | errors | p50 | p99 | leader | term | faults |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("## Per second\n\nOperations by the second of their intended start; incomplete ones had not completed when the window closed.\n\n")
+	b.WriteString("| s | ops | errors | incomplete | p50 | p99 | max | leader | term | faults |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range run.Timeline {
-		fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %d | %d | %s |\n", r.Second, r.Ops, r.Errors, US(r.P50US), US(r.P99US), r.Leader, r.Term, r.Faults)
+		fmt.Fprintf(&b, "| %d | %d | %d | %d | %s | %s | %s | %d | %d | %s |\n", r.Second, r.Ops, r.Errors, r.Incomplete, US(r.P50US), US(r.P99US), US(r.MaxUS), r.Leader, r.Term, r.Faults)
 	}
 
 	if len(s.Nodes) > 0 {
@@ -204,11 +265,44 @@ func Markdown(run *results.Run) string {
 		}
 	}
 
+	if profs := profilesIn(run); len(profs) > 0 {
+		b.WriteString("\n## Profiles\n\n| file | what | open with |\n|---|---|---|\n")
+		for _, p := range profs {
+			fmt.Fprintf(&b, "| [`%s`](%s) | %s | `%s` |\n", p.file, p.file, p.what, p.cmd)
+		}
+	}
+
 	e := s.Env
 	fmt.Fprintf(&b, "\n## Environment\n\n%s, GOMAXPROCS %d (%d CPUs), %s, %s/%s, commit `%s`.\n", e.GoVersion, e.GOMAXPROCS, e.NumCPU, e.CPUModel, e.OS, e.Arch, e.Commit)
 	fmt.Fprintf(&b, "\nFiles: `%s`, `%s`, `%s` (ms), `%s` (µs intervals), `%s`; see results/README.md for the format.\n",
 		results.ConfigFile, results.SummaryFile, results.HgrmFile, results.HlogFile, results.TimelineFile)
 	return b.String()
+}
+
+// profile is one profile file of a run.
+type profile struct{ file, what, cmd string }
+
+// profilesIn lists the profiles the run's configuration asked for that
+// are in its directory.
+func profilesIn(run *results.Run) []profile {
+	var out []profile
+	for _, p := range []struct{ key, what, tool string }{
+		{"cpuprofile", "CPU profile (warm-up and measured window)", "go tool pprof -http=: %s"},
+		{"memprofile", "heap profile (at the end; -sample_index=alloc_space for all allocations)", "go tool pprof -sample_index=alloc_space -http=: %s"},
+		{"mutexprofile", "mutex contention", "go tool pprof -http=: %s"},
+		{"blockprofile", "blocking", "go tool pprof -http=: %s"},
+		{"trace", "execution trace", "go tool trace %s"},
+	} {
+		f, _ := run.Config[p.key].(string)
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(run.Dir, f)); err != nil {
+			continue
+		}
+		out = append(out, profile{file: f, what: p.what, cmd: fmt.Sprintf(p.tool, f)})
+	}
+	return out
 }
 
 // WALPeak describes the peak data directory sizes: the largest, then every
@@ -299,17 +393,44 @@ func msOrNone(v float64) string {
 	return fmt.Sprintf("%.1f ms", v)
 }
 
-func hashes(m map[string]string) string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
+// nodeMap formats a by-node map as "1:ab 2:cd", in node order.
+func nodeMap(m map[string]string) string {
 	var parts []string
-	for _, k := range ks {
+	for _, k := range nodeKeys(m) {
 		parts = append(parts, k+":"+m[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+func nodeMapU(m map[string]uint64) string {
+	var parts []string
+	for _, k := range nodeKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func nodeMapI(m map[string]int64) string {
+	var parts []string
+	for _, k := range nodeKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// nodeKeys sorts node IDs numerically.
+func nodeKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		if len(ks[i]) != len(ks[j]) {
+			return len(ks[i]) < len(ks[j])
+		}
+		return ks[i] < ks[j]
+	})
+	return ks
 }
 
 func mdValue(v any) string {
@@ -326,7 +447,10 @@ func mdValue(v any) string {
 		}
 		return strings.Join(parts, ", ")
 	case float64:
-		return fmt.Sprintf("%g", x)
+		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+			return strconv.FormatInt(int64(x), 10)
+		}
+		return strconv.FormatFloat(x, 'f', -1, 64)
 	default:
 		return fmt.Sprintf("%v", x)
 	}

@@ -17,6 +17,9 @@ import (
 // Run is everything in a result directory that the tools read back.
 type Run struct {
 	Dir string
+	// Name is the run's name for people: its directory's base name (a run
+	// being written sets the name it will have once moved into place).
+	Name string
 	// Config is config.json as a generic map (keys are its JSON names).
 	Config   map[string]any
 	Summary  Summary
@@ -31,10 +34,10 @@ type Run struct {
 // summary.json, latency.hgrm, latency.hlog and timeline.csv. config is
 // marshalled as is. dir must exist.
 func WriteData(dir string, config any, s *Summary, total *hdrhistogram.Histogram, intervals []*hdrhistogram.Histogram, timeline []TimelineRow) error {
-	if err := writeJSON(filepath.Join(dir, ConfigFile), config); err != nil {
+	if err := WriteJSON(filepath.Join(dir, ConfigFile), config); err != nil {
 		return err
 	}
-	if err := writeJSON(filepath.Join(dir, SummaryFile), s); err != nil {
+	if err := WriteJSON(filepath.Join(dir, SummaryFile), s); err != nil {
 		return err
 	}
 	var b bytes.Buffer
@@ -58,7 +61,8 @@ func WriteData(dir string, config any, s *Summary, total *hdrhistogram.Histogram
 	return writeFile(dir, TimelineFile, b.Bytes())
 }
 
-func writeJSON(path string, v any) error {
+// WriteJSON writes v to path as indented JSON.
+func WriteJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
@@ -74,7 +78,7 @@ func writeFile(dir, name string, b []byte) error {
 }
 
 // TimelineHeader is timeline.csv's header row.
-var TimelineHeader = []string{"second", "ops", "errors", "p50_us", "p99_us", "leader", "term", "faults"}
+var TimelineHeader = []string{"second", "ops", "errors", "incomplete", "p50_us", "p99_us", "max_us", "leader", "term", "faults"}
 
 // WriteTimeline writes rows as CSV with TimelineHeader.
 func WriteTimeline(b *bytes.Buffer, rows []TimelineRow) error {
@@ -82,8 +86,8 @@ func WriteTimeline(b *bytes.Buffer, rows []TimelineRow) error {
 	_ = w.Write(TimelineHeader)
 	for _, r := range rows {
 		_ = w.Write([]string{
-			strconv.Itoa(r.Second), strconv.FormatInt(r.Ops, 10), strconv.FormatInt(r.Errors, 10),
-			strconv.FormatFloat(r.P50US, 'f', 0, 64), strconv.FormatFloat(r.P99US, 'f', 0, 64),
+			strconv.Itoa(r.Second), strconv.FormatInt(r.Ops, 10), strconv.FormatInt(r.Errors, 10), strconv.FormatInt(r.Incomplete, 10),
+			strconv.FormatFloat(r.P50US, 'f', 0, 64), strconv.FormatFloat(r.P99US, 'f', 0, 64), strconv.FormatFloat(r.MaxUS, 'f', 0, 64),
 			strconv.FormatUint(r.Leader, 10), strconv.FormatUint(r.Term, 10), r.Faults,
 		})
 	}
@@ -94,7 +98,8 @@ func WriteTimeline(b *bytes.Buffer, rows []TimelineRow) error {
 	return nil
 }
 
-// ReadTimeline parses timeline.csv.
+// ReadTimeline parses timeline.csv by its header, so files written before
+// a column was added still read (the missing columns read as 0).
 func ReadTimeline(b []byte) ([]TimelineRow, error) {
 	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
 	if err != nil {
@@ -103,29 +108,50 @@ func ReadTimeline(b []byte) ([]TimelineRow, error) {
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("parse %s: empty", TimelineFile)
 	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	for _, need := range []string{"second", "ops", "errors", "p50_us", "p99_us", "leader", "term", "faults"} {
+		if _, ok := col[need]; !ok {
+			return nil, fmt.Errorf("parse %s: no %q column in the header %v", TimelineFile, need, recs[0])
+		}
+	}
 	var rows []TimelineRow
 	for i, r := range recs[1:] {
-		if len(r) != len(TimelineHeader) {
-			return nil, fmt.Errorf("parse %s row %d: %d fields, want %d", TimelineFile, i+2, len(r), len(TimelineHeader))
+		if len(r) != len(recs[0]) {
+			return nil, fmt.Errorf("parse %s row %d: %d fields, want %d", TimelineFile, i+2, len(r), len(recs[0]))
+		}
+		field := func(name string) string {
+			if j, ok := col[name]; ok {
+				return r[j]
+			}
+			return "0"
 		}
 		var row TimelineRow
 		var errs []error
 		var e error
-		row.Second, e = strconv.Atoi(r[0])
+		row.Second, e = strconv.Atoi(field("second"))
 		errs = append(errs, e)
-		row.Ops, e = strconv.ParseInt(r[1], 10, 64)
+		for _, f := range []struct {
+			name string
+			p    *int64
+		}{{"ops", &row.Ops}, {"errors", &row.Errors}, {"incomplete", &row.Incomplete}} {
+			*f.p, e = strconv.ParseInt(field(f.name), 10, 64)
+			errs = append(errs, e)
+		}
+		for _, f := range []struct {
+			name string
+			p    *float64
+		}{{"p50_us", &row.P50US}, {"p99_us", &row.P99US}, {"max_us", &row.MaxUS}} {
+			*f.p, e = strconv.ParseFloat(field(f.name), 64)
+			errs = append(errs, e)
+		}
+		row.Leader, e = strconv.ParseUint(field("leader"), 10, 64)
 		errs = append(errs, e)
-		row.Errors, e = strconv.ParseInt(r[2], 10, 64)
+		row.Term, e = strconv.ParseUint(field("term"), 10, 64)
 		errs = append(errs, e)
-		row.P50US, e = strconv.ParseFloat(r[3], 64)
-		errs = append(errs, e)
-		row.P99US, e = strconv.ParseFloat(r[4], 64)
-		errs = append(errs, e)
-		row.Leader, e = strconv.ParseUint(r[5], 10, 64)
-		errs = append(errs, e)
-		row.Term, e = strconv.ParseUint(r[6], 10, 64)
-		errs = append(errs, e)
-		row.Faults = r[7]
+		row.Faults = field("faults")
 		if err := errors.Join(errs...); err != nil {
 			return nil, fmt.Errorf("parse %s row %d: %w", TimelineFile, i+2, err)
 		}
@@ -149,7 +175,7 @@ func ReadSummary(dir string) (Summary, error) {
 
 // Read reads a result directory back.
 func Read(dir string) (*Run, error) {
-	r := &Run{Dir: dir}
+	r := &Run{Dir: dir, Name: filepath.Base(filepath.Clean(dir))}
 	var err error
 	if r.Summary, err = ReadSummary(dir); err != nil {
 		return nil, err

@@ -2,21 +2,19 @@ package results
 
 import (
 	"bufio"
+	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strings"
 )
 
-// CurrentEnv describes this process and machine. The commit comes from
-// the build info when the binary was built from a git checkout with VCS
-// stamping, else from `git rev-parse` in the working directory, else
-// "unknown".
+// CurrentEnv describes this process and machine, with the commit the
+// binary was built from (Commit).
 func CurrentEnv() Env {
 	e := Env{
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
-		OS: runtime.GOOS, Arch: runtime.GOARCH, CPUModel: cpuModel(), Commit: commit(),
+		OS: runtime.GOOS, Arch: runtime.GOARCH, CPUModel: cpuModel(), Commit: Commit(),
 	}
 	e.Hostname, _ = os.Hostname()
 	return e
@@ -37,7 +35,22 @@ func cpuModel() string {
 	return "unknown"
 }
 
-func commit() string {
+// stampedCommit is the commit the binary was built from, set at build time
+// by the Makefile:
+//
+//	go build -ldflags "-X github.com/raftbench/raftbench/bench/results.stampedCommit=$(git rev-parse HEAD)"
+//
+// (with "-dirty" appended when the tree had changes).
+var stampedCommit string
+
+// Commit is the commit the binary was built from: the one stamped at build
+// time, else the one Go's VCS stamping recorded (go build in a checkout),
+// else "unknown". It never asks git at run time: the directory a run is
+// started from may be another repository altogether.
+func Commit() string {
+	if stampedCommit != "" {
+		return stampedCommit
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		var rev, dirty string
 		for _, s := range bi.Settings {
@@ -54,13 +67,10 @@ func commit() string {
 			return rev + dirty
 		}
 	}
-	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	rev := strings.TrimSpace(string(out))
-	if err := exec.Command("git", "diff", "--quiet", "HEAD").Run(); err != nil {
-		rev += "-dirty"
-	}
-	return rev
+	return "unknown"
+}
+
+// Version describes the binary for --version.
+func Version() string {
+	return fmt.Sprintf("%s (%s %s/%s)", Commit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

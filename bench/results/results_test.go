@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,41 @@ func TestReadRejectsNonResultDir(t *testing.T) {
 	}
 	if _, err := ReadTimeline([]byte("second,ops\n1,2\n")); err == nil {
 		t.Error("a short timeline row must fail")
+	}
+}
+
+// A timeline written before the incomplete and max_us columns still reads.
+func TestReadOldTimeline(t *testing.T) {
+	rows, err := ReadTimeline([]byte("second,ops,errors,p50_us,p99_us,leader,term,faults\n0,10,1,100,200,1,2,x\n"))
+	if err != nil || len(rows) != 1 || rows[0].Ops != 10 || rows[0].P99US != 200 || rows[0].Term != 2 || rows[0].Faults != "x" || rows[0].MaxUS != 0 {
+		t.Errorf("old timeline: %+v, %v", rows, err)
+	}
+	if _, err := ReadTimeline([]byte("second,ops\n1,2\n")); err == nil {
+		t.Error("a timeline without its columns read")
+	}
+}
+
+// The commit is the one stamped at build time; without one it comes from
+// the binary's own build info, never from the directory it runs in.
+func TestCommitStamp(t *testing.T) {
+	old := stampedCommit
+	defer func() { stampedCommit = old }()
+	stampedCommit = "0123abcd-dirty"
+	if c := CurrentEnv().Commit; c != "0123abcd-dirty" {
+		t.Errorf("stamped commit: env.commit %q", c)
+	}
+	stampedCommit = ""
+	wd, _ := os.Getwd()
+	dir := t.TempDir() // not a repository at all
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	c := Commit()
+	if c == "" || (c != "unknown" && len(strings.TrimSuffix(c, "-dirty")) != 40) {
+		t.Errorf("unstamped commit %q, want unknown or the build's revision", c)
+	}
+	if !strings.Contains(Version(), c) {
+		t.Errorf("Version %q lacks the commit %q", Version(), c)
 	}
 }

@@ -4,6 +4,8 @@
 package results
 
 import (
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -38,8 +40,14 @@ type Summary struct {
 	Writes int64 `json:"writes"`
 	// Errors counts failed operations in the measured time by kind.
 	Errors map[string]int64 `json:"errors"`
-	// LatencyUS is the successful operations' latency in microseconds,
-	// from intended start (open loop) or from the call (closed loop).
+	// IncompleteOps counts the operations of the window (intended to start
+	// in it) that had not completed when it closed: each is in LatencyUS
+	// with latency (close − intended start), a lower bound, so an outage at
+	// the end of the run shows in the tail instead of vanishing.
+	IncompleteOps int64 `json:"incomplete_ops"`
+	// LatencyUS is the latency in microseconds of the window's successful
+	// and incomplete operations, from intended start (open loop) or from
+	// the call (closed loop).
 	LatencyUS Latency `json:"latency_us"`
 
 	// LeaderChanges counts new leaders seen during the measured time.
@@ -74,17 +82,29 @@ type Summary struct {
 	// HistoryOps is the number of operations in the checked history.
 	HistoryOps int `json:"history_ops,omitempty"`
 
-	// ReplicasAgree: after the run every current member applied the same
-	// index and has the same state hash (ReplicaHashes); removed nodes are
-	// not compared.
-	ReplicasAgree bool              `json:"replicas_agree"`
-	ReplicaHashes map[string]string `json:"replica_hashes"`
-	AppliedIndex  uint64            `json:"applied_index"`
-	// AckedOpsFound: every acknowledged write is in the final state or was
-	// overwritten by a write that may have come after it.
+	// ReplicaCheck is how the end-of-run comparison of the replicas went:
+	// "agree" (every current member applied AppliedIndex and their state
+	// hashes are equal), "disagree" (they applied the same index and their
+	// states differ), or "incomplete" (the harness could not bring the
+	// cluster to one applied index — see Problems — so nothing was
+	// compared). ReplicasAgree is ReplicaCheck == "agree". Removed nodes
+	// are not compared.
+	ReplicaCheck  string `json:"replica_check"`
+	ReplicasAgree bool   `json:"replicas_agree"`
+	// ReplicaHashes and ReplicaApplied are each member's state hash and
+	// the applied index it was read at, keyed by node ID.
+	ReplicaHashes  map[string]string `json:"replica_hashes"`
+	ReplicaApplied map[string]uint64 `json:"replica_applied"`
+	AppliedIndex   uint64            `json:"applied_index"`
+	// AckedOpsFound: on every member, every acknowledged write is in the
+	// final state or was overwritten by a write that may have come after
+	// it.
 	AckedOpsFound bool  `json:"acked_ops_found"`
 	AckedWrites   int64 `json:"acked_writes"`
-	LostWrites    int64 `json:"lost_writes"`
+	// LostWrites counts the keys whose acknowledged write is missing on
+	// some member; LostWritesByNode counts them per member.
+	LostWrites       int64            `json:"lost_writes"`
+	LostWritesByNode map[string]int64 `json:"lost_writes_by_node,omitempty"`
 	// LostKeys names up to 10 keys whose acknowledged write is missing.
 	LostKeys []string `json:"lost_keys,omitempty"`
 
@@ -100,6 +120,32 @@ type Summary struct {
 	// Problems lists what went wrong in the harness itself (e.g. replicas
 	// that never converged); empty on a clean run.
 	Problems []string `json:"problems,omitempty"`
+	// Warnings say what about the configuration and machine makes the
+	// numbers less telling (say, more nodes than the machine has CPUs for).
+	Warnings []string `json:"warnings,omitempty"`
+	// Interrupted marks a run cut short (Ctrl-C): it holds what was
+	// measured until then, and its verdicts are as checked after it.
+	Interrupted bool `json:"interrupted,omitempty"`
+}
+
+// FailedVerdicts says which verdicts of s failed, or "" when all hold. A
+// replica comparison the harness could not make is reported as that, not
+// as a disagreement.
+func FailedVerdicts(s *Summary) string {
+	var v []string
+	if s.Linearizable != nil && !*s.Linearizable {
+		v = append(v, "not linearizable")
+	}
+	switch {
+	case s.ReplicaCheck == "incomplete" || (s.ReplicaCheck == "" && !s.ReplicasAgree && len(s.Problems) > 0):
+		v = append(v, "replicas not compared (harness problem: see problems)")
+	case !s.ReplicasAgree:
+		v = append(v, "replicas disagree")
+	}
+	if !s.AckedOpsFound && s.ReplicaCheck != "incomplete" {
+		v = append(v, fmt.Sprintf("%d acknowledged writes lost", s.LostWrites))
+	}
+	return strings.Join(v, ", ")
 }
 
 // Latency holds percentiles in microseconds.
@@ -194,12 +240,21 @@ type Env struct {
 
 // TimelineRow is one second of timeline.csv.
 type TimelineRow struct {
-	// Second is the second of the measured run (0-based) the row covers.
+	// Second is the second of the measured run (0-based) the row covers:
+	// its operations are those intended to start in it.
 	Second int
-	Ops    int64
-	Errors int64
-	P50US  float64
-	P99US  float64
+	// Ops succeeded, Errors failed, Incomplete had not completed when the
+	// window closed.
+	Ops        int64
+	Errors     int64
+	Incomplete int64
+	// P50US, P99US and MaxUS are the second's latencies (successful and
+	// incomplete operations).
+	P50US float64
+	P99US float64
+	MaxUS float64
+	// Leader is the leader at the end of the second (0: none), Term its
+	// term.
 	Leader uint64
 	Term   uint64
 	// Faults are the fault events in this second, separated by "; ".

@@ -2,16 +2,20 @@
 // benchmark runs: per metric, the median of the repetitions with a 95%
 // confidence interval, and between two configurations the change and
 // whether it is significant (Mann-Whitney U test, alpha 0.05), using
-// golang.org/x/perf/benchmath.
+// golang.org/x/perf/benchmath. Repetitions pool into one sample only when
+// their configurations are the same.
 package stats
 
 import (
-	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/perf/benchmath"
@@ -19,8 +23,19 @@ import (
 	"github.com/raftbench/raftbench/bench/results"
 )
 
+// MinRunsForCI is the smallest sample with a finite 95% confidence
+// interval for the median without assuming a distribution (benchstat's
+// advice: -count 6 or more).
+const MinRunsForCI = 6
+
+// ErrMixedConfigs is wrapped by Load's error for a directory whose runs
+// have different configurations.
+var ErrMixedConfigs = errors.New("runs of different configurations")
+
 // Metric is one number compared across runs.
 type Metric struct {
+	// Key names it in JSON and CSV; Name and Unit for people.
+	Key  string
 	Name string
 	Unit string
 	// HigherIsBetter says which direction is an improvement.
@@ -28,38 +43,97 @@ type Metric struct {
 	Get            func(*results.Summary) float64
 }
 
-// Metrics are the numbers compare shows.
+// Metrics are the headline figures compare and --count summarise.
 var Metrics = []Metric{
-	{"throughput", "ops/s", true, func(s *results.Summary) float64 { return s.ThroughputOpsPerSec }},
-	{"throughput", "MB/s", true, func(s *results.Summary) float64 { return s.ThroughputMBPerSec }},
-	{"p50", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P50 }},
-	{"p90", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P90 }},
-	{"p99", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P99 }},
-	{"p99.9", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P999 }},
-	{"max", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.Max }},
-	{"errors", "ops", false, func(s *results.Summary) float64 {
+	{"throughput_ops_per_sec", "throughput", "ops/s", true, func(s *results.Summary) float64 { return s.ThroughputOpsPerSec }},
+	{"throughput_mb_per_sec", "throughput", "MB/s", true, func(s *results.Summary) float64 { return s.ThroughputMBPerSec }},
+	{"p50_us", "p50", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P50 }},
+	{"p90_us", "p90", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P90 }},
+	{"p99_us", "p99", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P99 }},
+	{"p999_us", "p99.9", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P999 }},
+	{"max_us", "max", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.Max }},
+	{"errors", "errors", "ops", false, func(s *results.Summary) float64 {
 		var n int64
 		for _, v := range s.Errors {
 			n += v
 		}
 		return float64(n)
 	}},
-	{"leader changes", "", false, func(s *results.Summary) float64 { return float64(s.LeaderChanges) }},
+	{"incomplete_ops", "incomplete", "ops", false, func(s *results.Summary) float64 { return float64(s.IncompleteOps) }},
+	{"leader_changes", "leader changes", "", false, func(s *results.Summary) float64 { return float64(s.LeaderChanges) }},
+}
+
+// MetricByKey finds a metric.
+func MetricByKey(key string) (Metric, bool) {
+	for _, m := range Metrics {
+		if m.Key == key {
+			return m, true
+		}
+	}
+	return Metric{}, false
+}
+
+func (m Metric) label() string {
+	if m.Unit == "" {
+		return m.Name
+	}
+	return m.Name + " (" + m.Unit + ")"
+}
+
+// Run is one result directory of a group.
+type Run struct {
+	Name    string
+	Summary results.Summary
+	// Config is its config.json, keyed by knob name (older files'
+	// underscores read as dashes); nil when it has none.
+	Config map[string]any
+}
+
+// Problem says what makes a run's numbers doubtful: failed verdicts, an
+// interruption, a harness problem. "" when nothing does.
+func (r *Run) Problem() string {
+	var p []string
+	if v := results.FailedVerdicts(&r.Summary); v != "" {
+		p = append(p, "verdicts failed: "+v)
+	}
+	if r.Summary.Interrupted {
+		p = append(p, "interrupted")
+	}
+	if len(r.Summary.Problems) > 0 && results.FailedVerdicts(&r.Summary) == "" {
+		p = append(p, "harness problems: "+strings.Join(r.Summary.Problems, "; "))
+	}
+	return strings.Join(p, "; ")
 }
 
 // Group is the repetitions of one configuration.
 type Group struct {
-	Name      string
-	Summaries []results.Summary
+	Name string
+	Runs []Run
 }
+
+// Summaries returns the runs' summaries.
+func (g *Group) Summaries() []results.Summary {
+	out := make([]results.Summary, len(g.Runs))
+	for i := range g.Runs {
+		out[i] = g.Runs[i].Summary
+	}
+	return out
+}
+
+// IgnoredKeys are the config keys that may differ between repetitions of
+// one configuration: where the output and profiles go, the seed (each
+// repetition takes the next), and the repetition count itself.
+var IgnoredKeys = []string{"seed", "count", "out", "dir", "cpuprofile", "memprofile", "mutexprofile", "blockprofile", "trace", "pprof-addr", "metrics-addr"}
 
 // Load reads dir as a group: a result directory is a group of one; a
 // directory of repetitions (run-01, run-02, ... as --count writes them, or
-// any subdirectories holding summary.json) is a group of them.
-func Load(dir string) (Group, error) {
+// any subdirectories holding summary.json) is a group of them. Runs whose
+// configurations differ (beyond IgnoredKeys) are not pooled into one
+// sample: Load fails with ErrMixedConfigs unless force is set.
+func Load(dir string, force bool) (Group, error) {
 	g := Group{Name: filepath.Base(filepath.Clean(dir))}
 	if s, err := results.ReadSummary(dir); err == nil {
-		g.Summaries = append(g.Summaries, s)
+		g.Runs = append(g.Runs, Run{Name: g.Name, Summary: s, Config: readConfig(dir)})
 		return g, nil
 	}
 	ents, err := os.ReadDir(dir)
@@ -70,16 +144,98 @@ func Load(dir string) (Group, error) {
 		if !e.IsDir() {
 			continue
 		}
-		s, err := results.ReadSummary(filepath.Join(dir, e.Name()))
+		sub := filepath.Join(dir, e.Name())
+		s, err := results.ReadSummary(sub)
 		if err != nil {
 			continue
 		}
-		g.Summaries = append(g.Summaries, s)
+		g.Runs = append(g.Runs, Run{Name: e.Name(), Summary: s, Config: readConfig(sub)})
 	}
-	if len(g.Summaries) == 0 {
+	if len(g.Runs) == 0 {
 		return g, fmt.Errorf("%s: no summary.json in it or in its subdirectories", dir)
 	}
+	if !force {
+		for _, r := range g.Runs[1:] {
+			if d := configDiff(g.Runs[0].Config, r.Config); len(d) > 0 {
+				return g, fmt.Errorf("%w: %s: refusing to pool %s and %s into one sample: they differ in %s; compare them as separate directories, or pass --force",
+					ErrMixedConfigs, dir, g.Runs[0].Name, r.Name, strings.Join(d, ", "))
+			}
+		}
+	}
 	return g, nil
+}
+
+func readConfig(dir string) map[string]any {
+	b, err := os.ReadFile(filepath.Join(dir, results.ConfigFile))
+	if err != nil {
+		return nil
+	}
+	var raw map[string]any
+	if json.Unmarshal(b, &raw) != nil {
+		return nil
+	}
+	out := make(map[string]any, len(raw))
+	for k, v := range raw {
+		out[strings.ReplaceAll(k, "_", "-")] = v
+	}
+	return out
+}
+
+// configDiff describes the keys (beyond IgnoredKeys) whose values differ
+// between a and b, as "key (va vs vb)".
+func configDiff(a, b map[string]any) []string {
+	var out []string
+	for _, k := range unionKeys(a, b) {
+		if va, vb := showValue(a, k), showValue(b, k); va != vb {
+			out = append(out, fmt.Sprintf("%s (%s vs %s)", k, va, vb))
+		}
+	}
+	return out
+}
+
+func unionKeys(ms ...map[string]any) []string {
+	set := map[string]bool{}
+	for _, m := range ms {
+		for k := range m {
+			if !slices.Contains(IgnoredKeys, k) {
+				set[k] = true
+			}
+		}
+	}
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// showValue formats m[k] as config.json holds it ("–" when absent).
+func showValue(m map[string]any, k string) string {
+	v, ok := m[k]
+	if !ok {
+		return "–"
+	}
+	switch x := v.(type) {
+	case nil:
+		return "none"
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+			return fmt.Sprintf("%d", int64(x))
+		}
+		return fmt.Sprintf("%g", x)
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = fmt.Sprint(e)
+		}
+		if len(parts) == 0 {
+			return "none"
+		}
+		return strings.Join(parts, " ")
+	default:
+		return fmt.Sprint(x)
+	}
 }
 
 // Cell is one metric of one group.
@@ -87,20 +243,26 @@ type Cell struct {
 	N      int
 	Sample *benchmath.Sample
 	benchmath.Summary
+	Min, Max float64
 }
 
-// Summarize computes the cell of metric m for g.
-func Summarize(g Group, m Metric) Cell {
-	vals := make([]float64, len(g.Summaries))
-	for i := range g.Summaries {
-		vals[i] = m.Get(&g.Summaries[i])
+// Summarize computes the cell of metric m for the summaries.
+func Summarize(ss []results.Summary, m Metric) Cell {
+	vals := make([]float64, len(ss))
+	for i := range ss {
+		vals[i] = m.Get(&ss[i])
 	}
 	smp := benchmath.NewSample(vals, &benchmath.DefaultThresholds)
-	return Cell{N: len(vals), Sample: smp, Summary: benchmath.AssumeNothing.Summary(smp, 0.95)}
+	c := Cell{N: len(vals), Sample: smp, Summary: benchmath.AssumeNothing.Summary(smp, 0.95)}
+	if len(vals) > 0 {
+		c.Min, c.Max = slices.Min(vals), slices.Max(vals)
+	}
+	return c
 }
 
 // String formats c as benchstat does: center ± the larger half-width of
-// the confidence interval in percent (only with 2 or more runs).
+// the confidence interval in percent (only with 2 or more runs; "∞" when
+// the sample is too small for a 95% interval).
 func (c Cell) String() string {
 	v := fmtNum(c.Center)
 	if c.N < 2 {
@@ -123,8 +285,8 @@ type Delta struct {
 	Better bool
 }
 
-// Compare computes the change of metric m from base to other.
-func Compare(base, other Cell, m Metric) Delta {
+// CompareCells computes the change of metric m from base to other.
+func CompareCells(base, other Cell, m Metric) Delta {
 	d := Delta{Pct: pct(base.Center, other.Center)}
 	if base.N < 2 || other.N < 2 {
 		d.Text = fmt.Sprintf("%+.2f%% (n=%d+%d, no test)", d.Pct, base.N, other.N)
@@ -152,8 +314,8 @@ func pct(old, new float64) float64 {
 
 func fmtNum(v float64) string {
 	switch {
-	case v == 0:
-		return "0"
+	case v == math.Trunc(v) && math.Abs(v) < 1e15:
+		return strconv.FormatInt(int64(v), 10)
 	case math.Abs(v) >= 100:
 		return fmt.Sprintf("%.0f", v)
 	case math.Abs(v) >= 1:
@@ -163,61 +325,10 @@ func fmtNum(v float64) string {
 	}
 }
 
-// Table renders the comparison of groups as a markdown table: the first
-// group is the base, and every other group's column is followed by its
-// change from the base.
-func Table(groups []Group) string {
-	var b bytes.Buffer
-	b.WriteString("| metric |")
-	for i, g := range groups {
-		fmt.Fprintf(&b, " %s (n=%d) |", g.Name, len(g.Summaries))
-		if i > 0 {
-			b.WriteString(" vs base |")
-		}
+// finite returns &v, or nil for an infinite bound (JSON has no infinity).
+func finite(v float64) *float64 {
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return nil
 	}
-	b.WriteString("\n|---|")
-	for i := range groups {
-		b.WriteString("---|")
-		if i > 0 {
-			b.WriteString("---|")
-		}
-	}
-	b.WriteString("\n")
-	for _, m := range Metrics {
-		name := m.Name
-		if m.Unit != "" {
-			name += " (" + m.Unit + ")"
-		}
-		fmt.Fprintf(&b, "| %s |", name)
-		base := Summarize(groups[0], m)
-		for i, g := range groups {
-			c := Summarize(g, m)
-			fmt.Fprintf(&b, " %s |", c)
-			if i > 0 {
-				d := Compare(base, c, m)
-				mark := ""
-				if d.Significant {
-					if d.Better {
-						mark = " better"
-					} else {
-						mark = " worse"
-					}
-				}
-				fmt.Fprintf(&b, " %s%s |", d.Text, mark)
-			}
-		}
-		b.WriteString("\n")
-	}
-	var notes []string
-	for _, g := range groups {
-		if len(g.Summaries) < 2 {
-			notes = append(notes, g.Name)
-		}
-	}
-	if len(notes) > 0 {
-		sort.Strings(notes)
-		fmt.Fprintf(&b, "\nSingle runs (%s): no confidence interval or significance test; repeat with --count 5 or more for one.\n", strings.Join(notes, ", "))
-	}
-	b.WriteString("\nCells: median ± 95% confidence interval; changes: Mann-Whitney U test, ~ means no significant difference at alpha 0.05.\n")
-	return b.String()
+	return &v
 }

@@ -45,7 +45,7 @@ func newCrashSoakCmd() *cobra.Command {
 	for _, k := range runOnlyKnobs {
 		skip[k] = true
 	}
-	config := addKnobFlags(cmd, &set, skip)
+	config := addKnobFlags(cmd, &set, skip, bench.Default())
 	fl := cmd.Flags()
 	fl.DurationVar(&duration, "duration", 2*time.Minute, "how long rounds keep starting")
 	fl.DurationVar(&interval, "interval", 2*time.Second, "mean time the load runs between a round's restart and the next kill")

@@ -15,19 +15,31 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/raftbench/raftbench/bench"
+	"github.com/raftbench/raftbench/bench/results"
+	"github.com/raftbench/raftbench/bench/stats"
 )
 
 // Exit codes.
 const (
-	exitFailed   = 1 // the run failed, or a verdict did
-	exitBadInput = 2 // a bad flag, config key or value, fault spec or output directory
+	exitFailed      = 1   // the run failed, or a verdict did
+	exitBadInput    = 2   // a bad flag, config key or value, fault spec or output directory
+	exitInterrupted = 130 // interrupted (128 + SIGINT); what was measured was written
 )
+
+// errInterrupted marks a command cut short by Ctrl-C (exit code 130).
+var errInterrupted = errors.New("interrupted")
 
 // errUsage marks errors in how the command was called (exit code 2).
 var errUsage = errors.New("usage")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first Ctrl-C (or SIGTERM) the run stops its load and settles; a
+		// second one kills the process the default way.
+		<-ctx.Done()
+		stop()
+	}()
 	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -37,7 +49,7 @@ func main() {
 // exitFailed, or exitBadInput with a one-line error on stderr.
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot()
-	root.SetArgs(args)
+	root.SetArgs(joinProfileArgs(args))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
@@ -46,10 +58,37 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	fmt.Fprintln(stderr, "raftbench:", msg)
-	if errors.Is(err, bench.ErrBadConfig) || errors.Is(err, errUsage) || isCobraUsage(err) {
+	switch {
+	case errors.Is(err, errInterrupted):
+		return exitInterrupted
+	case errors.Is(err, bench.ErrBadConfig) || errors.Is(err, errUsage) || errors.Is(err, stats.ErrMixedConfigs) || isCobraUsage(err):
 		return exitBadInput
 	}
 	return exitFailed
+}
+
+// joinProfileArgs rewrites "--cpuprofile FILE" as "--cpuprofile=FILE" for
+// every profile flag, so both spellings work: a profile flag alone takes
+// its default file name (pflag would otherwise read FILE as an argument,
+// since the value is optional). The commands that take profile flags take
+// no arguments, so a word after one can only be its file. Everything after
+// "--" is left alone.
+func joinProfileArgs(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if _, ok := bench.ProfileDefaults[strings.TrimPrefix(a, "--")]; ok && strings.HasPrefix(a, "--") &&
+			i+1 < len(args) && args[i+1] != "" && !strings.HasPrefix(args[i+1], "-") {
+			out = append(out, a+"="+args[i+1])
+			i++
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // isCobraUsage recognises cobra's and pflag's own parse errors (unknown
@@ -75,6 +114,7 @@ faults on a schedule, checks the outcome, and writes a result directory
 (see results/README.md).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       results.Version(),
 		Args:          cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -84,6 +124,7 @@ faults on a schedule, checks the outcome, and writes a result directory
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
+	root.SetVersionTemplate("raftbench {{.Version}}\n")
 	root.AddCommand(newRunCmd(), newSweepCmd(), newCompareCmd(), newTuneCmd(), newReportCmd(), newNodeCmd(), newCrashSoakCmd(), faultsHelp())
 	return root
 }
@@ -183,16 +224,17 @@ refused_nodes, and the verdicts cover the members that run; a node that
 starts must have lost nothing, or the run lists a problem. README.md says
 how an operator replaces such a node (remove:N, then add-node).`
 
-// runCmdUse is shared by run, sweep and tune for the knob flags.
-func addKnobFlags(cmd *cobra.Command, set *[]bench.Assignment, skip map[string]bool) *string {
-	def := bench.Default()
+// addKnobFlags adds a flag per knob (but those in skip) to cmd, recording
+// each occurrence in set; help shows each flag's type and its default in
+// def, the configuration the command really starts from.
+func addKnobFlags(cmd *cobra.Command, set *[]bench.Assignment, skip map[string]bool, def bench.Config) *string {
 	for i := range bench.Knobs {
 		k := &bench.Knobs[i]
 		if skip[k.Name] {
 			continue
 		}
 		usage := k.Usage
-		if d := k.Get(&def); d != "" && d != "0" && !k.Repeat {
+		if d := k.Show(&def); d != "" && d != "0" && d != "false" && !k.Repeat {
 			usage += fmt.Sprintf(" (default %s)", d)
 		}
 		f := cmd.Flags().VarPF(&knobValue{name: k.Name, set: set, typ: typeOf(k)}, k.Name, "", usage)
@@ -204,16 +246,23 @@ func addKnobFlags(cmd *cobra.Command, set *[]bench.Assignment, skip map[string]b
 		}
 	}
 	var config string
-	cmd.Flags().StringVar(&config, "config", "", "YAML file of settings (keys are these flags' names); flags override it")
+	cmd.Flags().StringVar(&config, "config", "", "YAML file of settings (keys are these flags' names; a run's config.json is one); flags override it")
 	return &config
 }
 
+// typeOf names a knob's value type in help.
 func typeOf(k *bench.Knob) string {
 	switch {
 	case k.Bool:
 		return "bool"
-	case k.Repeat:
-		return "spec"
+	case bench.IsProfileKnob(k.Name):
+		return "file"
+	case k.Kind == "string" && strings.HasSuffix(k.Name, "-addr"):
+		return "host:port"
+	case k.Kind == "string" && (k.Name == "out" || k.Name == "dir"):
+		return "dir"
+	case k.Kind != "":
+		return k.Kind
 	default:
 		return "value"
 	}

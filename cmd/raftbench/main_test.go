@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/raftbench/raftbench/bench"
 	"github.com/raftbench/raftbench/bench/results"
 )
 
@@ -51,6 +53,13 @@ func TestRunEndToEnd(t *testing.T) {
 			}
 			if len(s.Failovers) != 1 || s.Failovers[0].ToLeaderMS < 0 || s.Failovers[0].NewLeader == s.Failovers[0].OldLeader {
 				t.Errorf("failovers = %+v, want one with a new leader", s.Failovers)
+			} else if f := s.Failovers[0]; f.ToCommitMS < f.ToLeaderMS {
+				// The first commit of a write proposed after the kill
+				// needs the new leader.
+				t.Errorf("failover: first commit after %.1f ms, before the new leader at %.1f ms", f.ToCommitMS, f.ToLeaderMS)
+			}
+			if s.ReplicaCheck != "agree" || len(s.ReplicaApplied) != 3 {
+				t.Errorf("replica_check %q, replica_applied %v", s.ReplicaCheck, s.ReplicaApplied)
 			}
 			if len(s.Faults) != 2 || !strings.HasPrefix(s.Faults[0].What, "killed node") || !strings.HasPrefix(s.Faults[1].What, "restarted node") {
 				t.Errorf("faults = %+v, want a kill and a restart", s.Faults)
@@ -60,7 +69,7 @@ func TestRunEndToEnd(t *testing.T) {
 			}
 			var cfg map[string]any
 			b, _ := os.ReadFile(filepath.Join(out, results.ConfigFile))
-			if err := json.Unmarshal(b, &cfg); err != nil || cfg["transport"] != tr || cfg["election_timeout"] != "300ms" {
+			if err := json.Unmarshal(b, &cfg); err != nil || cfg["transport"] != tr || cfg["election-timeout"] != "300ms" {
 				t.Errorf("config.json = %v (%v)", cfg, err)
 			}
 			if !strings.Contains(stdout.String(), "latency p99") || !strings.Contains(stdout.String(), "replicas agree       true") {
@@ -68,6 +77,22 @@ func TestRunEndToEnd(t *testing.T) {
 			}
 			if _, err := os.Stat(out + ".partial"); !os.IsNotExist(err) {
 				t.Errorf("a .partial directory was left behind")
+			}
+			md, _ := os.ReadFile(filepath.Join(out, results.ReportFile))
+			for _, want := range []string{"# raftbench run run\n", "| batch-bytes | 4194304 |", "## Profiles", "[`cpu.pprof`](cpu.pprof)", "| incomplete |"} {
+				if !strings.Contains(string(md), want) {
+					t.Errorf("report.md lacks %q", want)
+				}
+			}
+			if strings.Contains(string(md), ".partial") || strings.Contains(string(md), "e+06") {
+				t.Errorf("report.md names the .partial directory or prints an integer in e-notation")
+			}
+			// config.json fed back as --config is the same configuration.
+			again, err := bench.Merge(filepath.Join(out, results.ConfigFile), nil)
+			if err != nil {
+				t.Errorf("config.json as --config: %v", err)
+			} else if again.Transport != tr || again.ElectionTimeout.D() != 300*time.Millisecond || len(again.Faults) != 1 || again.CPUProfile != "cpu.pprof" {
+				t.Errorf("config.json as --config gave %+v", again)
 			}
 			// report rebuilds report.md and the plots from the data.
 			if err := os.Remove(filepath.Join(out, results.ReportFile)); err != nil {
@@ -226,8 +251,20 @@ func TestMembershipEndToEnd(t *testing.T) {
 		t.Fatalf("wal_peak_bytes = %d by node %v, want a size for each of the 5 nodes", s.WALPeakBytes, s.WALPeakBytesByNode)
 	}
 	t.Logf("wal_peak_bytes %d (by node %v); log written about %d bytes", s.WALPeakBytes, s.WALPeakBytesByNode, logBytes)
-	if s.WALPeakBytes*3 > logBytes {
-		t.Errorf("wal_peak_bytes = %d, not far below the %d bytes of log written: compaction does not bound the WAL", s.WALPeakBytes, logBytes)
+	// What compaction allows, however fast the run went: two snapshot
+	// intervals of log (500 entries and the 100 behind), two memtables,
+	// and slack for Pebble's own files and the images. How much log the
+	// run wrote depends on the machine's speed (half as much when the
+	// rest of make test runs beside it), so it bounds the peak only when
+	// there is plenty of it.
+	const bound = 2*600*(4096+32) + 2<<20 + 2<<20
+	if s.WALPeakBytes > bound || (logBytes > 3*bound && s.WALPeakBytes*3 > logBytes) {
+		t.Errorf("wal_peak_bytes = %d, above what compaction allows (%d) or not far below the %d bytes of log written: compaction does not bound the WAL", s.WALPeakBytes, bound, logBytes)
+	}
+	for _, n := range s.Nodes {
+		if n.Compactions == 0 {
+			t.Errorf("node %d compacted its log %d times (snapshots %d): want compaction on every node", n.ID, n.Compactions, n.Snapshots)
+		}
 	}
 	md, err := os.ReadFile(filepath.Join(out, results.ReportFile))
 	if err != nil || !strings.Contains(string(md), "### Membership changes") || !strings.Contains(string(md), "| WAL peak |") {
@@ -252,13 +289,15 @@ func recommended(t *testing.T, out, flag string) string {
 	return strings.TrimRight(strings.Fields(v)[0], ":,")
 }
 
-// TestTuneBatchEndToEnd runs a tiny tune batch and checks the
-// recommendation is one of the tried settings and the files exist.
+// TestTuneBatchEndToEnd runs a tiny tune batch, each point twice, and
+// checks the recommendation is one of the tried settings, made from the
+// medians of both runs, flagged as sitting at the edge of the range (with
+// two values it always does), and that the files exist.
 func TestTuneBatchEndToEnd(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "tune")
 	var stdout, stderr bytes.Buffer
-	code := realMain(context.Background(), []string{"tune", "batch", "--batches", "1,64", "--inflights", "4",
-		"--duration", "300ms", "--warmup", "100ms", "--clients", "4", "--slo-p99", "2s", "--out", out}, &stdout, &stderr)
+	code := realMain(context.Background(), []string{"tune", "batch", "--batches", "1,64", "--inflights", "4", "--count", "2",
+		"--duration", "200ms", "--warmup", "100ms", "--clients", "4", "--wal", "memory", "--snapshot-every", "0", "--slo-p99", "2s", "--out", out}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
@@ -268,8 +307,12 @@ func TestTuneBatchEndToEnd(t *testing.T) {
 	if i := recommended(t, stdout.String(), "--max-inflight"); i != "4" {
 		t.Errorf("recommended --max-inflight %q, not a tried value", i)
 	}
+	if !strings.Contains(stdout.String(), "medians of 2 runs") || !strings.Contains(stdout.String(), "edge of the range tried") {
+		t.Errorf("recommendation does not say it is the median of 2 runs at the edge of the range:\n%s", stdout.String())
+	}
 	for _, f := range []string{"tune.md", "sweep.md", "sweep.csv", "plots/throughput_vs_batch-entries.png", "plots/p99_vs_throughput.png",
-		"batch-entries=1,max-inflight=4/summary.json", "batch-entries=64,max-inflight=4/summary.json"} {
+		"batch-entries=1,max-inflight=4/run-01/summary.json", "batch-entries=64,max-inflight=4/run-02/summary.json",
+		"batch-entries=64,max-inflight=4/combined.json"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("tuning directory lacks %s (%v)", f, err)
 		}

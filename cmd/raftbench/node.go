@@ -36,7 +36,7 @@ var nodeKnobs = []string{
 	"batch-entries", "batch-bytes", "max-inflight", "max-msg-bytes",
 	"tick", "election-timeout", "heartbeat", "prevote", "checkquorum",
 	"snapshot-every", "snapshot-trailing", "wal-memtable",
-	"max-inflight-bytes", "max-uncommitted-bytes", "read-mode",
+	"max-inflight-bytes", "max-uncommitted-bytes", "read-mode", "proposal-pipeline",
 }
 
 // runOnlyKnobs shape a run (its cluster size, workload, faults, profiles
@@ -44,7 +44,7 @@ var nodeKnobs = []string{
 var runOnlyKnobs = []string{
 	"nodes", "dir", "payload", "clients", "rate", "duration", "warmup", "read-ratio", "keys", "op-timeout",
 	"count", "fault", "cpuprofile", "memprofile", "mutexprofile", "blockprofile", "trace", "pprof-addr",
-	"check", "out", "attempt-timeout",
+	"check", "out", "attempt-timeout", "metrics-addr",
 }
 
 // nodeFlags are `raftbench node`'s own flags (the knobs are in set).
@@ -143,7 +143,7 @@ func newNodeCmdFlags(out **nodeFlags) *cobra.Command {
 	for _, k := range runOnlyKnobs {
 		skip[k] = true
 	}
-	f.config = addKnobFlags(cmd, &f.set, skip)
+	f.config = addKnobFlags(cmd, &f.set, skip, bench.Default())
 	fl := cmd.Flags()
 	fl.Uint64Var(&f.id, "id", 0, "this node's ID (non-zero; one of --peers)")
 	fl.BoolVar(&f.idFromHostname, "id-from-hostname", false, "take the ID from the hostname's trailing -N, plus one (a StatefulSet's pod raftbench-0 is node 1)")

@@ -28,12 +28,22 @@ present (and, with --check, that the history is linearizable), and writes a
 result directory (see results/README.md).
 
 Every flag can also be set in a YAML file given with --config, keyed by the
-flag's name (fault takes a list); flags override the file.
+flag's name (fault takes a list); flags override the file. A run's
+config.json is such a file: --config DIR/config.json runs it again.
+
+With --count N the run is repeated N times (seeds --seed, --seed+1, ...) into
+DIR/run-01 ... run-NN, and DIR/combined.md and combined.json give the median,
+95% confidence interval and range of each headline figure (a 95% interval
+needs 6 runs or more).
+
+Ctrl-C stops the load, settles the cluster, checks it and writes the result
+directory marked interrupted, with what was measured (exit code 130); a
+second Ctrl-C kills the process.
 
 ` + faultGrammar,
 		Args: exactArgs(0),
 	}
-	config := addKnobFlags(cmd, &set, nil)
+	config := addKnobFlags(cmd, &set, nil, bench.Default())
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show the nodes' and transports' logs on stderr")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := bench.Merge(*config, set)
@@ -47,7 +57,17 @@ flag's name (fault takes a list); flags override the file.
 		for i, s := range o.Summaries {
 			printSummary(cmd.OutOrStdout(), o.RunDirs[i], s)
 		}
-		if bad := o.Failed(); bad != "" {
+		if o.Combined != nil {
+			fmt.Fprintf(cmd.OutOrStdout(), "\ncombined (%s/%s):\n%s", o.Dir, bench.CombinedMD, o.Combined.Text())
+		}
+		bad := o.Failed()
+		if o.Interrupted {
+			if bad != "" {
+				bad = "; verdicts failed: " + bad
+			}
+			return fmt.Errorf("%w: wrote what was measured to %s%s", errInterrupted, o.Dir, bad)
+		}
+		if bad != "" {
 			return fmt.Errorf("verdicts failed: %s", bad)
 		}
 		return nil
@@ -66,6 +86,9 @@ func runOptions(verbose bool) bench.Options {
 // printSummary prints the end-of-run table.
 func printSummary(w io.Writer, dir string, s *results.Summary) {
 	fmt.Fprintf(w, "\nresult directory: %s\n", dir)
+	if s.Interrupted {
+		fmt.Fprintf(w, "  INTERRUPTED after %.1f s of the measured window\n", s.DurationSec)
+	}
 	rows := [][2]string{
 		{"throughput", fmt.Sprintf("%.0f ops/s  (%.2f MB/s)", s.ThroughputOpsPerSec, s.ThroughputMBPerSec)},
 		{"operations", fmt.Sprintf("%d  (%d writes, %d reads) in %.1f s", s.Ops, s.Writes, s.Reads, s.DurationSec)},
@@ -75,6 +98,7 @@ func printSummary(w io.Writer, dir string, s *results.Summary) {
 		{"latency p99.9", report.US(s.LatencyUS.P999)},
 		{"latency max", report.US(s.LatencyUS.Max)},
 		{"errors", report.ErrorsString(s.Errors)},
+		{"incomplete ops", fmt.Sprintf("%d  (not completed when the window closed; in the latencies)", s.IncompleteOps)},
 		{"leader changes", fmt.Sprint(s.LeaderChanges)},
 	}
 	for _, f := range s.Failovers {
@@ -94,16 +118,24 @@ func printSummary(w io.Writer, dir string, s *results.Summary) {
 	if s.LinearizabilityCheck != "off" {
 		lin = s.LinearizabilityCheck
 	}
+	agree := fmt.Sprintf("%v  (at applied index %d)", s.ReplicasAgree, s.AppliedIndex)
+	acked := fmt.Sprintf("%v  (%d acked, %d lost, on every replica)", s.AckedOpsFound, s.AckedWrites, s.LostWrites)
+	if s.ReplicaCheck == bench.ReplicaIncomplete {
+		agree, acked = "not compared (harness problem below)", "not checked"
+	}
 	rows = append(rows,
 		[2]string{"linearizable", lin},
-		[2]string{"replicas agree", fmt.Sprint(s.ReplicasAgree)},
-		[2]string{"acked writes found", fmt.Sprintf("%v  (%d acked, %d lost)", s.AckedOpsFound, s.AckedWrites, s.LostWrites)},
+		[2]string{"replicas agree", agree},
+		[2]string{"acked writes found", acked},
 	)
 	for _, id := range slices.Sorted(maps.Keys(s.RefusedNodes)) {
 		rows = append(rows, [2]string{"node " + id + " refused", s.RefusedNodes[id]})
 	}
 	for _, p := range s.Problems {
 		rows = append(rows, [2]string{"problem", p})
+	}
+	for _, p := range s.Warnings {
+		rows = append(rows, [2]string{"warning", p})
 	}
 	for _, r := range rows {
 		fmt.Fprintf(w, "  %-20s %s\n", r[0], r[1])
