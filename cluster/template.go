@@ -267,18 +267,8 @@ func (t *Template) Validate() error {
 // validatePebble checks the fields of o that were set (zero fields take the
 // wal package's defaults, which are valid).
 func validatePebble(o wal.PebbleOptions) error {
-	probe := wal.PebbleOptions{MemTableSize: 8 << 20, CacheSize: 16 << 20, TermCacheRuns: 1024}
-	if o.MemTableSize != 0 {
-		probe.MemTableSize = o.MemTableSize
-	}
-	if o.CacheSize != 0 {
-		probe.CacheSize = o.CacheSize
-	}
-	if o.TermCacheRuns != 0 {
-		probe.TermCacheRuns = o.TermCacheRuns
-	}
-	probe.WALMinSyncInterval = o.WALMinSyncInterval
-	return probe.Validate()
+	o.EnsureDefaults()
+	return o.Validate()
 }
 
 // newStateMachine makes node id's state machine.
