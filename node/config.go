@@ -15,6 +15,7 @@ import (
 // timeout are sized for a loaded 2-core machine: an election needs
 // ElectionTicks·TickInterval of silence, and GC pauses plus fsync stalls
 // under load reach tens of milliseconds.
+//
 // ElectionTicks, HeartbeatTicks, MaxInflight and MaxSizePerMsg default to
 // core's defaults, which are sized for this tick.
 const (
