@@ -55,11 +55,14 @@ func streaming(t *testing.T, n *node, from uint64) {
 	})
 }
 
-// A 50 MiB snapshot, far above the frame limit, arrives intact as one
-// message, the sender hears SnapshotStatus(true) once, and both sides
-// count it.
+// A 24 MiB snapshot, far above the frame limit and above QUIC's default
+// 16 MiB stream window (so flow control must turn over), arrives intact as
+// one message, the sender hears SnapshotStatus(true) once, and both sides
+// count it. It was 50 MiB; under -race on a loaded 2-core machine QUIC's
+// user-space crypto took longer than the suite's wait for that, and the
+// larger size exercised nothing the smaller one does not.
 func testSnapshotLarge(t *testing.T, f Factory) {
-	const limit, size = 1 << 20, 50 << 20
+	const limit, size = 1 << 20, 24 << 20
 	a := start(t, f, Options{ID: 1, MaxFrameSize: limit}, nil)
 	b := start(t, f, Options{ID: 2, MaxFrameSize: limit}, nil)
 	defer closeWithin(t, a.tr, wait)
