@@ -16,6 +16,7 @@ import (
 	"github.com/raftbench/raftbench/cluster"
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
+	"github.com/raftbench/raftbench/procstat"
 	"github.com/raftbench/raftbench/transport/fault"
 )
 
@@ -309,6 +310,71 @@ func TestExposure(t *testing.T) {
 		err := admin.CheckExposure(tc.addr, tc.token)
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, admin.ErrExposed)) {
 			t.Errorf("CheckExposure(%q, %q) = %v", tc.addr, tc.token, err)
+		}
+	}
+}
+
+// GET /attribution gives a harness what it needs to charge a window: the
+// leader's stage timings (exact, through JSON) and the process's counters,
+// both cumulative, so two reads difference to the window between them.
+func TestAttribution(t *testing.T) {
+	tc := newTestCluster(t)
+	ctx := context.Background()
+	lead, _ := tc.c.Leader()
+	before, err := tc.clients[lead].Attribution(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kv.NewClient(tc.c.Endpoints(), kv.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writes = 30
+	for i := range writes {
+		if err := cl.Put(ctx, fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := tc.clients[lead].Attribution(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := tc.c.Leader(); now != lead {
+		t.Skipf("leadership moved from %d to %d during the writes", lead, now)
+	}
+	if after.ID != lead || after.Stages == nil || before.Stages == nil {
+		t.Fatalf("attribution of node %d: id %d, stages %v / %v", lead, after.ID, before.Stages, after.Stages)
+	}
+	win, err := after.Stages.Sub(before.Stages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kv client's session registration is a write of its own.
+	proposed := int64(after.Proposals - before.Proposals)
+	if got := win.Total.Count(); got != proposed || got < writes {
+		t.Errorf("window timed %d writes; the leader accepted %d, %d puts were made", got, proposed, writes)
+	}
+	var sum int64
+	for s := range node.NumStages {
+		sum += win.Stages[s].SumNanos
+	}
+	if sum != win.Total.SumNanos {
+		t.Errorf("stages sum to %d ns after JSON, the writes to %d", sum, win.Total.SumNanos)
+	}
+	if after.Saves <= before.Saves {
+		t.Errorf("saves %d → %d over %d writes", before.Saves, after.Saves, writes)
+	}
+	cost := procstat.Between(before.Process, after.Process)
+	if cost.Wall <= 0 || cost.CPU() <= 0 || cost.Mallocs == 0 {
+		t.Errorf("process cost over the window %+v", cost)
+	}
+	m, err := tc.clients[lead].Metrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`raftbench_write_stage_seconds_count{node="`, `stage="total"`, `raftbench_process_cpu_seconds_total{mode="user"}`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/raftbench/raftbench/cluster"
 	"github.com/raftbench/raftbench/core"
 	"github.com/raftbench/raftbench/node"
+	"github.com/raftbench/raftbench/procstat"
 	"github.com/raftbench/raftbench/transport/fault"
 )
 
@@ -100,6 +101,7 @@ type handler struct {
 //	GET  /status                  Status (JSON); ?ready=1 answers 503 while not Ready
 //	GET  /metrics                 Prometheus text format
 //	GET  /debug/pprof/...         net/http/pprof
+//	GET  /attribution             Attribution (JSON): stage timings, WAL and process cost counters
 //	GET  /hash?index=N&wait=D     Hash of the state at exactly index N (see below)
 //	GET  /faults                  Faults in force
 //	POST /faults/network          NetworkOp: isolate, cut, split, heal ...
@@ -138,6 +140,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		transportCollector{cfg.Replica},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		procstat.Collector(),
 	}, cfg.Collectors...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("%w: metrics: %v", ErrInvalidConfig, err)
@@ -152,6 +155,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	m.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
 	m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	m.HandleFunc("GET /attribution", h.attribution)
 	m.HandleFunc("GET /hash", h.hash)
 	m.HandleFunc("GET /faults", h.faults)
 	m.HandleFunc("POST /faults/network", h.network)
@@ -251,6 +255,13 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, s)
+}
+
+func (h *handler) attribution(w http.ResponseWriter, _ *http.Request) {
+	n := h.cfg.Replica.Node
+	m := n.Metrics()
+	writeJSON(w, http.StatusOK, Attribution{ID: n.ID(), Stages: n.StageTimings(),
+		Saves: m.Saves, Fsyncs: m.Fsyncs, Proposals: m.Proposals, Process: procstat.Read()})
 }
 
 func (h *handler) hash(w http.ResponseWriter, r *http.Request) {

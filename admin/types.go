@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/raftbench/raftbench/node"
+	"github.com/raftbench/raftbench/procstat"
 	"github.com/raftbench/raftbench/transport/fault"
 )
 
@@ -41,6 +43,26 @@ type Status struct {
 	PID        int       `json:"pid"`
 	Version    string    `json:"version,omitempty"`
 	Started    time.Time `json:"started"`
+}
+
+// Attribution is what GET /attribution answers: the node's latency
+// attribution, WAL counters and its process's cost counters, read
+// together. Everything is cumulative since the node (or process) started,
+// so a harness reads it when its window opens and when it closes and
+// keeps the difference: Stages.Sub (node.StageTimings) and
+// procstat.Between, exact — the longest GC pause and every stage
+// percentile included, which Prometheus counters and buckets cannot give.
+type Attribution struct {
+	ID uint64 `json:"id"`
+	// Stages is nil when the node runs with node.Config.NoStageTiming.
+	Stages *node.StageTimings `json:"stages"`
+	// Saves and Fsyncs count the node's WAL writes and synced ones
+	// (node.Metrics); Proposals the writes it accepted as leader.
+	Saves     uint64 `json:"saves"`
+	Fsyncs    uint64 `json:"fsyncs"`
+	Proposals uint64 `json:"proposals"`
+	// Process is the whole process: CPU, storage writes, allocations, GC.
+	Process procstat.Sample `json:"process"`
 }
 
 // Progress is one member as the leader tracks it.
