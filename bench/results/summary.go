@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/raftbench/raftbench/procstat"
 )
 
 // File names inside a result directory.
@@ -19,6 +23,10 @@ const (
 	ReportFile   = "report.md"
 	PlotsDir     = "plots"
 	HistoryFile  = "linearizability.html"
+	// StagesDir holds one .hgrm per write stage and detail (StagesUS,
+	// StageDetailUS), named after it ("stages/queue.hgrm"), and
+	// stages/total.hgrm (StagesTotalUS).
+	StagesDir = "stages"
 )
 
 // Summary is summary.json: the numbers of one run.
@@ -114,6 +122,34 @@ type Summary struct {
 	// that ran. Absent when none did.
 	RefusedNodes map[string]string `json:"refused_nodes,omitempty"`
 
+	// StagesUS is where the window's committed writes spent their time on
+	// their leader, stage by stage along the critical path — "queue",
+	// "leader_append", "replication", "apply", "answer" (results/README.md
+	// defines each) — in microseconds. The stages of each write add up to
+	// its latency as its leader measured it (StagesTotalUS), so their
+	// sum_us add up to StagesTotalUS.SumUS and their means to its mean;
+	// their percentiles do not add up. Absent when the nodes keep no stage
+	// timings.
+	StagesUS map[string]StageLatency `json:"stages_us,omitempty"`
+	// StagesTotalUS is those writes from the leader's Propose call to its
+	// answer; LatencyUS adds the client's side (and counts reads too).
+	StagesTotalUS *StageLatency `json:"stages_total_us,omitempty"`
+	// StageDetailUS are the timings beside the stages, which overlap them:
+	// "to_commit" per write, "append_rtt", "network", "follower_hold" and
+	// "follower_fsync" per follower acknowledgement, "wal_fsync" per synced
+	// WAL save of any node.
+	StageDetailUS map[string]StageLatency `json:"stage_detail_us,omitempty"`
+
+	// CPUUSPerOp is the process's CPU time (user + system: the nodes, the
+	// clients and the harness, as in the issue's CPU figures) over the
+	// measured window, per operation completed in it (Cost.CPUUSPerOp).
+	CPUUSPerOp float64 `json:"cpu_us_per_op"`
+	// Cost is what the measured window cost the process (see Cost);
+	// CostByNode the same per node process, keyed by node ID, for runs
+	// whose nodes run as processes of their own (absent in one process).
+	Cost       *Cost           `json:"cost,omitempty"`
+	CostByNode map[string]Cost `json:"cost_by_node,omitempty"`
+
 	// Nodes are per-node counters at the end of the run.
 	Nodes []NodeStats `json:"nodes"`
 	Env   Env         `json:"env"`
@@ -156,6 +192,120 @@ type Latency struct {
 	P999 float64 `json:"p999"`
 	Max  float64 `json:"max"`
 	Mean float64 `json:"mean"`
+}
+
+// StageOrder names the write stages of StagesUS in the order a write
+// passes them, StageDetailOrder the details of StageDetailUS (package node
+// defines them: node.Stage, node.Detail).
+var (
+	StageOrder       = []string{"queue", "leader_append", "replication", "apply", "answer"}
+	StageDetailOrder = []string{"to_commit", "append_rtt", "network", "follower_hold", "follower_fsync", "wal_fsync"}
+)
+
+// StageLatency is one stage's (or detail's) distribution over the window,
+// in microseconds: percentiles from its HDR histogram (1% resolution),
+// Mean and SumUS exact.
+type StageLatency struct {
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	P999  float64 `json:"p999"`
+	Max   float64 `json:"max"`
+	Mean  float64 `json:"mean"`
+	SumUS float64 `json:"sum_us"`
+	Count int64   `json:"count"`
+}
+
+// StageLatencyOf summarises a stage's histogram (microseconds) and the
+// exact sum of its durations.
+func StageLatencyOf(h *hdrhistogram.Histogram, sumNanos int64) StageLatency {
+	l := StageLatency{Count: h.TotalCount(), SumUS: float64(sumNanos) / 1e3}
+	if l.Count == 0 {
+		return l
+	}
+	l.P50, l.P90, l.P99 = float64(h.ValueAtQuantile(50)), float64(h.ValueAtQuantile(90)), float64(h.ValueAtQuantile(99))
+	l.P999, l.Max = float64(h.ValueAtQuantile(99.9)), float64(h.Max())
+	l.Mean = l.SumUS / float64(l.Count)
+	return l
+}
+
+// Cost is what a measured window cost, whole and per operation. The
+// process's counters are read when the window opens and when it closes,
+// WindowSec apart: close to the measured duration but not equal to it
+// (the harness copies the nodes' stage timings just outside it, so that
+// the copying is not charged to the system, and its close is polled). A
+// figure per operation is therefore its rate over WindowSec divided by
+// the run's throughput: the edges of the two counts do not matter for a
+// steady load. Payload bytes are those of the
+// writes in WindowSec at the run's write rate.
+type Cost struct {
+	WindowSec float64 `json:"window_sec"`
+	// CPUUserSec and CPUSystemSec are the process's CPU time (getrusage);
+	// CPUUSPerOp is their sum per operation.
+	CPUUserSec   float64 `json:"cpu_user_sec"`
+	CPUSystemSec float64 `json:"cpu_system_sec"`
+	CPUUSPerOp   float64 `json:"cpu_us_per_op"`
+	// Fsyncs counts the synced WAL saves of the nodes covered.
+	Fsyncs       uint64  `json:"fsyncs"`
+	FsyncsPerSec float64 `json:"fsyncs_per_sec"`
+	FsyncsPerOp  float64 `json:"fsyncs_per_op"`
+	// StorageWriteBytes is what the process made the kernel write to
+	// storage (/proc/self/io write_bytes less cancelled_write_bytes): the
+	// WALs' Pebble log files, memtable flushes and compactions, and
+	// snapshot images, counted in whole pages as they were dirtied, which
+	// is what the disk is asked to write. WriteAmplification divides it by
+	// the payload bytes committed. StorageWriteMeasured is false where the
+	// kernel does not say (then both are 0).
+	StorageWriteBytes      int64   `json:"storage_write_bytes"`
+	StorageWriteBytesPerOp float64 `json:"storage_write_bytes_per_op"`
+	PayloadBytes           int64   `json:"payload_bytes"`
+	WriteAmplification     float64 `json:"write_amplification"`
+	StorageWriteMeasured   bool    `json:"storage_write_measured"`
+	// Allocs and AllocBytes are the heap allocations made (objects, tiny
+	// ones included, and bytes), also per operation.
+	Allocs          uint64  `json:"allocs"`
+	AllocsPerOp     float64 `json:"allocs_per_op"`
+	AllocBytesPerOp float64 `json:"alloc_bytes_per_op"`
+	// GCCycles completed in the window; GCPauseTotalMS their
+	// stop-the-world pauses in all; GCPauseMaxMS the longest cycle's,
+	// exact unless GCPauseMaxExact is false (more than 256 cycles: the
+	// longest of the last 256).
+	GCCycles        uint32  `json:"gc_cycles"`
+	GCPauseTotalMS  float64 `json:"gc_pause_total_ms"`
+	GCPauseMaxMS    float64 `json:"gc_pause_max_ms"`
+	GCPauseMaxExact bool    `json:"gc_pause_max_exact"`
+}
+
+// CostOf charges a window: pc is what the process spent in it (procstat
+// samples at the window's edges), fsyncs the synced WAL saves of its
+// nodes in it, opsPerSec and writesPerSec the run's throughput (all
+// operations, and writes), payload the size of each write's value.
+func CostOf(pc procstat.Cost, fsyncs uint64, opsPerSec, writesPerSec float64, payload int) Cost {
+	c := Cost{
+		WindowSec: pc.Wall.Seconds(), CPUUserSec: pc.UserCPU.Seconds(), CPUSystemSec: pc.SystemCPU.Seconds(),
+		Fsyncs: fsyncs, StorageWriteMeasured: pc.HasIO,
+		Allocs: pc.Mallocs, GCCycles: pc.GCCycles, GCPauseMaxExact: pc.GCPauseMaxExact,
+		GCPauseTotalMS: float64(pc.GCPauseTotal) / 1e6, GCPauseMaxMS: float64(pc.GCPauseMax) / 1e6,
+	}
+	if pc.HasIO {
+		c.StorageWriteBytes = pc.WriteBytes
+	}
+	if c.WindowSec <= 0 {
+		return c
+	}
+	c.FsyncsPerSec = float64(fsyncs) / c.WindowSec
+	c.PayloadBytes = int64(writesPerSec * c.WindowSec * float64(payload))
+	if ops := opsPerSec * c.WindowSec; ops > 0 {
+		c.CPUUSPerOp = float64(pc.CPU()) / 1e3 / ops
+		c.FsyncsPerOp = float64(fsyncs) / ops
+		c.StorageWriteBytesPerOp = float64(c.StorageWriteBytes) / ops
+		c.AllocsPerOp = float64(pc.Mallocs) / ops
+		c.AllocBytesPerOp = float64(pc.AllocBytes) / ops
+	}
+	if c.PayloadBytes > 0 {
+		c.WriteAmplification = float64(c.StorageWriteBytes) / float64(c.PayloadBytes)
+	}
+	return c
 }
 
 // Failover is what one leader loss cost.
