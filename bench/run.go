@@ -279,6 +279,7 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		pr.logf("%s: warming up for %v", label, cfg.Warmup.D())
 	}
 	interrupted := (realClock{}).SleepUntil(ctx, t0) != nil
+	probe := openWindow(c)
 	ictx, stopInject := context.WithCancel(context.Background())
 	defer stopInject()
 	inj := newInjector(c, rec, t0)
@@ -347,6 +348,7 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 	// then stop issuing load, end the fault schedule, give the stragglers
 	// a bounded grace and cancel the rest.
 	rec.close(closeAt)
+	window := probe.closeWindow(c)
 	w.stopIssuing()
 	stopDisk()
 	<-diskDone
@@ -386,6 +388,7 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		s.ThroughputOpsPerSec = float64(s.Ops) / measured.Seconds()
 	}
 	s.ThroughputMBPerSec = s.ThroughputOpsPerSec * float64(cfg.Payload) / 1e6
+	window.fill(s, cfg.Payload)
 	s.Faults, s.Failovers, s.Membership = inj.results()
 	if peaks := c.diskPeaks(); len(peaks) > 0 {
 		s.WALPeakBytesByNode = map[string]int64{}
@@ -434,6 +437,9 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		jc.Faults = []string{} // [] rather than null in config.json
 	}
 	if err := results.WriteData(dir, &jc, s, rd.total, rd.intervals, rows); err != nil {
+		return nil, err
+	}
+	if err := results.WriteStages(dir, window.hists()); err != nil {
 		return nil, err
 	}
 	run, err := results.Read(dir)

@@ -114,6 +114,12 @@ func printSummary(w io.Writer, dir string, s *results.Summary) {
 		rows = append(rows, [2]string{"membership " + m.Spec, v})
 	}
 	rows = append(rows, [2]string{"WAL peak", report.WALPeak(s)})
+	if c := s.Cost; c != nil {
+		rows = append(rows, [2]string{"cost per op", fmt.Sprintf("%.1f µs CPU, %.3f fsyncs, %.0f allocations  (whole process)", c.CPUUSPerOp, c.FsyncsPerOp, c.AllocsPerOp)})
+	}
+	if line := report.StageMeans(s); line != "" {
+		rows = append(rows, [2]string{"stages (mean)", line})
+	}
 	lin := "not checked"
 	if s.LinearizabilityCheck != "off" {
 		lin = s.LinearizabilityCheck

@@ -1,0 +1,149 @@
+package bench
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftbench/raftbench/bench/report"
+	"github.com/raftbench/raftbench/bench/results"
+	"github.com/raftbench/raftbench/node"
+)
+
+// The result format's stage names are node's, in node's order.
+func TestStageNamesMatchNode(t *testing.T) {
+	if len(results.StageOrder) != int(node.NumStages) || len(results.StageDetailOrder) != int(node.NumDetails) {
+		t.Fatalf("results names %d stages and %d details, node %d and %d", len(results.StageOrder), len(results.StageDetailOrder), node.NumStages, node.NumDetails)
+	}
+	for i, name := range results.StageOrder {
+		if got := node.Stage(i).String(); got != name {
+			t.Errorf("stage %d: node calls it %q, results %q", i, got, name)
+		}
+	}
+	for i, name := range results.StageDetailOrder {
+		if got := node.Detail(i).String(); got != name {
+			t.Errorf("detail %d: node calls it %q, results %q", i, got, name)
+		}
+	}
+}
+
+// TestStagesAddUpOnARun checks the latency attribution on a real run: the
+// stages of the window's writes add up to their latency at the leader —
+// exactly, since each write's stages are differences of consecutive
+// readings of one clock and summary.json carries the exact sums — and
+// that latency agrees with the harness's own end-to-end histogram within
+// what the client side (kv client, the call, the harness's recording) and
+// the window's edges can account for. Medians are not checked to add up:
+// the median of a sum is not the sum of the medians.
+func TestStagesAddUpOnARun(t *testing.T) {
+	cfg := Default()
+	cfg.WAL, cfg.SnapshotEvery, cfg.Clients = "memory", 0, 16
+	cfg.Duration, cfg.Warmup = Duration(time.Second), Duration(300*time.Millisecond)
+	cfg.Out = filepath.Join(t.TempDir(), "run")
+	o, err := Run(context.Background(), cfg, Options{hooks: &testHooks{noPlots: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := o.Summaries[0]
+	if len(s.Problems) > 0 {
+		t.Fatalf("problems: %v", s.Problems)
+	}
+	tot := s.StagesTotalUS
+	if tot == nil || tot.Count == 0 || len(s.StagesUS) != len(results.StageOrder) {
+		t.Fatalf("stages %v, total %v", s.StagesUS, tot)
+	}
+	var sum, means float64
+	for _, name := range results.StageOrder {
+		l, ok := s.StagesUS[name]
+		if !ok || l.Count != tot.Count {
+			t.Errorf("stage %s: %+v, want %d writes", name, l, tot.Count)
+		}
+		if l.SumUS < 0 {
+			t.Errorf("stage %s sums to %g µs", name, l.SumUS)
+		}
+		sum += l.SumUS
+		means += l.Mean
+	}
+	// Exact in nanoseconds; summary.json's microseconds with three
+	// decimals leave float rounding only.
+	if d := math.Abs(sum - tot.SumUS); d > 0.01 {
+		t.Errorf("the stages sum to %.3f µs, the writes' latencies to %.3f µs (off by %.3f)", sum, tot.SumUS, d)
+	}
+	if d := math.Abs(means - tot.Mean); d > 1e-6*tot.Mean {
+		t.Errorf("the stage means add up to %.3f µs, the mean latency is %.3f µs", means, tot.Mean)
+	}
+	td := s.StageDetailUS["to_commit"]
+	if d := math.Abs(td.SumUS - s.StagesUS["leader_append"].SumUS - s.StagesUS["replication"].SumUS); d > 0.01 {
+		t.Errorf("to_commit sums to %.3f µs, leader_append + replication to %.3f", td.SumUS, s.StagesUS["leader_append"].SumUS+s.StagesUS["replication"].SumUS)
+	}
+	for _, name := range []string{"append_rtt", "network", "follower_hold", "follower_fsync", "wal_fsync"} {
+		if s.StageDetailUS[name].Count == 0 {
+			t.Errorf("no %s timings", name)
+		}
+	}
+
+	// Against the harness's histogram. Writes the leader answered between
+	// the probe's reads (Cost.WindowSec apart), against operations the
+	// harness counts by their intended start in the measured duration:
+	// they differ by at most the clients' operations in flight at either
+	// edge, the incomplete ones, and what the probe's window adds at the
+	// run's rate.
+	c := s.Cost
+	if c == nil {
+		t.Fatal("no cost")
+	}
+	edge := int64(2*cfg.Clients) + s.IncompleteOps + int64(math.Ceil(s.ThroughputOpsPerSec*math.Abs(c.WindowSec-s.DurationSec)))
+	if tot.Count < s.Writes-edge || tot.Count > s.Writes+edge {
+		t.Errorf("the leaders timed %d writes, the harness counted %d (±%d at the edges)", tot.Count, s.Writes, edge)
+	}
+	// Every operation's latency at the client contains its latency at
+	// the leader; what is outside (the kv client, the call and return,
+	// the harness's recording) is small next to a commit. Stated
+	// tolerance: the leader accounts for at least 75% of the client's mean
+	// less 500 µs, and never exceeds it by more than 5% plus 100 µs (edge
+	// effects, and incomplete operations counted with their time so far).
+	h := s.LatencyUS.Mean
+	if tot.Mean > 1.05*h+100 || tot.Mean < 0.75*h-500 {
+		t.Errorf("mean latency at the leader %.0f µs against %.0f µs at the client: outside the tolerance", tot.Mean, h)
+	}
+	t.Logf("%d writes: %s; client mean %.0f µs", tot.Count, report.StageMeans(s), h)
+
+	// The result directory holds one histogram per stage, in .hgrm form.
+	for _, name := range append(append([]string{"total"}, results.StageOrder...), results.StageDetailOrder...) {
+		f, err := os.Open(filepath.Join(o.RunDirs[0], results.StagesDir, name+".hgrm"))
+		if err != nil {
+			t.Errorf("stage histogram: %v", err)
+			continue
+		}
+		_, _, _, n, err := results.ReadHgrm(f)
+		f.Close()
+		want := tot.Count
+		if l, ok := s.StageDetailUS[name]; ok {
+			want = l.Count
+		}
+		if err != nil || n != want {
+			t.Errorf("%s.hgrm: %d values, %v; want %d", name, n, err, want)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(o.RunDirs[0], results.ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Where the time goes", "| **write at its leader** (Propose → answer) |", "## Cost per operation", "| CPU (user + system) |"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	if c.CPUUSPerOp <= 0 || s.CPUUSPerOp != c.CPUUSPerOp || c.Fsyncs == 0 || c.Allocs == 0 || c.PayloadBytes <= 0 {
+		t.Errorf("cost %+v (cpu_us_per_op %g)", c, s.CPUUSPerOp)
+	}
+	// Per operation is the window's rate over the throughput.
+	if want := (c.CPUUserSec + c.CPUSystemSec) / c.WindowSec / s.ThroughputOpsPerSec * 1e6; math.Abs(c.CPUUSPerOp-want) > 1e-6*want {
+		t.Errorf("cpu_us_per_op %g, want %g", c.CPUUSPerOp, want)
+	}
+	t.Logf("window %.4f s against %.4f s measured; cost %+v", c.WindowSec, s.DurationSec, *c)
+}
