@@ -116,7 +116,16 @@ type Summary struct {
 
 	// Nodes are per-node counters at the end of the run.
 	Nodes []NodeStats `json:"nodes"`
-	Env   Env         `json:"env"`
+	// Mode is where the nodes ran: "in-process", "procs" (each a `raftbench
+	// node` process the run started) or "cluster" (a cluster someone else
+	// runs); System and SystemVersion are the Raft implementation.
+	Mode          string `json:"mode"`
+	System        string `json:"system"`
+	SystemVersion string `json:"system_version,omitempty"`
+	// NodeProfiles are the profiles taken from the node processes (with
+	// --procs or --cluster), files of the result directory.
+	NodeProfiles []string `json:"node_profiles,omitempty"`
+	Env          Env      `json:"env"`
 	// Problems lists what went wrong in the harness itself (e.g. replicas
 	// that never converged); empty on a clean run.
 	Problems []string `json:"problems,omitempty"`
@@ -224,6 +233,26 @@ type NodeStats struct {
 	// WALPeakBytes is the node's data directory's peak size (see
 	// Summary.WALPeakBytes).
 	WALPeakBytes int64 `json:"wal_peak_bytes"`
+	// Process is the node's process, when it runs in one of its own
+	// (--procs, --cluster).
+	Process *ProcessStats `json:"process,omitempty"`
+}
+
+// ProcessStats describe a node's own process at the end of the run.
+type ProcessStats struct {
+	PID int `json:"pid"`
+	// CPUSeconds is the user and system CPU time the process used since
+	// it started (since its last restart, for a restarted node).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// MaxRSSBytes is the peak resident set size; HeapBytes the Go heap in
+	// use at the end; Goroutines the goroutines at the end; GCCycles the
+	// garbage collections since it started.
+	MaxRSSBytes int64  `json:"max_rss_bytes"`
+	HeapBytes   int64  `json:"heap_bytes"`
+	Goroutines  int    `json:"goroutines"`
+	GCCycles    uint32 `json:"gc_cycles"`
+	// UptimeSec is how long the process had run.
+	UptimeSec float64 `json:"uptime_sec"`
 }
 
 // Env describes where a run ran.
