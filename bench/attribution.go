@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
@@ -11,75 +14,92 @@ import (
 )
 
 // windowProbe is what the measured window's attribution starts from: the
-// process's cost counters and every running node's stage timings and
-// fsync count, read when the window opens (openWindow) and differenced
-// when it closes (closeWindow).
+// target's reading (Attributor) and the harness's own process, taken when
+// the window opens (openWindow) and differenced when it closes
+// (closeWindow).
 type windowProbe struct {
-	proc  procstat.Sample
-	nodes map[uint64]nodeProbe
+	attr   Attributor // nil: the target reports nothing
+	inProc bool       // the nodes run in the harness's process
+	open   AttributionReading
+	self   procstat.Sample
+	// problems are what went wrong reading the target.
+	problems []string
 }
 
-type nodeProbe struct {
-	n      *node.Node
-	stages *node.StageTimings
-	fsyncs uint64
-}
-
-// openWindow reads the probe at the window's opening.
-func openWindow(c *cluster) *windowProbe {
-	// The stage timings first, then the cheap counters and the process
-	// last, so that the process's window starts after the copies (tens of
-	// milliseconds of histogram cloning under the race detector): what the
-	// probe itself costs is not charged to the system measured.
-	w := &windowProbe{nodes: map[uint64]nodeProbe{}}
-	running := c.running()
-	for _, n := range running {
-		w.nodes[n.ID()] = nodeProbe{n: n, stages: n.StageTimings()}
+// openWindow reads the probe at the window's opening: the target first,
+// the harness's process last, so that what the target copies is not
+// charged to the window (see Attributor).
+func openWindow(ctx context.Context, t Target) *windowProbe {
+	w := &windowProbe{inProc: t.Info().Mode == ModeInProcess}
+	w.attr, _ = t.(Attributor)
+	if w.attr != nil {
+		r, err := w.attr.ReadAttribution(ctx, WindowOpens)
+		if err != nil {
+			w.problems = append(w.problems, fmt.Sprintf("attribution at the window's opening: %v", err))
+			w.attr = nil
+		}
+		w.open = r
 	}
-	for _, n := range running {
-		p := w.nodes[n.ID()]
-		p.fsyncs = n.Metrics().Fsyncs
-		w.nodes[n.ID()] = p
-	}
-	w.proc = procstat.Read()
+	w.self = procstat.Read()
 	return w
 }
 
 // windowCost is what the window cost and where its writes' time went,
 // before it is charged to operations (fill).
 type windowCost struct {
-	proc     procstat.Cost
-	fsyncs   uint64
+	// self is the harness's process; measured says whether it is (part
+	// of) the system's cost: the nodes run in it, or they run in
+	// processes of their own (byNode) and it holds the clients.
+	self     procstat.Cost
+	measured bool
+	byNode   map[uint64]procstat.Cost
+	fsyncs   map[uint64]uint64
 	stages   *node.StageTimings // nil: no node kept stage timings
 	problems []string
 }
 
-// closeWindow reads the probe again at the window's close and keeps the
-// difference, in openWindow's order reversed: the process and the fsync
-// counts first, then the stage timings. A node started (or restarted) in
-// the window counts from its start; a node that stopped in the window and
-// was not restarted is not counted (what it timed went with it).
-func (w *windowProbe) closeWindow(c *cluster) *windowCost {
+// closeWindow reads the probe again at the window's close, in
+// openWindow's order reversed, and keeps the differences.
+func (w *windowProbe) closeWindow(ctx context.Context) *windowCost {
 	end := procstat.Read()
-	running := c.running()
-	wc := &windowCost{proc: procstat.Between(w.proc, end)}
-	fsyncs := make([]uint64, len(running))
-	for i, n := range running {
-		fsyncs[i] = n.Metrics().Fsyncs
+	wc := &windowCost{self: procstat.Between(w.self, end), measured: w.inProc, problems: w.problems}
+	if w.attr == nil {
+		return wc
 	}
-	for i, n := range running {
-		st, f := n.StageTimings(), fsyncs[i]
-		if was, ok := w.nodes[n.ID()]; ok && was.n == n {
-			f -= was.fsyncs
-			if st != nil && was.stages != nil {
-				var err error
-				if st, err = st.Sub(was.stages); err != nil {
-					wc.problems = append(wc.problems, fmt.Sprintf("node %d's stage timings: %v", n.ID(), err))
-					continue
+	r, err := w.attr.ReadAttribution(ctx, WindowCloses)
+	if err != nil {
+		wc.problems = append(wc.problems, fmt.Sprintf("attribution at the window's close: %v", err))
+		return wc
+	}
+	wc.fsyncs = map[uint64]uint64{}
+	for _, id := range slices.Sorted(maps.Keys(r.Nodes)) {
+		now := r.Nodes[id]
+		was, same := w.open.Nodes[id]
+		same = same && was.Incarnation == now.Incarnation
+		st, fsyncs := now.Stages, now.Fsyncs
+		if same {
+			fsyncs -= was.Fsyncs
+			if st != nil && was.Stages != nil {
+				if st, err = st.Sub(was.Stages); err != nil {
+					wc.problems = append(wc.problems, fmt.Sprintf("node %d's stage timings: %v", id, err))
+					st = nil
 				}
 			}
 		}
-		wc.fsyncs += f
+		wc.fsyncs[id] = fsyncs
+		if now.Process != nil {
+			if wc.byNode == nil {
+				wc.byNode = map[uint64]procstat.Cost{}
+			}
+			// A node process started in the window counts from its start,
+			// where its counters began at zero; its rates are over the
+			// whole window, what it added to the system's.
+			from := procstat.Sample{At: w.self.At, HasIO: now.Process.HasIO}
+			if same && was.Process != nil {
+				from = *was.Process
+			}
+			wc.byNode[id] = procstat.Between(from, *now.Process)
+		}
 		if st == nil {
 			continue
 		}
@@ -88,19 +108,38 @@ func (w *windowProbe) closeWindow(c *cluster) *windowCost {
 		}
 		wc.stages.Merge(st)
 	}
+	if len(wc.byNode) > 0 {
+		wc.measured = true
+	}
 	return wc
 }
 
-// fill charges the window to s's operations (its throughput and
-// operation counts must be set) and records where the writes' time went.
+// fill charges the window to s's operations (its throughput and operation
+// counts must be set) and records where the writes' time went.
 func (wc *windowCost) fill(s *results.Summary, payload int) {
+	s.Problems = append(s.Problems, wc.problems...)
 	writesPerSec := 0.0
 	if s.Ops > 0 {
 		writesPerSec = s.ThroughputOpsPerSec * float64(s.Writes) / float64(s.Ops)
 	}
-	cost := results.CostOf(wc.proc, wc.fsyncs, s.ThroughputOpsPerSec, writesPerSec, payload)
-	s.Cost, s.CPUUSPerOp = &cost, cost.CPUUSPerOp
-	s.Problems = append(s.Problems, wc.problems...)
+	var allFsyncs uint64
+	for _, f := range wc.fsyncs {
+		allFsyncs += f
+	}
+	if wc.measured {
+		whole := wc.self
+		if len(wc.byNode) > 0 {
+			self := results.CostOf(wc.self, 0, s.ThroughputOpsPerSec, writesPerSec, payload)
+			s.CostHarness = &self
+			s.CostByNode = map[string]results.Cost{}
+			for id, pc := range wc.byNode {
+				s.CostByNode[fmt.Sprint(id)] = results.CostOf(pc, wc.fsyncs[id], s.ThroughputOpsPerSec, writesPerSec, payload)
+				whole = whole.Plus(pc)
+			}
+		}
+		cost := results.CostOf(whole, allFsyncs, s.ThroughputOpsPerSec, writesPerSec, payload)
+		s.Cost, s.CPUUSPerOp = &cost, cost.CPUUSPerOp
+	}
 	if wc.stages == nil {
 		return
 	}

@@ -140,3 +140,22 @@ func parseIO(b []byte) (int64, bool) {
 	}
 	return write - cancelled, found
 }
+
+// Plus is what c and o cost together, o being another process's cost over
+// the same window (a harness summing the node processes it drives): the
+// longer wall time, every count added, the longest pause of either, exact
+// and measured only when both are.
+func (c Cost) Plus(o Cost) Cost {
+	sum := Cost{
+		Wall:    max(c.Wall, o.Wall),
+		UserCPU: c.UserCPU + o.UserCPU, SystemCPU: c.SystemCPU + o.SystemCPU,
+		WriteBytes: c.WriteBytes + o.WriteBytes, HasIO: c.HasIO && o.HasIO,
+		Mallocs: c.Mallocs + o.Mallocs, AllocBytes: c.AllocBytes + o.AllocBytes,
+		GCCycles: c.GCCycles + o.GCCycles, GCPauseTotal: c.GCPauseTotal + o.GCPauseTotal,
+		GCPauseMax: max(c.GCPauseMax, o.GCPauseMax), GCPauseMaxExact: c.GCPauseMaxExact && o.GCPauseMaxExact,
+	}
+	if !sum.HasIO {
+		sum.WriteBytes = 0 // unknown for one of them, so for the sum
+	}
+	return sum
+}

@@ -120,3 +120,21 @@ func TestCollector(t *testing.T) {
 		}
 	}
 }
+
+// Plus sums two processes' windows: counts add, the longest pause is the
+// longer one, and what one of them does not know the sum does not either.
+func TestPlus(t *testing.T) {
+	a := Cost{Wall: time.Second, UserCPU: 2 * time.Millisecond, SystemCPU: time.Millisecond, WriteBytes: 4096, HasIO: true,
+		Mallocs: 10, AllocBytes: 100, GCCycles: 1, GCPauseTotal: 50 * time.Microsecond, GCPauseMax: 50 * time.Microsecond, GCPauseMaxExact: true}
+	b := Cost{Wall: 2 * time.Second, UserCPU: time.Millisecond, SystemCPU: 3 * time.Millisecond, WriteBytes: 8192, HasIO: true,
+		Mallocs: 5, AllocBytes: 7, GCCycles: 2, GCPauseTotal: 90 * time.Microsecond, GCPauseMax: 70 * time.Microsecond, GCPauseMaxExact: false}
+	want := Cost{Wall: 2 * time.Second, UserCPU: 3 * time.Millisecond, SystemCPU: 4 * time.Millisecond, WriteBytes: 12288, HasIO: true,
+		Mallocs: 15, AllocBytes: 107, GCCycles: 3, GCPauseTotal: 140 * time.Microsecond, GCPauseMax: 70 * time.Microsecond, GCPauseMaxExact: false}
+	if got := a.Plus(b); got != want {
+		t.Errorf("a.Plus(b) = %+v, want %+v", got, want)
+	}
+	b.HasIO = false
+	if got := a.Plus(b); got.HasIO || got.WriteBytes != 0 {
+		t.Errorf("with one side's writes unknown: %+v", got)
+	}
+}

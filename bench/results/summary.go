@@ -140,19 +140,33 @@ type Summary struct {
 	// WAL save of any node.
 	StageDetailUS map[string]StageLatency `json:"stage_detail_us,omitempty"`
 
-	// CPUUSPerOp is the process's CPU time (user + system: the nodes, the
-	// clients and the harness, as in the issue's CPU figures) over the
-	// measured window, per operation completed in it (Cost.CPUUSPerOp).
+	// CPUUSPerOp is the system's CPU time (user + system: the nodes, the
+	// clients and the harness) over the measured window, per operation
+	// completed in it (Cost.CPUUSPerOp); 0 when Cost is absent.
 	CPUUSPerOp float64 `json:"cpu_us_per_op"`
-	// Cost is what the measured window cost the process (see Cost);
-	// CostByNode the same per node process, keyed by node ID, for runs
-	// whose nodes run as processes of their own (absent in one process).
-	Cost       *Cost           `json:"cost,omitempty"`
-	CostByNode map[string]Cost `json:"cost_by_node,omitempty"`
+	// Cost is what the measured window cost the whole system (see Cost):
+	// with the nodes in the harness's process, that process; with node
+	// processes (--procs), their sum plus the harness's own (CostHarness,
+	// which holds the clients). Absent when the target's nodes run
+	// elsewhere and report nothing. CostByNode is each node process's
+	// share, keyed by node ID, its figures per operation of the whole run
+	// (so they add up to Cost's); absent in one process.
+	Cost        *Cost           `json:"cost,omitempty"`
+	CostByNode  map[string]Cost `json:"cost_by_node,omitempty"`
+	CostHarness *Cost           `json:"cost_harness,omitempty"`
 
 	// Nodes are per-node counters at the end of the run.
 	Nodes []NodeStats `json:"nodes"`
-	Env   Env         `json:"env"`
+	// Mode is where the nodes ran: "in-process", "procs" (each a `raftbench
+	// node` process the run started) or "cluster" (a cluster someone else
+	// runs); System and SystemVersion are the Raft implementation.
+	Mode          string `json:"mode"`
+	System        string `json:"system"`
+	SystemVersion string `json:"system_version,omitempty"`
+	// NodeProfiles are the profiles taken from the node processes (with
+	// --procs or --cluster), files of the result directory.
+	NodeProfiles []string `json:"node_profiles,omitempty"`
+	Env          Env      `json:"env"`
 	// Problems lists what went wrong in the harness itself (e.g. replicas
 	// that never converged); empty on a clean run.
 	Problems []string `json:"problems,omitempty"`
@@ -374,6 +388,26 @@ type NodeStats struct {
 	// WALPeakBytes is the node's data directory's peak size (see
 	// Summary.WALPeakBytes).
 	WALPeakBytes int64 `json:"wal_peak_bytes"`
+	// Process is the node's process, when it runs in one of its own
+	// (--procs, --cluster).
+	Process *ProcessStats `json:"process,omitempty"`
+}
+
+// ProcessStats describe a node's own process at the end of the run.
+type ProcessStats struct {
+	PID int `json:"pid"`
+	// CPUSeconds is the user and system CPU time the process used since
+	// it started (since its last restart, for a restarted node).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// MaxRSSBytes is the peak resident set size; HeapBytes the Go heap in
+	// use at the end; Goroutines the goroutines at the end; GCCycles the
+	// garbage collections since it started.
+	MaxRSSBytes int64  `json:"max_rss_bytes"`
+	HeapBytes   int64  `json:"heap_bytes"`
+	Goroutines  int    `json:"goroutines"`
+	GCCycles    uint32 `json:"gc_cycles"`
+	// UptimeSec is how long the process had run.
+	UptimeSec float64 `json:"uptime_sec"`
 }
 
 // Env describes where a run ran.

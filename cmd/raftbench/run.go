@@ -77,6 +77,10 @@ second Ctrl-C kills the process.
 
 func runOptions(verbose bool) bench.Options {
 	opt := bench.Options{Progress: os.Stderr, Live: bench.IsTerminal(os.Stderr)}
+	// --procs runs this very executable as `raftbench node`.
+	if bin, err := os.Executable(); err == nil {
+		opt.Binary = bin
+	}
 	if verbose {
 		opt.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
