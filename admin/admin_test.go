@@ -406,14 +406,14 @@ func TestLeadershipAndStats(t *testing.T) {
 	}
 }
 
-// GET /attribution gives a harness what it needs to charge a window: the
+// GET /stats gives a harness what it needs to charge a window: the
 // leader's stage timings (exact, through JSON) and the process's counters,
 // both cumulative, so two reads difference to the window between them.
-func TestAttribution(t *testing.T) {
+func TestStatsChargeAWindow(t *testing.T) {
 	tc := newTestCluster(t)
 	ctx := context.Background()
 	lead, _ := tc.c.Leader()
-	before, err := tc.clients[lead].Attribution(ctx)
+	before, err := tc.clients[lead].Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,22 +427,22 @@ func TestAttribution(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	after, err := tc.clients[lead].Attribution(ctx)
+	after, err := tc.clients[lead].Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if now, _ := tc.c.Leader(); now != lead {
 		t.Skipf("leadership moved from %d to %d during the writes", lead, now)
 	}
-	if after.ID != lead || after.Stages == nil || before.Stages == nil {
-		t.Fatalf("attribution of node %d: id %d, stages %v / %v", lead, after.ID, before.Stages, after.Stages)
+	if after.Stages == nil || before.Stages == nil {
+		t.Fatalf("stats of node %d: stages %v / %v", lead, before.Stages, after.Stages)
 	}
 	win, err := after.Stages.Sub(before.Stages)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The kv client's session registration is a write of its own.
-	proposed := int64(after.Proposals - before.Proposals)
+	proposed := int64(after.Node.Proposals - before.Node.Proposals)
 	if got := win.Total.Count(); got != proposed || got < writes {
 		t.Errorf("window timed %d writes; the leader accepted %d, %d puts were made", got, proposed, writes)
 	}
@@ -453,10 +453,10 @@ func TestAttribution(t *testing.T) {
 	if sum != win.Total.SumNanos {
 		t.Errorf("stages sum to %d ns after JSON, the writes to %d", sum, win.Total.SumNanos)
 	}
-	if after.Saves <= before.Saves {
-		t.Errorf("saves %d → %d over %d writes", before.Saves, after.Saves, writes)
+	if after.Node.Saves <= before.Node.Saves {
+		t.Errorf("saves %d → %d over %d writes", before.Node.Saves, after.Node.Saves, writes)
 	}
-	cost := procstat.Between(before.Process, after.Process)
+	cost := procstat.Between(before.Sample, after.Sample)
 	if cost.Wall <= 0 || cost.CPU() <= 0 || cost.Mallocs == 0 {
 		t.Errorf("process cost over the window %+v", cost)
 	}

@@ -299,14 +299,6 @@ func (c *Client) Snapshot(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/snapshot", nil, nil)
 }
 
-// Attribution returns the node's stage timings and its process's cost
-// counters (see Attribution): read it at a window's edges and difference.
-func (c *Client) Attribution(ctx context.Context) (Attribution, error) {
-	var a Attribution
-	err := c.do(ctx, http.MethodGet, "/attribution", nil, &a)
-	return a, err
-}
-
 // Metrics returns the node's metrics in the Prometheus text format.
 func (c *Client) Metrics(ctx context.Context) (string, error) {
 	var buf bytes.Buffer

@@ -131,10 +131,9 @@ type handler struct {
 //
 //	GET  /status                  Status (JSON); ?ready=1 answers 503 while not Ready
 //	GET  /leadership              Leadership (JSON): role, term, leader, without waiting on the Raft loop
-//	GET  /stats                   Stats (JSON): the node's counters and its process's
+//	GET  /stats                   Stats (JSON): the node's counters, stage timings and its process's
 //	GET  /metrics                 Prometheus text format
 //	GET  /debug/pprof/...         net/http/pprof
-//	GET  /attribution             Attribution (JSON): stage timings, WAL and process cost counters
 //	GET  /hash?index=N&wait=D     Hash of the state at exactly index N (see below)
 //	GET  /state?index=N&wait=D    the state itself at exactly index N (StateImager), same rule
 //	GET  /faults                  Faults in force
@@ -197,7 +196,6 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	m.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
 	m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	m.HandleFunc("GET /attribution", h.attribution)
 	m.HandleFunc("GET /hash", h.hash)
 	m.HandleFunc("GET /faults", h.faults)
 	m.HandleFunc("POST /faults/network", h.network)
@@ -299,13 +297,6 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, s)
 }
 
-func (h *handler) attribution(w http.ResponseWriter, _ *http.Request) {
-	n := h.cfg.Replica.Node
-	m := n.Metrics()
-	writeJSON(w, http.StatusOK, Attribution{ID: n.ID(), Stages: n.StageTimings(),
-		Saves: m.Saves, Fsyncs: m.Fsyncs, Proposals: m.Proposals, Process: procstat.Read()})
-}
-
 func (h *handler) leadership(w http.ResponseWriter, _ *http.Request) {
 	n := h.cfg.Replica.Node
 	l := n.Leadership()
@@ -313,7 +304,10 @@ func (h *handler) leadership(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (h *handler) stats(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, Stats{Node: h.cfg.Replica.Node.Metrics(), Process: processStats(h.started)})
+	n := h.cfg.Replica.Node
+	st := Stats{Node: n.Metrics(), Process: processStats(h.started), Stages: n.StageTimings()}
+	st.Sample = procstat.Read()
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (h *handler) hash(w http.ResponseWriter, r *http.Request) {

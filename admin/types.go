@@ -52,26 +52,6 @@ type Status struct {
 	Started    time.Time `json:"started"`
 }
 
-// Attribution is what GET /attribution answers: the node's latency
-// attribution, WAL counters and its process's cost counters, read
-// together. Everything is cumulative since the node (or process) started,
-// so a harness reads it when its window opens and when it closes and
-// keeps the difference: Stages.Sub (node.StageTimings) and
-// procstat.Between, exact — the longest GC pause and every stage
-// percentile included, which Prometheus counters and buckets cannot give.
-type Attribution struct {
-	ID uint64 `json:"id"`
-	// Stages is nil when the node runs with node.Config.NoStageTiming.
-	Stages *node.StageTimings `json:"stages"`
-	// Saves and Fsyncs count the node's WAL writes and synced ones
-	// (node.Metrics); Proposals the writes it accepted as leader.
-	Saves     uint64 `json:"saves"`
-	Fsyncs    uint64 `json:"fsyncs"`
-	Proposals uint64 `json:"proposals"`
-	// Process is the whole process: CPU, storage writes, allocations, GC.
-	Process procstat.Sample `json:"process"`
-}
-
 // Leadership is what GET /leadership answers: the node's role, term and
 // leader as of its Raft loop's last round (node.Leadership), read without
 // waiting on the loop, so a harness can poll it often.
@@ -83,12 +63,25 @@ type Leadership struct {
 }
 
 // Stats is what GET /stats answers: the node's counters and its process's.
+// Everything in it is cumulative since the node (or its process) started,
+// so a harness charging a measured window reads it when the window opens
+// and when it closes and keeps the difference: node.StageTimings.Sub for
+// Stages and procstat.Between for Sample, both exact — every stage
+// percentile and the longest GC pause included, which Prometheus counters
+// and buckets cannot give.
 type Stats struct {
 	// Node is the node's metrics (node.Metrics; durations in
 	// nanoseconds).
 	Node node.Metrics `json:"node"`
 	// Process describes the process serving the node.
 	Process ProcessStats `json:"process"`
+	// Stages is the node's latency attribution (node.Node.StageTimings,
+	// its histograms compressed); nil when the node runs with
+	// node.Config.NoStageTiming.
+	Stages *node.StageTimings `json:"stages"`
+	// Sample is the process's cost counters: CPU, storage writes,
+	// allocations, GC pauses (procstat.Read).
+	Sample procstat.Sample `json:"sample"`
 }
 
 // ProcessStats describe the process serving a node.

@@ -7,7 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // storage, heap allocations, GC cycles and their pauses. A window's
 // difference of two scrapes is its cost, all but the longest GC pause,
 // which takes the ring of recent pauses in Sample (the admin endpoint's
-// /attribution serves it).
+// /stats serves it).
 func Collector() prometheus.Collector { return collector{} }
 
 type collector struct{}
