@@ -30,8 +30,14 @@ type windowProbe struct {
 // the harness's process last, so that what the target copies is not
 // charged to the window (see Attributor).
 func openWindow(ctx context.Context, t Target) *windowProbe {
-	w := &windowProbe{inProc: t.Info().Mode == ModeInProcess}
-	w.attr, _ = t.(Attributor)
+	attr, _ := t.(Attributor)
+	return openProbe(ctx, attr, t.Info().Mode == ModeInProcess)
+}
+
+// openProbe is openWindow for a target's attr (nil: none), whose nodes
+// run in the harness's process when inProc.
+func openProbe(ctx context.Context, attr Attributor, inProc bool) *windowProbe {
+	w := &windowProbe{attr: attr, inProc: inProc}
 	if w.attr != nil {
 		r, err := w.attr.ReadAttribution(ctx, WindowOpens)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/raftbench/raftbench/bench/report"
 	"github.com/raftbench/raftbench/bench/results"
 	"github.com/raftbench/raftbench/node"
+	"github.com/raftbench/raftbench/procstat"
 )
 
 // The result format's stage names are node's, in node's order.
@@ -146,4 +148,115 @@ func TestStagesAddUpOnARun(t *testing.T) {
 		t.Errorf("cpu_us_per_op %g, want %g", c.CPUUSPerOp, want)
 	}
 	t.Logf("window %.4f s against %.4f s measured; cost %+v", c.WindowSec, s.DurationSec, *c)
+}
+
+// fakeAttributor answers ReadAttribution with its readings in turn.
+type fakeAttributor struct {
+	readings []AttributionReading
+	edges    []WindowEdge
+}
+
+func (f *fakeAttributor) ReadAttribution(_ context.Context, edge WindowEdge) (AttributionReading, error) {
+	f.edges = append(f.edges, edge)
+	r := f.readings[0]
+	f.readings = f.readings[1:]
+	return r, nil
+}
+
+// stagesWith returns stage timings holding n writes of each stage lasting
+// us microseconds (and their total).
+func stagesWith(n int, us int64) *node.StageTimings {
+	st := node.NewStageTimings()
+	for range n {
+		for i := range st.Stages {
+			_ = st.Stages[i].Hist.RecordValue(us)
+			st.Stages[i].SumNanos += us * 1000
+		}
+		_ = st.Total.Hist.RecordValue(us * int64(node.NumStages))
+		st.Total.SumNanos += us * 1000 * int64(node.NumStages)
+	}
+	return st
+}
+
+// The window of a run whose nodes run in processes of their own: each is
+// charged the difference of its readings, a node restarted in the window
+// (another incarnation) counts from zero, a node gone at the close counts
+// nothing, and the whole is the nodes' sum plus the harness's own
+// process.
+func TestWindowOfNodeProcesses(t *testing.T) {
+	at := time.Now()
+	proc := func(cpu time.Duration, mallocs uint64, gcs uint32, pauses ...uint64) *procstat.Sample {
+		ring := make([]uint64, 256)
+		copy(ring, pauses)
+		return &procstat.Sample{At: at, UserCPU: cpu, HasIO: true, WriteBytes: int64(cpu / time.Millisecond), Mallocs: mallocs,
+			NumGC: gcs, PauseTotal: 0, RecentPauses: ring}
+	}
+	open := AttributionReading{Nodes: map[uint64]NodeAttribution{
+		1: {Incarnation: "pid 11", Stages: stagesWith(10, 100), Fsyncs: 10, Process: proc(time.Second, 1000, 1, 5)},
+		2: {Incarnation: "pid 12", Stages: stagesWith(3, 100), Fsyncs: 50, Process: proc(3*time.Second, 5000, 2, 5, 6)},
+		3: {Incarnation: "pid 13", Stages: stagesWith(1, 100), Fsyncs: 7, Process: proc(time.Second, 10, 0)},
+	}}
+	at = at.Add(2 * time.Second)
+	closing := AttributionReading{Nodes: map[uint64]NodeAttribution{
+		1: {Incarnation: "pid 11", Stages: stagesWith(30, 100), Fsyncs: 30, Process: proc(1500*time.Millisecond, 1600, 3, 5, 9, 40)},
+		// Restarted in the window: its counters began again at zero.
+		2: {Incarnation: "pid 22", Stages: stagesWith(4, 100), Fsyncs: 4, Process: proc(200*time.Millisecond, 300, 1, 7)},
+		// Node 3 stopped in the window.
+	}}
+	fa := &fakeAttributor{readings: []AttributionReading{open, closing}}
+	w := openProbe(context.Background(), fa, false)
+	wc := w.closeWindow(context.Background())
+	if !slices.Equal(fa.edges, []WindowEdge{WindowOpens, WindowCloses}) {
+		t.Errorf("edges read %v", fa.edges)
+	}
+	if len(wc.problems) > 0 {
+		t.Fatalf("problems: %v", wc.problems)
+	}
+	if wc.fsyncs[1] != 20 || wc.fsyncs[2] != 4 || len(wc.fsyncs) != 2 {
+		t.Errorf("fsyncs by node %v, want 1:20 2:4", wc.fsyncs)
+	}
+	if got := wc.stages.Total.Count(); got != 20+4 {
+		t.Errorf("the window timed %d writes, want 24 (20 on node 1, 4 on restarted node 2)", got)
+	}
+	n1, n2 := wc.byNode[1], wc.byNode[2]
+	if n1.UserCPU != 500*time.Millisecond || n1.Mallocs != 600 || n1.GCCycles != 2 || n1.GCPauseMax != 40 || !n1.GCPauseMaxExact || n1.WriteBytes != 500 {
+		t.Errorf("node 1's window %+v", n1)
+	}
+	if n2.UserCPU != 200*time.Millisecond || n2.Mallocs != 300 || n2.GCCycles != 1 || n2.GCPauseMax != 7 || n2.WriteBytes != 200 {
+		t.Errorf("restarted node 2's window %+v, want its counters from zero", n2)
+	}
+
+	s := &results.Summary{Ops: 2000, Writes: 2000, ThroughputOpsPerSec: 1000}
+	wc.fill(s, 100)
+	if s.Cost == nil || s.CostHarness == nil || len(s.CostByNode) != 2 {
+		t.Fatalf("cost %v, harness %v, by node %v", s.Cost, s.CostHarness, s.CostByNode)
+	}
+	c1 := s.CostByNode["1"]
+	if want := 0.5 / c1.WindowSec / 1000 * 1e6; math.Abs(c1.CPUUSPerOp-want) > 1e-9*want || c1.Fsyncs != 20 {
+		t.Errorf("node 1: %g µs CPU per op (want %g), %d fsyncs", c1.CPUUSPerOp, want, c1.Fsyncs)
+	}
+	var sum float64
+	for _, c := range s.CostByNode {
+		sum += c.CPUUserSec + c.CPUSystemSec
+	}
+	sum += s.CostHarness.CPUUserSec + s.CostHarness.CPUSystemSec
+	if got := s.Cost.CPUUserSec + s.Cost.CPUSystemSec; math.Abs(got-sum) > 1e-9 || s.Cost.Fsyncs != 24 || s.CPUUSPerOp != s.Cost.CPUUSPerOp {
+		t.Errorf("whole: %g s CPU, %d fsyncs; nodes and harness %g s, 24 fsyncs", got, s.Cost.Fsyncs, sum)
+	}
+	if s.StagesUS["queue"].Count != 24 || s.StagesTotalUS.Count != 24 {
+		t.Errorf("stages %+v", s.StagesUS["queue"])
+	}
+}
+
+// A target that reports nothing still gets the harness's process charged
+// when its nodes run in it, and nothing at all when they run elsewhere.
+func TestWindowWithoutAttributor(t *testing.T) {
+	for _, inProc := range []bool{true, false} {
+		wc := openProbe(context.Background(), nil, inProc).closeWindow(context.Background())
+		s := &results.Summary{Ops: 10, Writes: 10, ThroughputOpsPerSec: 10}
+		wc.fill(s, 100)
+		if (s.Cost != nil) != inProc || s.StagesUS != nil || s.CostByNode != nil || s.CostHarness != nil {
+			t.Errorf("in process %v: cost %v, stages %v, by node %v", inProc, s.Cost, s.StagesUS, s.CostByNode)
+		}
+	}
 }
