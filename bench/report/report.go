@@ -192,13 +192,24 @@ func costSection(b *bytes.Buffer, s *results.Summary) {
 		b.WriteString("Not measured.\n")
 		return
 	}
-	fmt.Fprintf(b, "Over the %.1f s window, per operation completed in it (%d). CPU, storage writes, allocations and GC are the whole process's: every node, the clients and the harness.\n\n", c.WindowSec, s.Ops)
+	whose := "the whole process's: every node, the clients and the harness"
+	if len(s.CostByNode) > 0 {
+		whose = "the node processes' and the harness's (which runs the clients) together; by process below"
+	}
+	fmt.Fprintf(b, "Over the %.1f s window, per operation completed in it (%d). CPU, storage writes, allocations and GC are %s.\n\n", c.WindowSec, s.Ops, whose)
 	costTable(b, c)
 	if len(s.CostByNode) > 0 {
-		b.WriteString("\n### By node process\n\n| node | CPU per op | fsyncs per op | storage bytes per op | allocations per op | GC pause total | GC pause max |\n|---|---|---|---|---|---|---|\n")
+		b.WriteString("\n### By process\n\nPer operation of the whole run, so the rows add up to the figures above.\n\n" +
+			"| process | CPU per op | fsyncs per op | storage bytes per op | allocations per op | GC pause total | GC pause max |\n|---|---|---|---|---|---|---|\n")
+		row := func(name string, n *results.Cost) {
+			fmt.Fprintf(b, "| %s | %.1f µs | %.4f | %s | %.0f | %.1f ms | %s |\n", name, n.CPUUSPerOp, n.FsyncsPerOp, storagePerOp(n), n.AllocsPerOp, n.GCPauseTotalMS, gcMax(n))
+		}
 		for _, id := range nodeKeys(s.CostByNode) {
 			n := s.CostByNode[id]
-			fmt.Fprintf(b, "| %s | %.1f µs | %.4f | %s | %.0f | %.1f ms | %s |\n", id, n.CPUUSPerOp, n.FsyncsPerOp, storagePerOp(&n), n.AllocsPerOp, n.GCPauseTotalMS, gcMax(&n))
+			row("node "+id, &n)
+		}
+		if s.CostHarness != nil {
+			row("harness (clients)", s.CostHarness)
 		}
 	}
 }

@@ -119,7 +119,11 @@ func printSummary(w io.Writer, dir string, s *results.Summary) {
 	}
 	rows = append(rows, [2]string{"WAL peak", report.WALPeak(s)})
 	if c := s.Cost; c != nil {
-		rows = append(rows, [2]string{"cost per op", fmt.Sprintf("%.1f µs CPU, %.3f fsyncs, %.0f allocations  (whole process)", c.CPUUSPerOp, c.FsyncsPerOp, c.AllocsPerOp)})
+		whose := "whole process"
+		if len(s.CostByNode) > 0 {
+			whose = "node processes and harness"
+		}
+		rows = append(rows, [2]string{"cost per op", fmt.Sprintf("%.1f µs CPU, %.3f fsyncs, %.0f allocations  (%s)", c.CPUUSPerOp, c.FsyncsPerOp, c.AllocsPerOp, whose)})
 	}
 	if line := report.StageMeans(s); line != "" {
 		rows = append(rows, [2]string{"stages (mean)", line})
