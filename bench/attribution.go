@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/raftbench/raftbench/admin"
 	"github.com/raftbench/raftbench/bench/results"
 	"github.com/raftbench/raftbench/node"
 	"github.com/raftbench/raftbench/procstat"
@@ -175,4 +177,17 @@ func (wc *windowCost) hists() map[string]*hdrhistogram.Histogram {
 		out[d.String()] = wc.stages.Detail[d].Hist
 	}
 	return out
+}
+
+// attributionFromStats is a node process's NodeAttribution from what its
+// admin endpoint's GET /stats answered: what a target of node processes
+// returns per node from ReadAttribution (one /stats per running node,
+// read at the edge it is asked for). The process's PID and start make the
+// incarnation: a restarted node is a new process.
+func attributionFromStats(st admin.Stats) NodeAttribution {
+	sample := st.Sample
+	return NodeAttribution{
+		Incarnation: fmt.Sprintf("pid %d started %s", st.Process.PID, st.Process.Started.UTC().Format(time.RFC3339Nano)),
+		Stages:      st.Stages, Fsyncs: st.Node.Fsyncs, Process: &sample,
+	}
 }

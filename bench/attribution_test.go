@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftbench/raftbench/admin"
 	"github.com/raftbench/raftbench/bench/report"
 	"github.com/raftbench/raftbench/bench/results"
 	"github.com/raftbench/raftbench/node"
@@ -266,5 +267,26 @@ func TestWindowWithoutAttributor(t *testing.T) {
 		if (s.Cost != nil) != inProc || s.StagesUS != nil || s.CostByNode != nil || s.CostHarness != nil {
 			t.Errorf("in process %v: cost %v, stages %v, by node %v", inProc, s.Cost, s.StagesUS, s.CostByNode)
 		}
+	}
+}
+
+// A node process's /stats maps onto its NodeAttribution, and a restarted
+// process (another PID, or the same PID started again) is another
+// incarnation.
+func TestAttributionFromStats(t *testing.T) {
+	started := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
+	st := admin.Stats{Node: node.Metrics{Fsyncs: 42}, Process: admin.ProcessStats{PID: 7, Started: started},
+		Stages: stagesWith(3, 10), Sample: procstat.Sample{At: started, UserCPU: time.Second, Mallocs: 9}}
+	a := attributionFromStats(st)
+	if a.Fsyncs != 42 || a.Stages != st.Stages || a.Process == nil || a.Process.UserCPU != time.Second || a.Process.Mallocs != 9 {
+		t.Errorf("attribution %+v from stats %+v", a, st)
+	}
+	again := st
+	again.Process.Started = started.Add(time.Second)
+	other := st
+	other.Process.PID = 8
+	if a.Incarnation == attributionFromStats(again).Incarnation || a.Incarnation == attributionFromStats(other).Incarnation ||
+		a.Incarnation != attributionFromStats(st).Incarnation {
+		t.Errorf("incarnations %q, %q, %q", a.Incarnation, attributionFromStats(again).Incarnation, attributionFromStats(other).Incarnation)
 	}
 }
