@@ -24,6 +24,8 @@ type windowProbe struct {
 	inProc bool       // the nodes run in the harness's process
 	open   AttributionReading
 	self   procstat.Sample
+	// begun is when the opening reading began.
+	begun time.Time
 	// problems are what went wrong reading the target.
 	problems []string
 }
@@ -39,7 +41,7 @@ func openWindow(ctx context.Context, t Target) *windowProbe {
 // openProbe is openWindow for a target's attr (nil: none), whose nodes
 // run in the harness's process when inProc.
 func openProbe(ctx context.Context, attr Attributor, inProc bool) *windowProbe {
-	w := &windowProbe{attr: attr, inProc: inProc}
+	w := &windowProbe{attr: attr, inProc: inProc, begun: time.Now()}
 	if w.attr != nil {
 		r, err := w.attr.ReadAttribution(ctx, WindowOpens)
 		if err != nil {
@@ -63,6 +65,9 @@ type windowCost struct {
 	byNode   map[uint64]procstat.Cost
 	fsyncs   map[uint64]uint64
 	stages   *node.StageTimings // nil: no node kept stage timings
+	// span is from the start of the opening reading to the end of the
+	// closing one: the stage timings count writes answered within it.
+	span     time.Duration
 	problems []string
 }
 
@@ -75,6 +80,7 @@ func (w *windowProbe) closeWindow(ctx context.Context) *windowCost {
 		return wc
 	}
 	r, err := w.attr.ReadAttribution(ctx, WindowCloses)
+	wc.span = time.Since(w.begun)
 	if err != nil {
 		wc.problems = append(wc.problems, fmt.Sprintf("attribution at the window's close: %v", err))
 		return wc
@@ -158,6 +164,7 @@ func (wc *windowCost) fill(s *results.Summary, payload int) {
 	}
 	total := results.StageLatencyOf(wc.stages.Total.Hist, wc.stages.Total.SumNanos)
 	s.StagesTotalUS = &total
+	s.StagesWindowSec = wc.span.Seconds()
 	for d := range node.NumDetails {
 		t := wc.stages.Detail[d]
 		s.StageDetailUS[d.String()] = results.StageLatencyOf(t.Hist, t.SumNanos)

@@ -134,6 +134,13 @@ type Summary struct {
 	// StagesTotalUS is those writes from the leader's Propose call to its
 	// answer; LatencyUS adds the client's side (and counts reads too).
 	StagesTotalUS *StageLatency `json:"stages_total_us,omitempty"`
+	// StagesWindowSec bounds when the writes of StagesUS were answered:
+	// from the start of the harness's opening reading of the nodes to the
+	// end of its closing one. It holds Cost.WindowSec, and exceeds
+	// DurationSec by what the readings took (the load runs on meanwhile),
+	// so StagesTotalUS.Count and Writes differ by about the write rate
+	// times that, plus the operations in flight at the edges.
+	StagesWindowSec float64 `json:"stages_window_sec,omitempty"`
 	// StageDetailUS are the timings beside the stages, which overlap them:
 	// "to_commit" per write, "append_rtt", "network", "follower_hold" and
 	// "follower_fsync" per follower acknowledgement, "wal_fsync" per synced
