@@ -16,6 +16,7 @@ import (
 	"github.com/raftbench/raftbench/cluster"
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
+	"github.com/raftbench/raftbench/procstat"
 	"github.com/raftbench/raftbench/transport/fault"
 )
 
@@ -309,6 +310,163 @@ func TestExposure(t *testing.T) {
 		err := admin.CheckExposure(tc.addr, tc.token)
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, admin.ErrExposed)) {
 			t.Errorf("CheckExposure(%q, %q) = %v", tc.addr, tc.token, err)
+		}
+	}
+}
+
+// TestStateAtIndex: /state answers each replica's own state at exactly the
+// index every replica applied, by /hash's rule; the image restores into a
+// store equal to the node's.
+func TestStateAtIndex(t *testing.T) {
+	tc := newTestCluster(t)
+	ctx := context.Background()
+	cl, err := kv.NewClient(tc.c.Endpoints(), kv.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := cl.Put(ctx, fmt.Appendf(nil, "k%d", i%5), fmt.Appendf(nil, "v%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	index := tc.quiesce(t)
+	for id, c := range tc.clients {
+		img, info, err := c.State(ctx, index, time.Second)
+		if err != nil {
+			t.Fatalf("node %d: %v", id, err)
+		}
+		if info.Index != index || info.StateIndex > index || info.Applied < index {
+			t.Errorf("node %d: %+v at %d", id, info, index)
+		}
+		st, err := kv.NewStore(kv.StoreOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Restore(img); err != nil {
+			t.Fatalf("node %d's image does not restore: %v", id, err)
+		}
+		if st.Hash() != tc.c.Store(id).Hash() {
+			t.Errorf("node %d's image is not its store's state", id)
+		}
+		if v, ok := st.Get([]byte("k4")); !ok || string(v) != "v19" {
+			t.Errorf("node %d's image: k4 = %q, %v", id, v, ok)
+		}
+	}
+	if _, _, err := tc.clients[1].State(ctx, 2, 0); !errors.Is(err, admin.ErrMovedPast) {
+		t.Errorf("state at an index passed = %v, want ErrMovedPast", err)
+	}
+	if _, _, err := tc.clients[1].State(ctx, index+1000, 20*time.Millisecond); !errors.Is(err, admin.ErrBehind) {
+		t.Errorf("state at a future index = %v, want ErrBehind", err)
+	}
+	if _, _, err := tc.anonymous(t, 1, "").State(ctx, index, 0); !errors.Is(err, admin.ErrUnauthorized) {
+		t.Errorf("state without the token = %v, want ErrUnauthorized", err)
+	}
+}
+
+// TestLeadershipAndStats: /leadership needs no token and says what the
+// node says; /stats carries the node's counters and its process's;
+// /status has what a harness needs to tell quiescence.
+func TestLeadershipAndStats(t *testing.T) {
+	tc := newTestCluster(t)
+	ctx := context.Background()
+	lead, term := tc.c.Leader()
+	for id := uint64(1); id <= 3; id++ {
+		l, err := tc.anonymous(t, id, "").Leadership(ctx)
+		if err != nil {
+			t.Fatalf("leadership of node %d without a token: %v", id, err)
+		}
+		if l.ID != id || l.Leader != lead || l.Term != term || (id == lead) != (l.Role == "Leader") {
+			t.Errorf("node %d's leadership %+v, leader %d in term %d", id, l, lead, term)
+		}
+	}
+	cl, err := kv.NewClient(tc.c.Endpoints(), kv.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Put(ctx, []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := tc.clients[lead].Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Node.Proposals == 0 || s.Node.Fsyncs == 0 && s.Node.Saves == 0 || s.Process.PID == 0 || s.Process.Goroutines == 0 || s.Process.HeapBytes == 0 {
+		t.Errorf("leader's stats %+v", s)
+	}
+	if _, err := tc.anonymous(t, lead, "").Stats(ctx); !errors.Is(err, admin.ErrUnauthorized) {
+		t.Errorf("stats without the token = %v, want ErrUnauthorized", err)
+	}
+	index := tc.quiesce(t)
+	st, err := tc.clients[lead].Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LogEnd != index || st.QueuedProposals != 0 {
+		t.Errorf("quiescent leader's status: log end %d (commit %d), %d queued", st.LogEnd, index, st.QueuedProposals)
+	}
+}
+
+// GET /stats gives a harness what it needs to charge a window: the
+// leader's stage timings (exact, through JSON) and the process's counters,
+// both cumulative, so two reads difference to the window between them.
+func TestStatsChargeAWindow(t *testing.T) {
+	tc := newTestCluster(t)
+	ctx := context.Background()
+	lead, _ := tc.c.Leader()
+	before, err := tc.clients[lead].Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kv.NewClient(tc.c.Endpoints(), kv.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writes = 30
+	for i := range writes {
+		if err := cl.Put(ctx, fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := tc.clients[lead].Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := tc.c.Leader(); now != lead {
+		t.Skipf("leadership moved from %d to %d during the writes", lead, now)
+	}
+	if after.Stages == nil || before.Stages == nil {
+		t.Fatalf("stats of node %d: stages %v / %v", lead, before.Stages, after.Stages)
+	}
+	win, err := after.Stages.Sub(before.Stages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kv client's session registration is a write of its own.
+	proposed := int64(after.Node.Proposals - before.Node.Proposals)
+	if got := win.Total.Count(); got != proposed || got < writes {
+		t.Errorf("window timed %d writes; the leader accepted %d, %d puts were made", got, proposed, writes)
+	}
+	var sum int64
+	for s := range node.NumStages {
+		sum += win.Stages[s].SumNanos
+	}
+	if sum != win.Total.SumNanos {
+		t.Errorf("stages sum to %d ns after JSON, the writes to %d", sum, win.Total.SumNanos)
+	}
+	if after.Node.Saves <= before.Node.Saves {
+		t.Errorf("saves %d → %d over %d writes", before.Node.Saves, after.Node.Saves, writes)
+	}
+	cost := procstat.Between(before.Sample, after.Sample)
+	if cost.Wall <= 0 || cost.CPU() <= 0 || cost.Mallocs == 0 {
+		t.Errorf("process cost over the window %+v", cost)
+	}
+	m, err := tc.clients[lead].Metrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`raftbench_write_stage_seconds_count{node="`, `stage="total"`, `raftbench_process_cpu_seconds_total{mode="user"}`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }

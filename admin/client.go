@@ -176,6 +176,56 @@ func (c *Client) Hash(ctx context.Context, index uint64, wait time.Duration) (Ha
 	return h, err
 }
 
+// Leadership returns the node's role, term and leader (cheap: poll it).
+func (c *Client) Leadership(ctx context.Context) (Leadership, error) {
+	var l Leadership
+	err := c.do(ctx, http.MethodGet, "/leadership", nil, &l)
+	return l, err
+}
+
+// Stats returns the node's counters and its process's.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	err := c.do(ctx, http.MethodGet, "/stats", nil, &s)
+	return s, err
+}
+
+// State returns the node's state machine state at exactly index (its
+// snapshot image; kv.Store's for raftbench node), by /hash's rule: waiting
+// up to wait for the node to apply index (ErrBehind after that), and
+// ErrMovedPast when the state already holds a later command. index 0 asks
+// for the state at whatever the node has applied.
+func (c *Client) State(ctx context.Context, index uint64, wait time.Duration) ([]byte, StateInfo, error) {
+	q := url.Values{}
+	if index > 0 {
+		q.Set("index", strconv.FormatUint(index, 10))
+	}
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	path := "/state"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var buf bytes.Buffer
+	hdr, err := c.rawHeader(ctx, path, &buf)
+	if err != nil {
+		return nil, StateInfo{}, err
+	}
+	var info StateInfo
+	for _, f := range []struct {
+		name string
+		v    *uint64
+	}{{headerIndex, &info.Index}, {headerApplied, &info.Applied}, {headerStateIndex, &info.StateIndex}} {
+		n, err := strconv.ParseUint(hdr.Get(f.name), 10, 64)
+		if err != nil {
+			return nil, StateInfo{}, fmt.Errorf("admin: GET %s: header %s %q is not an index", path, f.name, hdr.Get(f.name))
+		}
+		*f.v = n
+	}
+	return buf.Bytes(), info, nil
+}
+
 // Faults returns the faults in force on the node.
 func (c *Client) Faults(ctx context.Context) (Faults, error) {
 	var f Faults
@@ -271,23 +321,30 @@ func (c *Client) Profile(ctx context.Context, name string, seconds int, w io.Wri
 }
 
 func (c *Client) raw(ctx context.Context, path string, w io.Writer) error {
+	_, err := c.rawHeader(ctx, path, w)
+	return err
+}
+
+// rawHeader GETs path, copies the body of a success to w, and returns its
+// header.
+func (c *Client) rawHeader(ctx context.Context, path string, w io.Writer) (http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("admin: GET %s: %w", path, err)
+		return nil, fmt.Errorf("admin: GET %s: %w", path, err)
 	}
 	defer drainBody(resp.Body)
 	if resp.StatusCode/100 != 2 {
-		return decodeError(resp)
+		return nil, decodeError(resp)
 	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("admin: GET %s: %w", path, err)
+		return nil, fmt.Errorf("admin: GET %s: %w", path, err)
 	}
-	return nil
+	return resp.Header, nil
 }

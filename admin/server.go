@@ -24,6 +24,7 @@ import (
 	"github.com/raftbench/raftbench/cluster"
 	"github.com/raftbench/raftbench/core"
 	"github.com/raftbench/raftbench/node"
+	"github.com/raftbench/raftbench/procstat"
 	"github.com/raftbench/raftbench/transport/fault"
 )
 
@@ -32,6 +33,13 @@ import (
 // command that state reflects, read atomically.
 type StateHasher interface {
 	StateHash() (hash [32]byte, index uint64)
+}
+
+// StateImager is what GET /state needs of a state machine (kv.Store has
+// it): the whole replicated state, as its snapshot encodes it, and the log
+// index of the last command it reflects, read atomically.
+type StateImager interface {
+	StateImage() (image []byte, index uint64)
 }
 
 // ErrExposed is returned by CheckExposure for an admin address beyond
@@ -122,9 +130,12 @@ type handler struct {
 // NewHandler returns the admin API of one node:
 //
 //	GET  /status                  Status (JSON); ?ready=1 answers 503 while not Ready
+//	GET  /leadership              Leadership (JSON): role, term, leader, without waiting on the Raft loop
+//	GET  /stats                   Stats (JSON): the node's counters, stage timings and its process's
 //	GET  /metrics                 Prometheus text format
 //	GET  /debug/pprof/...         net/http/pprof
 //	GET  /hash?index=N&wait=D     Hash of the state at exactly index N (see below)
+//	GET  /state?index=N&wait=D    the state itself at exactly index N (StateImager), same rule
 //	GET  /faults                  Faults in force
 //	POST /faults/network          NetworkOp: isolate, cut, split, heal ...
 //	PUT  /faults/rules            Rules: loss, dup, reorder, delay, jitter
@@ -142,7 +153,13 @@ type handler struct {
 // S > N, since the state cannot go back. A harness that stops the load and
 // waits until every replica applied the same commit index gets, for that
 // index, hashes it can compare. Without index it answers for the current
-// applied index.
+// applied index. /state answers by the same rule with the state's image
+// (application/octet-stream; the headers Raftbench-Index,
+// Raftbench-Applied and Raftbench-State-Index carry N, A and S), so a
+// harness can look up every acknowledged write on every replica.
+//
+// GET /status and GET /leadership need no token: they are what readiness
+// probes and a harness's leadership polls read, and change nothing.
 //
 // Errors are JSON {"reason": ..., "error": ...} with a fitting HTTP status.
 // cfg's defaults are filled, then it is validated.
@@ -161,6 +178,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		transportCollector{cfg.Replica},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		procstat.Collector(),
 	}, cfg.Collectors...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("%w: metrics: %v", ErrInvalidConfig, err)
@@ -168,6 +186,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	}
 	m := h.mux
 	m.HandleFunc("GET /status", h.status)
+	m.HandleFunc("GET /leadership", h.leadership)
+	m.HandleFunc("GET /stats", h.stats)
+	m.HandleFunc("GET /state", h.state)
 	m.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	m.HandleFunc("GET /debug/pprof/", pprof.Index)
 	m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -188,7 +209,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	open := r.Method == http.MethodGet && r.URL.Path == "/status"
+	open := r.Method == http.MethodGet && (r.URL.Path == "/status" || r.URL.Path == "/leadership")
 	if h.cfg.Token != "" && !open && !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="raftbench admin"`)
 		writeError(w, http.StatusUnauthorized, errorBody{Reason: reasonUnauthorized, Message: "admin: a valid bearer token is required"})
@@ -239,7 +260,7 @@ func (h *handler) statusOf() Status {
 	st := n.Status()
 	s := Status{
 		ID: st.ID, ClusterID: h.cfg.ClusterID, Role: st.Role.String(), Term: st.Term, Leader: st.Leader,
-		Commit: st.Commit, Applied: st.Applied,
+		Commit: st.Commit, Applied: st.Applied, LogEnd: st.LastIndex, QueuedProposals: st.QueuedProposals,
 		Voters: st.Conf.Voters, VotersOutgoing: st.Conf.VotersOutgoing, Learners: st.Conf.Learners,
 		RaftAddr: h.cfg.RaftAddr, ClientAddr: h.cfg.ClientAddr, Dir: h.cfg.Dir,
 		PID: os.Getpid(), Version: h.version, Started: h.started,
@@ -276,6 +297,19 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, s)
 }
 
+func (h *handler) leadership(w http.ResponseWriter, _ *http.Request) {
+	n := h.cfg.Replica.Node
+	l := n.Leadership()
+	writeJSON(w, http.StatusOK, Leadership{ID: n.ID(), Role: l.Role.String(), Term: l.Term, Leader: l.Leader})
+}
+
+func (h *handler) stats(w http.ResponseWriter, _ *http.Request) {
+	n := h.cfg.Replica.Node
+	st := Stats{Node: n.Metrics(), Process: processStats(h.started), Stages: n.StageTimings()}
+	st.Sample = procstat.Read()
+	writeJSON(w, http.StatusOK, st)
+}
+
 func (h *handler) hash(w http.ResponseWriter, r *http.Request) {
 	hs, ok := h.cfg.Replica.StateMachine.(StateHasher)
 	if !ok {
@@ -283,6 +317,51 @@ func (h *handler) hash(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("admin: the state machine (%T) has no StateHash", h.cfg.Replica.StateMachine)})
 		return
 	}
+	var sum [32]byte
+	h.atIndex(w, r, func() uint64 {
+		var last uint64
+		sum, last = hs.StateHash()
+		return last
+	}, func(index, applied, stateIndex uint64) {
+		writeJSON(w, http.StatusOK, Hash{Index: index, Hash: hex.EncodeToString(sum[:]), Applied: applied, StateIndex: stateIndex})
+	})
+}
+
+// Headers of a /state answer.
+const (
+	headerIndex      = "Raftbench-Index"
+	headerApplied    = "Raftbench-Applied"
+	headerStateIndex = "Raftbench-State-Index"
+)
+
+func (h *handler) state(w http.ResponseWriter, r *http.Request) {
+	si, ok := h.cfg.Replica.StateMachine.(StateImager)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, errorBody{Reason: reasonNoHasher,
+			Message: fmt.Sprintf("admin: the state machine (%T) has no StateImage", h.cfg.Replica.StateMachine)})
+		return
+	}
+	var img []byte
+	h.atIndex(w, r, func() uint64 {
+		var last uint64
+		img, last = si.StateImage()
+		return last
+	}, func(index, applied, stateIndex uint64) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+		w.Header().Set(headerIndex, strconv.FormatUint(index, 10))
+		w.Header().Set(headerApplied, strconv.FormatUint(applied, 10))
+		w.Header().Set(headerStateIndex, strconv.FormatUint(stateIndex, 10))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(img)
+	})
+}
+
+// atIndex answers for the state at exactly the request's index= (the
+// applied index without one), waiting up to its wait= (see NewHandler):
+// read takes the state machine's state and returns the index of the last
+// command it reflects, atomically; answer writes the success.
+func (h *handler) atIndex(w http.ResponseWriter, r *http.Request, read func() uint64, answer func(index, applied, stateIndex uint64)) {
 	q := r.URL.Query()
 	var index uint64
 	hasIndex := q.Has("index")
@@ -308,7 +387,7 @@ func (h *handler) hash(w http.ResponseWriter, r *http.Request) {
 	defer tick.Stop()
 	for {
 		applied := n.Status().Applied // first: see the rule in NewHandler
-		sum, stateIndex := hs.StateHash()
+		stateIndex := read()
 		if !hasIndex {
 			index = applied
 		}
@@ -318,7 +397,7 @@ func (h *handler) hash(w http.ResponseWriter, r *http.Request) {
 				Message: fmt.Sprintf("admin: node %d's state holds a command at index %d, after %d: stop the load before comparing", n.ID(), stateIndex, index)})
 			return
 		case applied >= index:
-			writeJSON(w, http.StatusOK, Hash{Index: index, Hash: hex.EncodeToString(sum[:]), Applied: applied, StateIndex: stateIndex})
+			answer(index, applied, stateIndex)
 			return
 		}
 		if !time.Now().Before(deadline) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/raftbench/raftbench/node"
+	"github.com/raftbench/raftbench/procstat"
 	"github.com/raftbench/raftbench/transport/fault"
 )
 
@@ -20,6 +22,13 @@ type Status struct {
 	Leader  uint64 `json:"leader"`
 	Commit  uint64 `json:"commit"`
 	Applied uint64 `json:"applied"`
+	// LogEnd is the index of the last entry in the node's log, durable or
+	// not (node.Status.LastIndex): on a leader, LogEnd past Commit means
+	// entries are still on their way to a quorum.
+	LogEnd uint64 `json:"log_end"`
+	// QueuedProposals counts proposals waiting to be folded into the next
+	// batch (node.Status.QueuedProposals).
+	QueuedProposals int `json:"queued_proposals"`
 	// FirstIndex and LastIndex bound the entries the WAL holds durably.
 	FirstIndex uint64 `json:"first_index"`
 	LastIndex  uint64 `json:"last_index"`
@@ -41,6 +50,63 @@ type Status struct {
 	PID        int       `json:"pid"`
 	Version    string    `json:"version,omitempty"`
 	Started    time.Time `json:"started"`
+}
+
+// Leadership is what GET /leadership answers: the node's role, term and
+// leader as of its Raft loop's last round (node.Leadership), read without
+// waiting on the loop, so a harness can poll it often.
+type Leadership struct {
+	ID     uint64 `json:"id"`
+	Role   string `json:"role"`
+	Term   uint64 `json:"term"`
+	Leader uint64 `json:"leader"`
+}
+
+// Stats is what GET /stats answers: the node's counters and its process's.
+// Everything in it is cumulative since the node (or its process) started,
+// so a harness charging a measured window reads it when the window opens
+// and when it closes and keeps the difference: node.StageTimings.Sub for
+// Stages and procstat.Between for Sample, both exact — every stage
+// percentile and the longest GC pause included, which Prometheus counters
+// and buckets cannot give.
+type Stats struct {
+	// Node is the node's metrics (node.Metrics; durations in
+	// nanoseconds).
+	Node node.Metrics `json:"node"`
+	// Process describes the process serving the node.
+	Process ProcessStats `json:"process"`
+	// Stages is the node's latency attribution (node.Node.StageTimings,
+	// its histograms compressed); nil when the node runs with
+	// node.Config.NoStageTiming.
+	Stages *node.StageTimings `json:"stages"`
+	// Sample is the process's cost counters: CPU, storage writes,
+	// allocations, GC pauses (procstat.Read).
+	Sample procstat.Sample `json:"sample"`
+}
+
+// ProcessStats describe the process serving a node.
+type ProcessStats struct {
+	PID int `json:"pid"`
+	// CPUSeconds is the user and system CPU time the process has used.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// MaxRSSBytes is its peak resident set size (0 where the system does
+	// not say).
+	MaxRSSBytes int64 `json:"max_rss_bytes"`
+	// HeapBytes is the Go heap in use; Goroutines the goroutines running;
+	// GCCycles the garbage collections so far.
+	HeapBytes  int64  `json:"heap_bytes"`
+	Goroutines int    `json:"goroutines"`
+	GCCycles   uint32 `json:"gc_cycles"`
+	// Started is when the admin endpoint started (with the node).
+	Started time.Time `json:"started"`
+}
+
+// StateInfo is where a GET /state answer stands (its headers): the state
+// is exactly the state at Index; Applied is the node's applied index when
+// it was read (at least Index), StateIndex the index of the last command
+// it holds (at most Index).
+type StateInfo struct {
+	Index, Applied, StateIndex uint64
 }
 
 // Progress is one member as the leader tracks it.

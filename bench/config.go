@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/raftbench/raftbench/bench/faultspec"
+	"github.com/raftbench/raftbench/bench/netns"
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
 )
@@ -47,6 +48,25 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // "crashable" when the faults include a crash, so config.json records
 // what the run really used.
 type Config struct {
+	// Where the nodes run: System names the Raft implementation (see
+	// RegisterSystem; default "raftbench"); with Procs each raftbench node
+	// is a `raftbench node` process this run starts (Netns: each in a
+	// network namespace of its own; DirTemplate: each node's data
+	// directory); with Cluster the run drives a cluster someone else
+	// started, whose client API addresses Cluster lists and admin
+	// endpoints Admin lists (ID=HOST:PORT,...). Mode says which.
+	System         string `json:"system"`
+	Procs          bool   `json:"procs,omitempty"`
+	Netns          bool   `json:"netns,omitempty"`
+	DirTemplate    string `json:"dir-template,omitempty"`
+	Cluster        string `json:"cluster,omitempty"`
+	Admin          string `json:"admin,omitempty"`
+	AdminTokenFile string `json:"admin-token-file,omitempty"`
+	// AdminToken is the admin endpoints' token with --cluster. It is a
+	// secret, so config.json leaves it out (give --admin-token-file to
+	// have a run repeatable from its config.json).
+	AdminToken string `json:"-"`
+
 	// Cluster.
 	Nodes     int    `json:"nodes"`
 	Transport string `json:"transport"`
@@ -123,6 +143,30 @@ type Config struct {
 
 	faults []faultspec.Fault
 	maxID  uint64
+	// remote is the parsed --cluster and --admin (ID order).
+	remote []remoteNode
+}
+
+// WAL names of --wal.
+const (
+	WALPebble    = "pebble"
+	WALCrashable = "crashable"
+	WALMemory    = "memory"
+)
+
+// DefaultSystem is --system's default: raftbench's own nodes.
+const DefaultSystem = "raftbench"
+
+// Mode is how the run's nodes run: ModeCluster with --cluster, ModeProcs
+// with --procs, ModeInProcess otherwise.
+func (c *Config) Mode() string {
+	switch {
+	case c.Cluster != "":
+		return ModeCluster
+	case c.Procs:
+		return ModeProcs
+	}
+	return ModeInProcess
 }
 
 // Snapshot defaults. node takes no snapshots unless asked, so these are the
@@ -149,7 +193,8 @@ const MaxNodes = 1000
 // own default, read from package node.
 func Default() Config {
 	return Config{
-		Nodes: 3, Transport: "tcp", WAL: "pebble", Sync: true, Seed: 1,
+		System: DefaultSystem,
+		Nodes:  3, Transport: "tcp", WAL: "pebble", Sync: true, Seed: 1,
 		BatchEntries: node.DefaultMaxBatchEntries, BatchBytes: node.DefaultMaxBatchBytes,
 		ProposalPipeline: node.DefaultMaxProposalPipeline, MaxInflight: node.DefaultMaxInflight,
 		MaxMsgBytes: node.DefaultMaxSizePerMsg, MaxInflightBytes: node.DefaultMaxInflightBytes, MaxUncommittedBytes: node.DefaultMaxUncommittedBytes,
@@ -297,15 +342,32 @@ func (c *Config) Validate() error {
 			bad(p.flag, "%q, want a plain file name (it lands in the result directory)", p.v)
 		}
 	}
+	probs = append(probs, c.validateMode()...)
+	mode := c.Mode()
 	c.faults = c.faults[:0]
 	c.maxID = uint64(c.Nodes + startsNodes(c.Faults))
 	for _, s := range c.Faults {
-		f, err := faultspec.Parse(s, int(c.maxID))
+		var f faultspec.Fault
+		var err error
+		switch {
+		case mode == ModeInProcess && faultspec.IsProcessSpec(s):
+			err = fmt.Errorf("%q acts on a node's process (SIGKILL, SIGSTOP): it needs --procs, which runs each node as a process of its own", s)
+		case mode == ModeInProcess:
+			f, err = faultspec.Parse(s, int(c.maxID))
+		default:
+			f, err = faultspec.ParseProcess(s, int(c.maxID))
+		}
 		if err != nil {
 			bad("fault", "%v", err)
 			continue
 		}
-		if c.WAL == "memory" && faultspec.NeedsRestart(f) {
+		if c.System == DefaultSystem {
+			if err := checkModeFault(c, mode, f); err != nil {
+				bad("fault", "%v", err)
+				continue
+			}
+		}
+		if c.WAL == "memory" && faultspec.ProcessNeedsRestart(f) {
 			bad("fault", "%q restarts a node, but --wal memory loses the log on restart; use --wal pebble", s)
 			continue
 		}
@@ -320,10 +382,74 @@ func (c *Config) Validate() error {
 		}
 		c.faults = append(c.faults, f)
 	}
+	if len(probs) == 0 && c.System != DefaultSystem {
+		if sys, ok := LookupSystem(c.System); ok && sys.Check != nil {
+			if err := sys.Check(c); err != nil {
+				return err
+			}
+		}
+	}
 	if len(probs) > 0 {
 		return fmt.Errorf("%w: %s", ErrBadConfig, strings.Join(probs, "; "))
 	}
 	return nil
+}
+
+// validateMode checks the knobs that say where the nodes run, and parses
+// --cluster and --admin; it returns the problems, each naming its flag.
+func (c *Config) validateMode() []string {
+	var probs []string
+	bad := func(flag string, format string, args ...any) {
+		probs = append(probs, "--"+flag+": "+fmt.Sprintf(format, args...))
+	}
+	if _, ok := LookupSystem(c.System); !ok {
+		bad("system", "%q, want one of %s", c.System, strings.Join(SystemNames(), ", "))
+	} else if c.System != DefaultSystem && (c.Procs || c.Cluster != "") {
+		bad("system", "%s runs its nodes in this process; --procs and --cluster run raftbench nodes", c.System)
+	}
+	if c.Procs && c.Cluster != "" {
+		bad("cluster", "give --procs (start node processes here) or --cluster (drive a running cluster), not both")
+	}
+	if c.Netns {
+		if !c.Procs {
+			bad("netns", "needs --procs: it puts each node process in a network namespace of its own")
+		} else if err := netns.Check(); err != nil {
+			bad("netns", "%v", err)
+		} else if c.Nodes > netns.MaxNodeID || c.MaxNodeID() > netns.MaxNodeID {
+			bad("netns", "holds at most %d nodes, the run has %d", netns.MaxNodeID, c.MaxNodeID())
+		}
+	}
+	if c.DirTemplate != "" {
+		switch {
+		case !c.Procs:
+			bad("dir-template", "needs --procs: it names each node process's data directory")
+		case c.Nodes > 1 && !strings.Contains(c.DirTemplate, "{id}"):
+			bad("dir-template", "%q has no {id}, so every node would share one data directory", c.DirTemplate)
+		}
+	}
+	if c.Mode() != ModeInProcess && c.WAL == WALCrashable {
+		bad("wal", "crashable is the in-process harness's in-memory filesystem; node processes run pebble or memory (SIGKILL, kill9, is their crash)")
+	}
+	c.remote = nil
+	switch {
+	case c.Cluster != "":
+		nodes, err := parseRemote(c.Cluster, c.Admin)
+		if err != nil {
+			probs = append(probs, err.Error())
+			break
+		}
+		c.remote = nodes
+		c.Nodes = len(nodes)
+	case c.Admin != "":
+		bad("admin", "needs --cluster (the client addresses of the cluster it administers)")
+	}
+	if c.Cluster == "" && (c.AdminToken != "" || c.AdminTokenFile != "") {
+		bad("admin-token", "needs --cluster (with --procs the harness makes the token itself)")
+	}
+	if c.AdminToken != "" && c.AdminTokenFile != "" {
+		bad("admin-token", "give --admin-token or --admin-token-file, not both")
+	}
+	return probs
 }
 
 // PayloadMin is the smallest payload: every value starts with a unique
@@ -335,6 +461,14 @@ const PayloadMin = 16
 // "tcp-n3-pebble-p128-c64".
 func (c *Config) Short() string {
 	s := fmt.Sprintf("%s-n%d-%s-p%d", c.Transport, c.Nodes, c.WAL, c.Payload)
+	switch {
+	case c.Mode() == ModeCluster:
+		s = fmt.Sprintf("cluster-n%d-p%d", c.Nodes, c.Payload)
+	case c.Mode() == ModeProcs:
+		s = "procs-" + s
+	case c.System != DefaultSystem && c.System != "":
+		s = fmt.Sprintf("%s-n%d-p%d", c.System, c.Nodes, c.Payload)
+	}
 	if c.Rate > 0 {
 		s += fmt.Sprintf("-r%g", c.Rate)
 	} else {

@@ -13,13 +13,15 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/raftbench/raftbench/bench/faultspec"
-	"github.com/raftbench/raftbench/transport/fault"
+	"github.com/raftbench/raftbench/core"
 	"github.com/raftbench/raftbench/wal"
 )
 
-// durability is the cluster's state for the faults that test the WAL's
-// durability (crash, crash-leader, bitflip-wal, truncate-wal) and for the
-// checks that they lose nothing silently.
+// durability is the in-process target's state for the faults that test the
+// WAL's durability (crash, crash-leader, bitflip-wal, truncate-wal) and for
+// the checks that they lose nothing silently. It opens every node's log
+// (cluster.Template.OpenWAL) so it can note, per node, what the log must
+// still hold when it next opens.
 //
 // With --wal crashable every node's Pebble runs on its own
 // vfs.NewCrashableMem, an in-memory filesystem that tracks what was synced.
@@ -28,10 +30,12 @@ import (
 // what Jepsen's lazyfs does to a real filesystem. The snapshot images stay
 // on the real disk, which the node fsyncs before relying on them.
 type durability struct {
+	wal string // --wal
+
 	mu  sync.Mutex
 	fss map[uint64]*vfs.MemFS // each node's crashable WAL filesystem
-	// logs is each node's log as it last started.
-	logs map[uint64]*slowLog
+	// logs is each node's log as it last opened.
+	logs map[uint64]*trackedLog
 	// floors is, for a node a crash or damage stopped, the last index its
 	// log must still reach when it next opens, and what stopped it.
 	floors  map[uint64]floor
@@ -47,17 +51,17 @@ type floor struct {
 	what  string // the fault, for messages
 }
 
-func newDurability() durability {
-	return durability{fss: map[uint64]*vfs.MemFS{}, logs: map[uint64]*slowLog{},
+func newDurability(walName string) *durability {
+	return &durability{wal: walName, fss: map[uint64]*vfs.MemFS{}, logs: map[uint64]*trackedLog{},
 		floors: map[uint64]floor{}, refused: map[uint64]string{}}
 }
 
-// walFS returns the filesystem and directory of node id's Pebble WAL.
-func (c *cluster) walFS(id uint64) (vfs.FS, string) {
-	if c.cfg.WAL != "crashable" {
-		return vfs.Default, filepath.Join(c.nodeDir(id), "wal")
+// walFS returns the filesystem and directory of node id's Pebble WAL, whose
+// directory on disk is dir.
+func (d *durability) walFS(id uint64, dir string) (vfs.FS, string) {
+	if d.wal != WALCrashable {
+		return vfs.Default, dir
 	}
-	d := &c.dur
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	fs := d.fss[id]
@@ -68,11 +72,29 @@ func (c *cluster) walFS(id uint64) (vfs.FS, string) {
 	return fs, fmt.Sprintf("node%d/wal", id)
 }
 
-// started records the log node id runs on.
-func (d *durability) started(id uint64, l *slowLog) {
-	d.mu.Lock()
-	d.logs[id] = l
-	d.mu.Unlock()
+// open returns the Template.OpenWAL of the run: Pebble with opts, on node
+// id's crashable filesystem or in dir, checked against what its last
+// crash or damage required it to keep.
+func (d *durability) open(opts wal.PebbleOptions) func(id uint64, dir string) (wal.Log, error) {
+	return func(id uint64, dir string) (wal.Log, error) {
+		fs, path := d.walFS(id, dir)
+		o := opts
+		o.FS = fs
+		p, err := wal.OpenPebble(path, o)
+		if err != nil {
+			d.noteStartFailure(id, err)
+			return nil, err
+		}
+		d.checkFloor(id, p)
+		l := &trackedLog{Log: p}
+		if last, err := p.LastIndex(); err == nil {
+			l.durable = last // what the log holds at open is on disk
+		}
+		d.mu.Lock()
+		d.logs[id] = l
+		d.mu.Unlock()
+		return l, nil
+	}
 }
 
 // noteStartFailure records a WAL that Open refused as corrupt. After a
@@ -166,33 +188,14 @@ func memTreeSize(fs vfs.FS, dir string) int64 {
 	return n
 }
 
-// crash crashes node id: from this point nothing it does counts. Its
-// answers to calls in flight are withheld, its outgoing messages dropped,
-// and its WAL filesystem replaced by the image of what it had synced; then
-// the node itself is stopped (its last writes go to the discarded
-// filesystem). It returns the last index the node had reported durable,
-// which the image must hold.
-func (c *cluster) crash(id uint64, spec string) (uint64, error) {
-	if c.cfg.WAL != "crashable" {
-		return 0, fmt.Errorf("node %d: a crash needs --wal crashable", id)
-	}
-	c.mu.Lock()
-	n, w := c.nodes[id], c.wraps[id]
-	delete(c.nodes, id)
-	delete(c.wraps, id)
-	c.slots[id].crashes.Add(1)
-	c.slots[id].n.Store(nil)
-	c.mu.Unlock()
-	if n == nil {
-		return 0, fmt.Errorf("node %d is not running", id)
-	}
-	d := &c.dur
+// crash takes node id's crash image, once cluster.Crash has cut the node
+// off: the log's durable point is frozen, and its filesystem is replaced by
+// the image of what it had synced, which the next open must reach. It
+// returns the last index the node had reported durable.
+func (d *durability) crash(id uint64, spec string) uint64 {
 	d.mu.Lock()
 	l, fs := d.logs[id], d.fss[id]
 	d.mu.Unlock()
-	// Dropping everything is a valid rule; only this incarnation's
-	// transport gets it, and the restart makes a new one.
-	_ = w.SetRules(fault.Rules{DropRate: 1})
 	var last uint64
 	if l != nil {
 		last = l.freeze()
@@ -202,22 +205,18 @@ func (c *cluster) crash(id uint64, spec string) (uint64, error) {
 	d.fss[id] = image
 	d.floors[id] = floor{last: last, crash: true, what: spec}
 	d.mu.Unlock()
-	if err := n.Stop(); err != nil {
-		// Expected noise of a stop on a dropped network; the image is
-		// already taken.
-		c.logger.Debug("stop after crash", "node", id, "err", err)
-	}
-	return last, nil
+	return last
 }
 
-// damageWAL damages the live (newest) Pebble WAL file of the stopped node
-// id: bitflip-wal flips one bit at a random offset, truncate-wal cuts the
-// file at a random length. The damage is synced, so a later crash keeps it.
-func (c *cluster) damageWAL(id uint64, kind faultspec.Kind, spec string, rng *rand.Rand) (string, error) {
-	if c.cfg.WAL == "memory" {
+// damage damages the live (newest) Pebble WAL file of the stopped node id,
+// whose data directory is nodeDir: bitflip-wal flips one bit at a random
+// offset, truncate-wal cuts the file at a random length. The damage is
+// synced, so a later crash keeps it.
+func (d *durability) damage(id uint64, nodeDir string, kind faultspec.Kind, spec string, rng *rand.Rand) (string, error) {
+	if d.wal == WALMemory {
 		return "", fmt.Errorf("node %d: --wal memory has no WAL file to damage", id)
 	}
-	fs, dir := c.walFS(id)
+	fs, dir := d.walFS(id, filepath.Join(nodeDir, "wal"))
 	names, err := fs.List(dir)
 	if err != nil {
 		return "", fmt.Errorf("node %d: list WAL directory: %w", id, err)
@@ -255,7 +254,6 @@ func (c *cluster) damageWAL(id uint64, kind faultspec.Kind, spec string, rng *ra
 	if err := rewrite(fs, path, data); err != nil {
 		return "", fmt.Errorf("node %d: damage %s: %w", id, path, err)
 	}
-	d := &c.dur
 	d.mu.Lock()
 	if l := d.logs[id]; l != nil {
 		d.floors[id] = floor{last: l.lastClosed(), what: spec}
@@ -291,4 +289,62 @@ func rewrite(fs vfs.FS, path string, data []byte) error {
 		return err
 	}
 	return errors.Join(d.Sync(), d.Close())
+}
+
+// trackedLog is a node's log as the durability checks see it: it notes the
+// log's last index after the newest synced save that returned (durable)
+// and when it closed (closed): a crash must keep the first, a graceful
+// stop the second. (The slow-disk control wraps it, outside.)
+type trackedLog struct {
+	wal.Log
+
+	mu      sync.Mutex
+	frozen  bool // a crash took its image: later saves are lost with it
+	durable uint64
+	closed  uint64
+}
+
+func (s *trackedLog) Save(hs core.HardState, ents []core.Entry, sync bool) error {
+	if err := s.Log.Save(hs, ents, sync); err != nil {
+		return err
+	}
+	if sync {
+		// One writer goroutine saves, so nothing moves the log between
+		// the save and this read.
+		if last, err := s.Log.LastIndex(); err == nil {
+			s.mu.Lock()
+			if !s.frozen {
+				s.durable = last
+			}
+			s.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// Close notes the last index before closing: all of it is durable after.
+func (s *trackedLog) Close() error {
+	last, err := s.Log.LastIndex()
+	s.mu.Lock()
+	if err == nil {
+		s.closed = last
+	}
+	s.mu.Unlock()
+	return s.Log.Close()
+}
+
+// freeze marks the crash point and returns the last index reported durable
+// before it.
+func (s *trackedLog) freeze() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.frozen = true
+	return s.durable
+}
+
+// lastClosed is the last index the log held when it was closed.
+func (s *trackedLog) lastClosed() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }

@@ -21,7 +21,9 @@ import (
 // schedule order (memMu), so a slow catch-up does not hold back the kills
 // and partitions scheduled meanwhile.
 type injector struct {
-	c        *cluster
+	t        Target
+	g        Group // group 0, whose leader the leader faults pick
+	cfg      *Config
 	rec      *latencyRecorder
 	t0       time.Time
 	active   []faultspec.Fault // rules in force
@@ -29,6 +31,12 @@ type injector struct {
 	isolated map[faultspec.Fault]uint64
 
 	memMu sync.Mutex // serialises membership events
+	// paused notes the node each pause fault froze, for its undo.
+	paused map[faultspec.Fault]uint64
+	// ruled and slowed are the nodes whose message rules or disk delay
+	// the schedule set and has not lifted: applyRules only calls a
+	// target about nodes whose rules change.
+	ruled, slowed map[uint64]bool
 
 	mu         sync.Mutex
 	applied    []results.AppliedFault
@@ -40,8 +48,82 @@ type injector struct {
 // membershipTimeout bounds each step of a membership event.
 const membershipTimeout = 30 * time.Second
 
-func newInjector(c *cluster, rec *latencyRecorder, t0 time.Time) *injector {
-	return &injector{c: c, rec: rec, t0: t0, killed: map[faultspec.Fault]uint64{}, isolated: map[faultspec.Fault]uint64{}}
+func newInjector(t Target, cfg *Config, rec *latencyRecorder, t0 time.Time) *injector {
+	return &injector{t: t, g: t.Group(0), cfg: cfg, rec: rec, t0: t0, killed: map[faultspec.Fault]uint64{},
+		isolated: map[faultspec.Fault]uint64{}, paused: map[faultspec.Fault]uint64{}, ruled: map[uint64]bool{}, slowed: map[uint64]bool{}}
+}
+
+// checkFaults asks t whether it can inject every fault of faults, and that
+// it has the interface each needs, before the load starts.
+func checkFaults(t Target, faults []faultspec.Fault) error {
+	name := targetName(t)
+	var msgs []string
+	for _, f := range faults {
+		if err := t.CheckFault(f); err != nil {
+			msgs = append(msgs, err.Error())
+			continue
+		}
+		if missing := capabilityOf(t, f); missing != "" {
+			msgs = append(msgs, UnsupportedFault(name, f.Spec, "it has no "+missing).Error())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w: --fault: %s", ErrBadConfig, ErrUnsupportedFault, strings.Join(msgs, "; "))
+}
+
+// targetName names t in messages: "raftbench --procs", "etcd".
+func targetName(t Target) string {
+	info := t.Info()
+	switch info.Mode {
+	case ModeProcs:
+		return info.System + " --procs"
+	case ModeCluster:
+		return info.System + " --cluster"
+	}
+	return info.System
+}
+
+// capabilityOf names the capability interface f needs that t lacks ("" when
+// it has it).
+func capabilityOf(t Target, f faultspec.Fault) string {
+	var ok bool
+	var name string
+	switch {
+	case f.IsRule() && f.Kind == faultspec.SlowDisk:
+		_, ok = t.(DiskSlower)
+		name = "DiskSlower"
+	case f.IsRule():
+		_, ok = t.(MessageFaulter)
+		name = "MessageFaulter"
+	case f.IsMembership():
+		_, ok = t.(Membership)
+		name = "Membership"
+	}
+	switch f.Kind {
+	case faultspec.Kill, faultspec.KillLeader:
+		_, ok = t.(Stopper)
+		name = "Stopper"
+	case faultspec.Kill9, faultspec.Kill9Leader:
+		_, ok = t.(Killer)
+		name = "Killer"
+	case faultspec.Pause, faultspec.PauseLeader:
+		_, ok = t.(Pauser)
+		name = "Pauser"
+	case faultspec.Isolate, faultspec.PartitionLeader, faultspec.Heal:
+		_, ok = t.(Partitioner)
+		name = "Partitioner"
+	case faultspec.Crash, faultspec.CrashLeader, faultspec.BitflipWAL, faultspec.TruncateWAL:
+		_, ok = t.(Crasher)
+		name = "Crasher"
+	case faultspec.Restart:
+		ok = true
+	}
+	if ok || name == "" {
+		return ""
+	}
+	return name
 }
 
 // run applies evs at their times until they are done or ctx ends, then
@@ -108,7 +190,7 @@ func (in *injector) apply(ctx context.Context, ev faultspec.Event) (string, erro
 		} else {
 			in.active = append(in.active, f)
 		}
-		if err := in.applyRules(); err != nil {
+		if err := in.applyRules(ctx); err != nil {
 			return "", err
 		}
 		if ev.Undo {
@@ -117,42 +199,73 @@ func (in *injector) apply(ctx context.Context, ev faultspec.Event) (string, erro
 		return "applied " + f.Spec, nil
 	}
 	switch f.Kind {
-	case faultspec.KillLeader, faultspec.Kill:
+	case faultspec.KillLeader, faultspec.Kill, faultspec.Kill9, faultspec.Kill9Leader:
 		if ev.Undo {
 			id := in.killed[f]
 			if id == 0 {
 				return "", fmt.Errorf("nothing was killed to restart")
 			}
-			if err := in.c.restart(id); err != nil {
+			delete(in.killed, f)
+			if err := in.t.Restart(ctx, id); err != nil {
 				return "", err
 			}
 			return fmt.Sprintf("restarted node %d", id), nil
 		}
-		id := f.Node
-		if f.Kind == faultspec.KillLeader {
-			var err error
-			if id, err = in.c.waitLeader(ctx, 5*time.Second); err != nil {
-				return "", fmt.Errorf("no leader to kill: %w", err)
-			}
+		id, err := in.target(ctx, f, "kill")
+		if err != nil {
+			return "", err
 		}
-		lead, _ := in.c.leader()
-		term := in.c.maxTerm()
-		if err := in.c.stop(id); err != nil {
+		lead, _ := in.g.Leader()
+		term := in.g.MaxTerm()
+		how := "killed"
+		if f.Kind == faultspec.Kill9 || f.Kind == faultspec.Kill9Leader {
+			err, how = in.t.(Killer).Kill9(ctx, id), "SIGKILLed"
+		} else {
+			err = in.t.(Stopper).Stop(ctx, id)
+		}
+		if err != nil {
 			return "", err
 		}
 		in.killed[f] = id
 		if id == lead {
 			in.measureFailover(ctx, f.Spec, id, term)
 		}
-		return fmt.Sprintf("killed node %d", id), nil
+		return fmt.Sprintf("%s node %d", how, id), nil
+	case faultspec.Pause, faultspec.PauseLeader:
+		p := in.t.(Pauser)
+		if ev.Undo {
+			id := in.paused[f]
+			if id == 0 {
+				return "", fmt.Errorf("nothing was paused to resume")
+			}
+			delete(in.paused, f)
+			if err := p.Resume(ctx, id); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("resumed node %d", id), nil
+		}
+		id, err := in.target(ctx, f, "pause")
+		if err != nil {
+			return "", err
+		}
+		lead, _ := in.g.Leader()
+		term := in.g.MaxTerm()
+		if err := p.Pause(ctx, id); err != nil {
+			return "", err
+		}
+		in.paused[f] = id
+		if id == lead {
+			in.measureFailover(ctx, f.Spec, id, term)
+		}
+		return fmt.Sprintf("paused node %d", id), nil
 	case faultspec.Restart:
 		ids := []uint64{f.Node}
 		if f.Node == 0 {
-			ids = in.c.stopped()
+			ids = in.t.Stopped()
 		}
 		var done []string
 		for _, id := range ids {
-			if err := in.c.restart(id); err != nil {
+			if err := in.t.Restart(ctx, id); err != nil {
 				return strings.Join(done, ", "), err
 			}
 			done = append(done, fmt.Sprint(id))
@@ -162,37 +275,55 @@ func (in *injector) apply(ctx context.Context, ev faultspec.Event) (string, erro
 		}
 		return "restarted node " + strings.Join(done, ", "), nil
 	case faultspec.PartitionLeader, faultspec.Isolate:
+		p := in.t.(Partitioner)
 		if ev.Undo {
 			id := in.isolated[f]
 			if id == 0 {
 				return "", fmt.Errorf("nothing was isolated to reconnect")
 			}
 			delete(in.isolated, f)
-			in.c.net.Unisolate(id)
+			if err := p.Unisolate(ctx, id); err != nil {
+				return "", err
+			}
 			return fmt.Sprintf("reconnected node %d", id), nil
 		}
-		id := f.Node
-		if f.Kind == faultspec.PartitionLeader {
-			var err error
-			if id, err = in.c.waitLeader(ctx, 5*time.Second); err != nil {
-				return "", fmt.Errorf("no leader to partition: %w", err)
-			}
+		id, err := in.target(ctx, f, "partition")
+		if err != nil {
+			return "", err
 		}
-		lead, _ := in.c.leader()
-		term := in.c.maxTerm()
-		in.c.net.Isolate(id)
+		lead, _ := in.g.Leader()
+		term := in.g.MaxTerm()
+		if err := p.Isolate(ctx, id); err != nil {
+			return "", err
+		}
 		in.isolated[f] = id
 		if id == lead {
 			in.measureFailover(ctx, f.Spec, id, term)
 		}
 		return fmt.Sprintf("isolated node %d", id), nil
 	case faultspec.Heal:
-		in.c.net.Heal()
+		if err := in.t.(Partitioner).HealNetwork(ctx); err != nil {
+			return "", err
+		}
 		return "healed", nil
 	case faultspec.CrashLeader, faultspec.Crash, faultspec.BitflipWAL, faultspec.TruncateWAL:
 		return in.applyDurability(ctx, ev)
 	}
 	return "", fmt.Errorf("unknown fault kind %q", f.Kind)
+}
+
+// target is the node fault f acts on: its node, or for the *-leader faults
+// the current leader (waiting up to 5 s for one every running node
+// follows); verb says what for, in the error.
+func (in *injector) target(ctx context.Context, f faultspec.Fault, verb string) (uint64, error) {
+	if f.Node != 0 {
+		return f.Node, nil
+	}
+	id, err := in.g.WaitLeader(ctx, 5*time.Second)
+	if err != nil {
+		return 0, fmt.Errorf("no leader to %s: %w", verb, err)
+	}
+	return id, nil
 }
 
 // applyDurability applies a crash or a WAL damage, the same shape as a
@@ -202,40 +333,42 @@ func (in *injector) apply(ctx context.Context, ev faultspec.Event) (string, erro
 // is a failure, returned as an error.
 func (in *injector) applyDurability(ctx context.Context, ev faultspec.Event) (string, error) {
 	f := ev.Fault
+	cr := in.t.(Crasher)
 	if ev.Undo {
 		id := in.killed[f]
 		if id == 0 {
 			return "", fmt.Errorf("nothing was stopped to restart")
 		}
 		delete(in.killed, f)
-		return in.restartChecked(id, f.IsCrash())
+		return in.restartChecked(ctx, id, f.IsCrash())
 	}
-	id := f.Node
-	if f.Kind == faultspec.CrashLeader {
-		var err error
-		if id, err = in.c.waitLeader(ctx, 5*time.Second); err != nil {
-			return "", fmt.Errorf("no leader to crash: %w", err)
-		}
+	id, err := in.target(ctx, f, "crash")
+	if err != nil {
+		return "", err
 	}
-	lead, _ := in.c.leader()
-	term := in.c.maxTerm()
+	lead, _ := in.g.Leader()
+	term := in.g.MaxTerm()
 	var what string
 	if f.IsCrash() {
-		last, err := in.c.crash(id, f.Spec)
+		last, err := cr.Crash(ctx, id, f.Spec)
 		if err != nil {
 			return "", err
 		}
 		what = fmt.Sprintf("crashed node %d (lost what it had not synced; it had reported its log durable to index %d)", id, last)
 	} else {
-		running := in.c.node(id) != nil
+		running := in.t.Running(id)
 		if running {
-			if err := in.c.stop(id); err != nil {
+			st, ok := in.t.(Stopper)
+			if !ok {
+				return "", fmt.Errorf("%s cannot stop node %d to damage its WAL", targetName(in.t), id)
+			}
+			if err := st.Stop(ctx, id); err != nil {
 				return "", err
 			}
 		}
-		rng := rand.New(rand.NewPCG(in.c.cfg.Seed, uint64(ev.At)+id))
+		rng := rand.New(rand.NewPCG(in.cfg.Seed, uint64(ev.At)+id))
 		var err error
-		if what, err = in.c.damageWAL(id, f.Kind, f.Spec, rng); err != nil {
+		if what, err = cr.DamageWAL(ctx, id, f.Kind, f.Spec, rng); err != nil {
 			return "stopped node " + fmt.Sprint(id), err
 		}
 		if !running {
@@ -250,19 +383,19 @@ func (in *injector) applyDurability(ctx context.Context, ev faultspec.Event) (st
 		in.killed[f] = id
 		return what, nil
 	}
-	again, err := in.restartChecked(id, f.IsCrash())
+	again, err := in.restartChecked(ctx, id, f.IsCrash())
 	return what + "; " + again, err
 }
 
 // restartChecked restarts node id after a crash or a damage. A refusal of
 // a damaged WAL is reported, not an error; anything else that stops the
 // restart is.
-func (in *injector) restartChecked(id uint64, crash bool) (string, error) {
-	err := in.c.restart(id)
+func (in *injector) restartChecked(ctx context.Context, id uint64, crash bool) (string, error) {
+	err := in.t.Restart(ctx, id)
 	switch {
 	case err == nil:
 		return fmt.Sprintf("restarted node %d", id), nil
-	case !crash && in.c.dur.isRefused(id):
+	case !crash && in.t.(Crasher).Refused(id):
 		return fmt.Sprintf("node %d refused to start, and stays down: %v", id, err), nil
 	}
 	return "", err
@@ -270,33 +403,47 @@ func (in *injector) restartChecked(id uint64, crash bool) (string, error) {
 
 // applyRules sets every node's message rules and disk delay from the rules
 // in force; a later rule of the same kind overrides an earlier one.
-func (in *injector) applyRules() error {
-	for id := uint64(1); id <= in.c.maxID; id++ {
+func (in *injector) applyRules(ctx context.Context) error {
+	for _, id := range in.ruleNodes() {
 		var r fault.Rules
 		var disk time.Duration
+		var hasRule, hasDisk bool
 		for _, f := range in.active {
 			if f.Node != 0 && f.Node != id {
 				continue
 			}
 			switch f.Kind {
 			case faultspec.Loss:
-				r.DropRate = f.Prob
+				r.DropRate, hasRule = f.Prob, true
 			case faultspec.Dup:
-				r.DuplicateRate = f.Prob
+				r.DuplicateRate, hasRule = f.Prob, true
 			case faultspec.Reorder:
-				r.ReorderRate = f.Prob
+				r.ReorderRate, hasRule = f.Prob, true
 			case faultspec.Delay:
-				r.Delay, r.Jitter = f.Delay, f.Jitter
+				r.Delay, r.Jitter, hasRule = f.Delay, f.Jitter, true
 			case faultspec.SlowDisk:
-				disk = f.Delay
+				disk, hasDisk = f.Delay, true
 			}
 		}
-		if err := in.c.setRules(id, r); err != nil {
-			return fmt.Errorf("rules of node %d: %w", id, err)
+		if m, ok := in.t.(MessageFaulter); ok && (hasRule || in.ruled[id]) {
+			if err := m.SetRules(ctx, id, r); err != nil {
+				return fmt.Errorf("rules of node %d: %w", id, err)
+			}
+			in.ruled[id] = hasRule
 		}
-		in.c.setDiskDelay(id, disk)
+		if d, ok := in.t.(DiskSlower); ok && (hasDisk || in.slowed[id]) {
+			if err := d.SetDiskDelay(ctx, id, disk); err != nil {
+				return fmt.Errorf("slow disk of node %d: %w", id, err)
+			}
+			in.slowed[id] = hasDisk
+		}
 	}
 	return nil
+}
+
+// ruleNodes are the nodes rules may apply to: every ID the run can have.
+func (in *injector) ruleNodes() []uint64 {
+	return nodeIDs(int(in.cfg.MaxNodeID()))
 }
 
 // measureFailover times, from now, a new leader (other than old, in a
@@ -312,7 +459,7 @@ func (in *injector) measureFailover(ctx context.Context, spec string, old, term 
 	go func() {
 		defer in.wg.Done()
 		for ctx.Err() == nil {
-			if id, t := in.c.leader(); id != 0 && id != old && t > term {
+			if id, t := in.g.Leader(); id != 0 && id != old && t > term {
 				in.mu.Lock()
 				fo.NewLeader, fo.ToLeaderMS = id, ms(time.Since(now))
 				in.mu.Unlock()

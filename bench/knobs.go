@@ -160,6 +160,14 @@ func parseSize(v string) (int, error) {
 
 // Knobs lists every setting, in the order help shows them.
 var Knobs = []Knob{
+	strKnob("system", "the Raft implementation to run (raftbench; more where a build registers them, see raftbench help systems)", true, func(c *Config) *string { return &c.System }),
+	boolKnob("procs", "run each node as a `raftbench node` process of its own on this machine, with its own data directory, heap and profiles; kill9 and pause faults need it", func(c *Config) *bool { return &c.Procs }),
+	boolKnob("netns", "with --procs, put each node process in a network namespace of its own joined by veth links on a bridge, so partitions are real link cuts (Linux, root)", func(c *Config) *bool { return &c.Netns }),
+	strKnob("dir-template", "with --procs, each node's data directory, {id} standing for its ID (e.g. /mnt/disk{id}/raftbench, so each WAL has a device of its own); each must be empty or absent (default: node{id} under --dir)", false, func(c *Config) *string { return &c.DirTemplate }),
+	strKnob("cluster", "drive a cluster someone else started: its nodes' client API addresses, ID=HOST:PORT,... (needs --admin)", false, func(c *Config) *string { return &c.Cluster }),
+	strKnob("admin", "with --cluster, the nodes' admin endpoints, ID=HOST:PORT,... (status, state at an index, faults, profiles)", false, func(c *Config) *string { return &c.Admin }),
+	strKnob("admin-token", "with --cluster, the admin endpoints' bearer token (shows in ps: prefer --admin-token-file; never written to config.json)", false, func(c *Config) *string { return &c.AdminToken }),
+	strKnob("admin-token-file", "with --cluster, a file holding the admin endpoints' bearer token", false, func(c *Config) *string { return &c.AdminTokenFile }),
 	intKnob("nodes", "cluster size, 1..1000 (more than 4 nodes per CPU draws a warning: they compete for it)", func(c *Config) *int { return &c.Nodes }),
 	strKnob("transport", "transport between nodes: tcp or quic", true, func(c *Config) *string { return &c.Transport }),
 	strKnob("wal", "write-ahead log: pebble (on disk), crashable (Pebble on an in-memory filesystem that a crash fault cuts back to what was synced; chosen instead of pebble when --fault has a crash) or memory", true, func(c *Config) *string { return &c.WAL }),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,9 +57,68 @@ func (in *injector) startMembership(ctx context.Context, f faultspec.Fault, at t
 	}()
 }
 
+// members is the membership interface of the target (CheckFaults made
+// sure it has one before any membership event was scheduled).
+func (in *injector) members() Membership { return in.t.(Membership) }
+
+// isMember reports whether the current leader counts id as a voter, or
+// with orLearner as any member.
+func (in *injector) isMember(ctx context.Context, id uint64, orLearner bool) bool {
+	voters, learners, err := in.members().Members(ctx, 0)
+	if err != nil {
+		return false
+	}
+	return slices.Contains(voters, id) || (orLearner && slices.Contains(learners, id))
+}
+
+// leaderOtherThan reports whether a running node other than id leads.
+func (in *injector) leaderOtherThan(id uint64) bool {
+	l, _ := in.g.Leader()
+	return l != 0 && l != id
+}
+
+// change runs c against the current leader until done holds, retrying the
+// errors a membership change meets while the cluster moves (another change
+// settling, a leader change, an attempt whose outcome was unknown), for at
+// most timeout. Once it succeeds it only waits for done: a joint change
+// returns when it is entered, and done holds once it has been left.
+func (in *injector) change(ctx context.Context, timeout time.Duration, done func() bool, c MemberChange) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	succeeded := false
+	for {
+		if done() {
+			return nil
+		}
+		if id, _ := in.g.Leader(); id != 0 && !succeeded {
+			actx, acancel := context.WithTimeout(ctx, 3*time.Second)
+			err := in.members().ChangeMembers(actx, c)
+			acancel()
+			if err == nil {
+				succeeded = true
+				continue
+			}
+			if !errors.Is(err, core.ErrConfChangePending) && !errors.Is(err, node.ErrNotLeader) &&
+				!errors.Is(err, node.ErrLeadershipLost) && !errors.Is(err, node.ErrTimeout) && !errors.Is(err, node.ErrStopped) {
+				return err
+			}
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			if last == nil {
+				last = ctx.Err()
+			}
+			return fmt.Errorf("not done within %v: %w", timeout, last)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // done marks mc in force now, with the leader's voters.
 func (in *injector) done(ctx context.Context, mc *results.MembershipChange, start time.Time) {
-	voters, _, _ := in.c.members(ctx)
+	voters, _, _ := in.members().Members(ctx, 5*time.Second)
 	in.mu.Lock()
 	mc.DoneMS, mc.Voters = ms(time.Since(start)), voters
 	in.mu.Unlock()
@@ -67,19 +127,19 @@ func (in *injector) done(ctx context.Context, mc *results.MembershipChange, star
 // addNode starts the next new node as a learner, adds it, and promotes it
 // once it has caught up.
 func (in *injector) addNode(ctx context.Context, mc *results.MembershipChange, start time.Time) (string, error) {
-	id, addr, err := in.c.startNew(ctx)
+	id, addr, err := in.members().StartNode(ctx)
 	if err != nil {
 		return "", fmt.Errorf("start a new node: %w", err)
 	}
 	in.mu.Lock()
 	mc.Added = id
 	in.mu.Unlock()
-	if err := in.c.change(ctx, membershipTimeout, func() bool { return in.c.isMember(id, true) },
-		func(ctx context.Context, l *node.Node) error { return l.AddLearner(ctx, id, addr) }); err != nil {
+	if err := in.change(ctx, membershipTimeout, func() bool { return in.isMember(ctx, id, true) },
+		MemberChange{Op: AddLearner, ID: id, Addr: addr}); err != nil {
 		return fmt.Sprintf("started node %d", id), fmt.Errorf("add node %d as a learner: %w", id, err)
 	}
-	if err := in.c.change(ctx, membershipTimeout, func() bool { return in.c.isMember(id, false) },
-		func(ctx context.Context, l *node.Node) error { return l.PromoteLearner(ctx, id) }); err != nil {
+	if err := in.change(ctx, membershipTimeout, func() bool { return in.isMember(ctx, id, false) },
+		MemberChange{Op: Promote, ID: id}); err != nil {
 		return fmt.Sprintf("added node %d as a learner", id), fmt.Errorf("promote node %d: %w", id, err)
 	}
 	in.done(ctx, mc, start)
@@ -91,14 +151,15 @@ func (in *injector) addNode(ctx context.Context, mc *results.MembershipChange, s
 // leader. The leader is first asked to hand over to its most caught-up
 // follower, and the time to the new leader is measured as a failover.
 func (in *injector) remove(ctx context.Context, f faultspec.Fault, mc *results.MembershipChange, start time.Time, id uint64) (string, error) {
-	lead, err := in.c.waitAnyLeader(ctx, 5*time.Second)
+	voters, learners, err := in.members().Members(ctx, 5*time.Second)
 	if err != nil {
 		return "", fmt.Errorf("no leader: %w", err)
 	}
+	lead, _ := in.g.Leader()
 	if id == 0 {
 		id = lead
 	}
-	if !in.c.isMember(id, true) {
+	if !slices.Contains(voters, id) && !slices.Contains(learners, id) {
 		return "", fmt.Errorf("node %d is not a member", id)
 	}
 	in.mu.Lock()
@@ -106,22 +167,22 @@ func (in *injector) remove(ctx context.Context, f faultspec.Fault, mc *results.M
 	in.mu.Unlock()
 	var notes []string
 	if id == lead {
-		term := in.c.maxTerm()
+		term := in.g.MaxTerm()
 		in.measureFailover(ctx, f.Spec, lead, term)
-		if to, err := in.transferAway(ctx, lead); err != nil {
+		if to, err := in.members().HandOff(ctx, lead); err != nil {
 			notes = append(notes, fmt.Sprintf("leadership transfer failed: %v", err))
 		} else {
 			notes = append(notes, fmt.Sprintf("leadership handed to node %d", to))
 		}
 	}
-	if err := in.c.change(ctx, membershipTimeout, func() bool { return in.c.leaderOtherThan(id) && !in.c.isMember(id, true) },
-		func(ctx context.Context, l *node.Node) error { return l.RemoveNode(ctx, id) }); err != nil {
+	if err := in.change(ctx, membershipTimeout, func() bool { return in.leaderOtherThan(id) && !in.isMember(ctx, id, true) },
+		MemberChange{Op: RemoveMember, ID: id}); err != nil {
 		return "", fmt.Errorf("remove node %d: %w", id, err)
 	}
-	in.c.markRemoved(id)
+	in.members().MarkRemoved(id)
 	in.done(ctx, mc, start)
-	if in.c.node(id) != nil {
-		if err := in.c.stop(id); err != nil {
+	if in.t.Running(id) {
+		if err := in.t.(Stopper).Stop(ctx, id); err != nil {
 			notes = append(notes, err.Error())
 		}
 	}
@@ -132,69 +193,42 @@ func (in *injector) remove(ctx context.Context, f faultspec.Fault, mc *results.M
 	return what, nil
 }
 
-// transferAway hands leadership from lead to the running voter whose log
-// matches the most of the leader's, and returns it.
-func (in *injector) transferAway(ctx context.Context, lead uint64) (uint64, error) {
-	l := in.c.node(lead)
-	if l == nil {
-		return 0, errors.New("the leader stopped")
-	}
-	var to, match uint64
-	for id, p := range l.Status().Progress {
-		if id != lead && !p.Learner && in.c.node(id) != nil && (to == 0 || p.Match > match) {
-			to, match = id, p.Match
-		}
-	}
-	if to == 0 {
-		return 0, errors.New("no running follower to hand over to")
-	}
-	tctx, cancel := context.WithTimeout(ctx, 2*in.c.cfg.ElectionTimeout.D()+time.Second)
-	defer cancel()
-	if err := l.TransferLeadership(tctx, to); err != nil {
-		return 0, fmt.Errorf("to node %d: %w", to, err)
-	}
-	return to, nil
-}
-
 // replace stops node N (a kill, measured as a failover if it led), starts
 // a new node and swaps them in one joint change; the new node catches up
 // from the leader, by snapshot when the log has been compacted past it.
 func (in *injector) replace(ctx context.Context, f faultspec.Fault, mc *results.MembershipChange, start time.Time) (string, error) {
 	old := f.Node
-	if !in.c.isMember(old, true) {
-		if _, err := in.c.waitAnyLeader(ctx, 5*time.Second); err != nil || !in.c.isMember(old, true) {
+	if !in.isMember(ctx, old, true) {
+		voters, learners, err := in.members().Members(ctx, 5*time.Second)
+		if err != nil || (!slices.Contains(voters, old) && !slices.Contains(learners, old)) {
 			return "", fmt.Errorf("node %d is not a member", old)
 		}
 	}
 	in.mu.Lock()
 	mc.Removed = old
 	in.mu.Unlock()
-	if in.c.node(old) != nil {
-		lead, _ := in.c.leader()
-		term := in.c.maxTerm()
-		if err := in.c.stop(old); err != nil {
+	if in.t.Running(old) {
+		lead, _ := in.g.Leader()
+		term := in.g.MaxTerm()
+		if err := in.t.(Stopper).Stop(ctx, old); err != nil {
 			return "", err
 		}
 		if old == lead {
 			in.measureFailover(ctx, f.Spec, old, term)
 		}
 	}
-	id, addr, err := in.c.startNew(ctx)
+	id, addr, err := in.members().StartNode(ctx)
 	if err != nil {
 		return fmt.Sprintf("stopped node %d", old), fmt.Errorf("start a new node: %w", err)
 	}
 	in.mu.Lock()
 	mc.Added = id
 	in.mu.Unlock()
-	cc := core.ConfChange{Changes: []core.ConfChangeSingle{
-		{Type: core.AddVoter, NodeID: id, Context: []byte(addr)},
-		{Type: core.RemoveNode, NodeID: old},
-	}}
-	if err := in.c.change(ctx, membershipTimeout, func() bool { return in.c.isMember(id, false) && !in.c.isMember(old, true) },
-		func(ctx context.Context, l *node.Node) error { return l.ChangeMembership(ctx, cc) }); err != nil {
+	if err := in.change(ctx, membershipTimeout, func() bool { return in.isMember(ctx, id, false) && !in.isMember(ctx, old, true) },
+		MemberChange{Op: Replace, ID: id, Addr: addr, Old: old}); err != nil {
 		return fmt.Sprintf("stopped node %d, started node %d", old, id), fmt.Errorf("replace node %d by node %d: %w", old, id, err)
 	}
-	in.c.markRemoved(old)
+	in.members().MarkRemoved(old)
 	in.done(ctx, mc, start)
 	in.catchUp(ctx, mc, start, id)
 	what := fmt.Sprintf("replaced node %d by node %d (in force after %s", old, id, msText(mc.DoneMS))
@@ -211,20 +245,16 @@ func (in *injector) replace(ctx context.Context, f faultspec.Fault, mc *results.
 // committed when the change came into force, and notes where its log
 // starts: past 1 means it was brought up by a snapshot.
 func (in *injector) catchUp(ctx context.Context, mc *results.MembershipChange, start time.Time, id uint64) {
-	lead, _ := in.c.leader()
-	l := in.c.node(lead)
-	if l == nil {
+	target, err := in.members().LeaderCommit(ctx)
+	if err != nil {
 		return
 	}
-	target := l.Status().Commit
 	deadline := time.Now().Add(membershipTimeout)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		n := in.c.node(id)
-		if n != nil && n.Status().Applied >= target {
-			first, err := n.LogFirstIndex()
+		if applied, first, ok := in.members().NodeLog(ctx, id); ok && applied >= target {
 			in.mu.Lock()
 			mc.CaughtUpMS = ms(time.Since(start))
-			if err == nil && first > 1 {
+			if first > 1 {
 				mc.SnapshotIndex = first - 1
 			}
 			in.mu.Unlock()

@@ -120,3 +120,8 @@ func registerPprof(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
+
+// wantsProfiles reports whether the run asked for any profile.
+func (c *Config) wantsProfiles() bool {
+	return c.CPUProfile != "" || c.MemProfile != "" || c.MutexProfile != "" || c.BlockProfile != "" || c.Trace != ""
+}

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raftbench/raftbench/bench/faultspec"
 	"github.com/raftbench/raftbench/bench/report"
@@ -30,6 +32,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Label prefixes progress lines (say, the sweep point).
 	Label string
+	// Binary is the raftbench executable that --procs runs as `raftbench
+	// node` processes; the CLI passes its own (os.Executable).
+	Binary string
 
 	// hooks let tests reach into a run (nil: none).
 	hooks *testHooks
@@ -42,10 +47,10 @@ type testHooks struct {
 	// gave up are left queued while the cluster settles.
 	noGrace bool
 	// afterCancel runs just after the load's contexts are cancelled.
-	afterCancel func(c *cluster)
+	afterCancel func(t Target)
 	// beforeCompare runs once the cluster has quiesced, just before the
 	// replicas' states are read: a test corrupts a replica there.
-	beforeCompare func(c *cluster)
+	beforeCompare func(t Target)
 	// noPlots writes report.md without the plots (rendering PNGs is most
 	// of a short run's time under the race detector).
 	noPlots bool
@@ -223,23 +228,50 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 	}
 	defer prof.stopEarly()
 
-	c, err := startCluster(cfg, logger)
+	sys, ok := LookupSystem(cfg.System)
+	if !ok {
+		return nil, fmt.Errorf("%w: --system: %q is not registered", ErrBadConfig, cfg.System)
+	}
+	startPr := newProgress(opt.Progress, false, label, 0)
+	tgt, err := sys.Start(ctx, cfg, Env{Dir: dir, Logger: logger, Binary: opt.Binary, Logf: startPr.logf})
 	if err != nil {
 		return nil, err
 	}
-	defer c.close()
-	mc.set(c)
-	defer mc.set(nil)
+	var closeOnce sync.Once
+	var closeErr error
+	closeTarget := func() {
+		closeOnce.Do(func() { closeErr = tgt.Close() })
+	}
+	defer closeTarget()
+	info := tgt.Info()
+	if info.Groups != 1 {
+		return nil, fmt.Errorf("%w: --system %s runs %d Raft groups; this harness drives one", ErrBadConfig, cfg.System, info.Groups)
+	}
+	if err := checkFaults(tgt, cfg.ParsedFaults()); err != nil {
+		return nil, err
+	}
+	if info.Where != "" {
+		startPr.logf("%s: %s", label, info.Where)
+	}
+	g := tgt.Group(0)
+	if col, ok := tgt.(prometheus.Collector); ok {
+		mc.set(col)
+		defer mc.set(nil)
+	}
 	// Sample the nodes' data directories every second until the measured
 	// window closes (settling restarts nodes and would blur the peak).
+	disks, _ := tgt.(DiskSampler)
 	diskCtx, stopDisk := context.WithCancel(context.Background())
 	diskDone := make(chan struct{})
 	go func() {
 		defer close(diskDone)
+		if disks == nil {
+			return
+		}
 		tk := time.NewTicker(time.Second)
 		defer tk.Stop()
 		for {
-			c.sampleDisk()
+			disks.SampleDisk()
 			select {
 			case <-diskCtx.Done():
 				return
@@ -248,7 +280,7 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		}
 	}()
 	defer func() { stopDisk(); <-diskDone }()
-	if _, err := c.waitLeader(ctx, 30*time.Second); err != nil {
+	if _, err := g.WaitLeader(ctx, 30*time.Second); err != nil {
 		return nil, fmt.Errorf("start cluster: %w", err)
 	}
 
@@ -260,7 +292,13 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 	if cfg.Check {
 		history = kv.NewRecorder()
 	}
-	w := newWorkload(cfg, realClock{}, rec, history, c.endpoints())
+	w := newWorkload(cfg, realClock{}, rec, history, g.Endpoints())
+	nodeProf, _ := tgt.(Profiler)
+	if nodeProf != nil && cfg.wantsProfiles() {
+		if err := nodeProf.StartProfiles(ctx, cfg, dir, cfg.Warmup.D()+cfg.Duration.D()); err != nil {
+			return nil, err
+		}
+	}
 	// The load has a context of its own: an interrupt closes the window
 	// and stops the load in order instead of cutting every call short.
 	loadCtx, stopLoad := context.WithCancel(context.Background())
@@ -279,9 +317,10 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		pr.logf("%s: warming up for %v", label, cfg.Warmup.D())
 	}
 	interrupted := (realClock{}).SleepUntil(ctx, t0) != nil
+	probe := openWindow(ctx, tgt)
 	ictx, stopInject := context.WithCancel(context.Background())
 	defer stopInject()
-	inj := newInjector(c, rec, t0)
+	inj := newInjector(tgt, cfg, rec, t0)
 	injDone := make(chan struct{})
 	go func() {
 		inj.run(ictx, faultspec.Schedule(cfg.ParsedFaults()))
@@ -308,7 +347,7 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 			continue
 		case <-sample.C:
 		}
-		id, term := c.leader()
+		id, term := g.Leader()
 		if id != 0 && (id != lastLead || term != lastTerm) {
 			if seenLeader {
 				leaderChanges++
@@ -338,7 +377,7 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		if closeAt.After(tEnd) {
 			closeAt = tEnd
 		}
-		id, term := c.leader()
+		id, term := g.Leader()
 		if n := int((closeAt.Sub(t0) + time.Second - 1) / time.Second); len(secLeaders) < n {
 			secLeaders, secTerms = append(secLeaders, id), append(secTerms, term)
 		}
@@ -347,10 +386,13 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 	// then stop issuing load, end the fault schedule, give the stragglers
 	// a bounded grace and cancel the rest.
 	rec.close(closeAt)
+	window := probe.closeWindow(context.WithoutCancel(ctx))
 	w.stopIssuing()
 	stopDisk()
 	<-diskDone
-	c.sampleDisk()
+	if disks != nil {
+		disks.SampleDisk()
+	}
 	stopInject()
 	<-injDone
 	grace := min(cfg.OpTimeout.D(), stragglerGrace)
@@ -364,7 +406,7 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 	stopLoad()
 	w.release()
 	if opt.hooks != nil && opt.hooks.afterCancel != nil {
-		opt.hooks.afterCancel(c)
+		opt.hooks.afterCancel(tgt)
 	}
 	loadErr := <-loadDone
 	pr.done()
@@ -380,21 +422,31 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		Errors: rd.errs, LatencyUS: results.LatencyOf(rd.total), LeaderChanges: leaderChanges,
 		Reads: rd.reads, Writes: rd.writes, IncompleteOps: rd.incomplete, Env: results.CurrentEnv(),
 		LinearizabilityCheck: "off", Interrupted: interrupted, Warnings: cfg.Warnings(),
+		Mode: info.Mode, System: info.System, SystemVersion: info.Version,
 	}
 	s.Ops = s.Reads + s.Writes
 	if measured > 0 {
 		s.ThroughputOpsPerSec = float64(s.Ops) / measured.Seconds()
 	}
 	s.ThroughputMBPerSec = s.ThroughputOpsPerSec * float64(cfg.Payload) / 1e6
+	window.fill(s, cfg.Payload)
 	s.Faults, s.Failovers, s.Membership = inj.results()
-	if peaks := c.diskPeaks(); len(peaks) > 0 {
+	var peaks map[uint64]int64
+	if disks != nil {
+		peaks = disks.DiskPeaks()
+	}
+	if len(peaks) > 0 {
 		s.WALPeakBytesByNode = map[string]int64{}
 		for id, b := range peaks {
 			s.WALPeakBytesByNode[fmt.Sprint(id)] = b
 			s.WALPeakBytes = max(s.WALPeakBytes, b)
 		}
 	}
-	if fc := c.faultCounters(); fc != (fault.Counters{}) {
+	var fc fault.Counters
+	if f, ok := tgt.(FaultCounter); ok {
+		fc = f.FaultCounters()
+	}
+	if fc != (fault.Counters{}) {
 		s.MessageFaults = map[string]uint64{"dropped": fc.Dropped, "partitioned_send": fc.PartitionedSend,
 			"partitioned_recv": fc.PartitionedRecv, "duplicated": fc.Duplicated, "delayed": fc.Delayed, "reordered": fc.Reordered}
 	}
@@ -411,15 +463,34 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		pr.logf("%s: interrupted: stopped the load; settling the cluster to check what was measured", label)
 	}
 	settleCtx := context.WithoutCancel(ctx)
-	var beforeCompare func(*cluster)
+	var beforeCompare func(Target)
 	if opt.hooks != nil {
 		beforeCompare = opt.hooks.beforeCompare
 	}
-	if err := settle(settleCtx, c, w.tracker, s, beforeCompare); err != nil {
+	if err := settle(settleCtx, tgt, w.tracker, s, beforeCompare); err != nil {
 		s.Problems = append(s.Problems, err.Error())
 	}
-	s.RefusedNodes = c.dur.refusals()
-	s.Problems = append(s.Problems, c.dur.problemList()...)
+	if pr, ok := tgt.(ProblemReporter); ok {
+		s.Problems = append(s.Problems, pr.Problems()...)
+	}
+	if cr, ok := tgt.(Crasher); ok {
+		var problems []string
+		s.RefusedNodes, problems = cr.DurabilityReport()
+		s.Problems = append(s.Problems, problems...)
+	}
+	if nodeProf != nil && cfg.wantsProfiles() {
+		files, err := nodeProf.FinishProfiles(settleCtx)
+		if err != nil {
+			s.Problems = append(s.Problems, fmt.Sprintf("node profiles: %v", err))
+		}
+		for _, f := range files {
+			s.NodeProfiles = append(s.NodeProfiles, filepath.Base(f))
+		}
+	}
+	closeTarget()
+	if closeErr != nil {
+		s.Problems = append(s.Problems, fmt.Sprintf("stopping the cluster: %v", closeErr))
+	}
 	if history != nil {
 		pr.logf("%s: checking %d operations for linearizability", label, len(history.Operations()))
 		if err := checkHistory(history, dir, s); err != nil {
@@ -434,6 +505,9 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		jc.Faults = []string{} // [] rather than null in config.json
 	}
 	if err := results.WriteData(dir, &jc, s, rd.total, rd.intervals, rows); err != nil {
+		return nil, err
+	}
+	if err := results.WriteStages(dir, window.hists()); err != nil {
 		return nil, err
 	}
 	run, err := results.Read(dir)

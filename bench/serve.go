@@ -12,27 +12,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// nodeMetrics is a Prometheus collector of every node running in the
-// current repetition's cluster, each node's metrics carrying its "node"
-// label (node.Collector). Nodes come and go with kills, restarts and
-// membership changes, so it collects whatever runs at scrape time and
-// describes nothing up front (an unchecked collector).
-type nodeMetrics struct{ c atomic.Pointer[cluster] }
+// nodeMetrics is a Prometheus collector of the current repetition's
+// target, when it is one (the in-process target collects every node
+// running at scrape time, each node's metrics carrying its "node" label).
+// Targets come and go with repetitions, so it describes nothing up front
+// (an unchecked collector).
+type nodeMetrics struct{ c atomic.Pointer[collectorBox] }
 
-// set makes c (nil: none) the cluster scraped.
-func (m *nodeMetrics) set(c *cluster) { m.c.Store(c) }
+type collectorBox struct{ prometheus.Collector }
+
+// set makes c (nil: none) the collector scraped.
+func (m *nodeMetrics) set(c prometheus.Collector) {
+	if c == nil {
+		m.c.Store(nil)
+		return
+	}
+	m.c.Store(&collectorBox{c})
+}
 
 // Describe implements prometheus.Collector: unchecked, see nodeMetrics.
 func (m *nodeMetrics) Describe(chan<- *prometheus.Desc) {}
 
 // Collect implements prometheus.Collector.
 func (m *nodeMetrics) Collect(ch chan<- prometheus.Metric) {
-	c := m.c.Load()
-	if c == nil {
-		return
-	}
-	for _, n := range c.running() {
-		n.Collector().Collect(ch)
+	if c := m.c.Load(); c != nil {
+		c.Collect(ch)
 	}
 }
 

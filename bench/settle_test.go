@@ -57,9 +57,10 @@ func TestEndOfRunVerdictsExact(t *testing.T) {
 	n := raceRuns(t, 12)
 	var mu sync.Mutex
 	pending := 0
-	hooks := &testHooks{noGrace: true, noPlots: true, afterCancel: func(c *cluster) {
-		id, _ := c.leader()
-		if l := c.node(id); l != nil {
+	hooks := &testHooks{noGrace: true, noPlots: true, afterCancel: func(t Target) {
+		c := t.(*inProcess).c
+		id, _ := c.Leader()
+		if l := c.Node(id); l != nil {
 			if st := l.Status(); st.QueuedProposals > 0 || st.LastIndex > st.Commit {
 				mu.Lock()
 				pending++
@@ -133,11 +134,8 @@ func TestCorruptReplicaCaught(t *testing.T) {
 			cfg := raceConfig(t, 1)
 			cfg.Out = filepath.Join(t.TempDir(), fmt.Sprintf("run-%d-%v", victim, inID))
 			var corruptErr error
-			hooks := &testHooks{noPlots: true, beforeCompare: func(c *cluster) {
-				c.mu.Lock()
-				st := c.stores[victim]
-				c.mu.Unlock()
-				corruptErr = corruptValue(st, inID)
+			hooks := &testHooks{noPlots: true, beforeCompare: func(t Target) {
+				corruptErr = corruptValue(t.(*inProcess).c.Store(victim), inID)
 			}}
 			o, err := Run(context.Background(), cfg, Options{hooks: hooks})
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftbench/raftbench/core"
@@ -42,6 +43,10 @@ type Options struct {
 	// Configure, when set, adjusts each node's Config just before it
 	// starts (on every start).
 	Configure func(*node.Config)
+	// DiskUsage, when set, adds to what SampleDisk measures of node id:
+	// the bytes it keeps outside its data directory (a WAL on an
+	// in-memory filesystem, say).
+	DiskUsage func(id uint64) int64
 }
 
 // Cluster runs the nodes of one cluster in this process, each on its own
@@ -52,7 +57,10 @@ type Options struct {
 //
 // A node is "started" once it has an address; it is a member until
 // MarkRemoved. Every method is safe for concurrent use (a load generator's
-// goroutines and a fault schedule's).
+// goroutines and a fault schedule's). What every client operation and every
+// leadership poll reads (Endpoint, Leader, MaxTerm) takes no lock and
+// allocates nothing: one lock shared by every operation of every client was
+// the in-process harness's largest source of contention.
 type Cluster struct {
 	opts  Options
 	tmpl  *Template
@@ -72,6 +80,21 @@ type Cluster struct {
 	restarts map[uint64]int
 	diskPeak map[uint64]int64 // peak size of each node's data directory
 	closed   bool
+
+	// slots mirror, per node ID (index), what the lock-free readers need:
+	// the running replica, started and removed, and the crash count. They
+	// are written under mu, with the maps above.
+	slots []slot
+}
+
+// slot is one node ID's lock-free view (see Cluster.slots).
+type slot struct {
+	rep     atomic.Pointer[Replica]
+	started atomic.Bool
+	removed atomic.Bool
+	// crashes counts the node's crashes: an answer from a node whose
+	// count changed during the call is withheld (see Endpoint).
+	crashes atomic.Uint64
 }
 
 // Start starts a cluster of o.Nodes voters and waits for nothing: use
@@ -94,7 +117,7 @@ func Start(o Options) (*Cluster, error) {
 		addrs: map[uint64]string{}, peersAt: map[uint64]map[uint64]string{}, joined: map[uint64]bool{},
 		removed: map[uint64]bool{}, nextID: uint64(o.Nodes) + 1, reps: map[uint64]*Replica{},
 		rules: map[uint64]fault.Rules{}, disks: map[uint64]*SlowDisk{}, restarts: map[uint64]int{},
-		diskPeak: map[uint64]int64{},
+		diskPeak: map[uint64]int64{}, slots: make([]slot, o.MaxID+1),
 	}
 	for id := uint64(1); id <= c.maxID; id++ {
 		c.disks[id] = &SlowDisk{}
@@ -126,6 +149,7 @@ func Start(o Options) (*Cluster, error) {
 		}
 		trs[id] = tr
 		c.addrs[id] = tr.Addr()
+		c.slots[id].started.Store(true)
 	}
 	for id := uint64(1); id <= uint64(o.Nodes); id++ {
 		c.peersAt[id] = maps.Clone(c.addrs)
@@ -180,24 +204,69 @@ func (c *Cluster) start(id uint64, tr *fault.Transport) error {
 	}
 	c.mu.Lock()
 	c.reps[id] = rep
+	c.slots[id].rep.Store(rep)
 	c.mu.Unlock()
 	return nil
 }
 
-// ErrClosed is returned by calls that would start a node on a closed
-// Cluster.
-var ErrClosed = errors.New("cluster: closed")
+// Errors of a Cluster's node operations; each is wrapped with the node.
+var (
+	// ErrClosed is returned by calls that would start a node on a closed
+	// Cluster.
+	ErrClosed = errors.New("cluster: closed")
+	// ErrNotRunning: the node is not running (stopped, crashed, never
+	// started).
+	ErrNotRunning = errors.New("cluster: node is not running")
+)
 
 // Stop stops node id as a kill does: saves already queued complete, the
 // rest is lost with it. Its directory, address, rules and slow disk stay
 // for Restart.
 func (c *Cluster) Stop(id uint64) error {
-	c.mu.Lock()
-	rep := c.reps[id]
-	delete(c.reps, id)
-	c.mu.Unlock()
+	rep := c.take(id, false)
 	if rep == nil {
-		return fmt.Errorf("cluster: node %d is not running", id)
+		return fmt.Errorf("%w: node %d", ErrNotRunning, id)
+	}
+	return rep.Stop()
+}
+
+// take removes running node id from the cluster's view (counting a crash
+// first when crash is set) and returns it, or nil when it is not running.
+func (c *Cluster) take(id uint64, crash bool) *Replica {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rep := c.reps[id]
+	if rep == nil {
+		return nil
+	}
+	delete(c.reps, id)
+	if crash {
+		c.slots[id].crashes.Add(1)
+	}
+	c.slots[id].rep.Store(nil)
+	return rep
+}
+
+// Crash crashes node id: from this instant nothing it does counts. The
+// answers to calls in flight through its Endpoint are withheld (the caller
+// gets node.ErrStopped, outcome unknown: the answer may rest on a save the
+// crash loses), every message it sends from now on is dropped, then image
+// runs (a harness takes the image of what the node's storage synced, which
+// is what survives), and then the node is stopped; its last writes go to
+// storage the image no longer reflects. Its address, directory, rules and
+// slow disk stay for Restart, as after Stop. The error of the stop itself
+// (expected noise on a node cut off mid-flight) is returned after image
+// has run.
+func (c *Cluster) Crash(id uint64, image func(*Replica)) error {
+	rep := c.take(id, true)
+	if rep == nil {
+		return fmt.Errorf("%w: node %d", ErrNotRunning, id)
+	}
+	// Only this incarnation's transport gets the rule; a restart makes a
+	// new one with the node's own rules.
+	_ = rep.Fault.SetRules(fault.Rules{DropRate: 1})
+	if image != nil {
+		image(rep)
 	}
 	return rep.Stop()
 }
@@ -317,6 +386,7 @@ func (c *Cluster) join(ctx context.Context, id uint64) (string, error) {
 	peers[id] = addr
 	c.mu.Lock()
 	c.addrs[id], c.peersAt[id], c.joined[id] = addr, peers, true
+	c.slots[id].started.Store(true)
 	c.mu.Unlock()
 	if err := c.start(id, tr); err != nil {
 		return "", err
@@ -368,6 +438,9 @@ func (c *Cluster) IsMember(id uint64, orLearner bool) bool {
 func (c *Cluster) MarkRemoved(id uint64) {
 	c.mu.Lock()
 	c.removed[id] = true
+	if id < uint64(len(c.slots)) {
+		c.slots[id].removed.Store(true)
+	}
 	c.mu.Unlock()
 }
 
@@ -464,22 +537,27 @@ func (c *Cluster) Running() []*node.Node {
 }
 
 // Leader returns the running node that says it leads in the highest term,
-// and that term; 0, 0 when none does.
+// and that term; 0, 0 when none does. It takes no lock and allocates
+// nothing (node.Leadership), so polling it does not disturb a run.
 func (c *Cluster) Leader() (id, term uint64) {
-	for _, n := range c.Running() {
-		s := n.Status()
-		if s.Role == core.Leader && s.Term >= term {
-			id, term = s.ID, s.Term
+	for i := 1; i < len(c.slots); i++ {
+		if rep := c.slots[i].rep.Load(); rep != nil {
+			if l := rep.Node.Leadership(); l.Role == core.Leader && l.Term >= term {
+				id, term = uint64(i), l.Term
+			}
 		}
 	}
 	return id, term
 }
 
-// MaxTerm is the highest term any running node is in.
+// MaxTerm is the highest term any running node is in. Like Leader it
+// takes no lock and allocates nothing.
 func (c *Cluster) MaxTerm() uint64 {
 	var t uint64
-	for _, n := range c.Running() {
-		t = max(t, n.Status().Term)
+	for i := 1; i < len(c.slots); i++ {
+		if rep := c.slots[i].rep.Load(); rep != nil {
+			t = max(t, rep.Node.Leadership().Term)
+		}
 	}
 	return t
 }
@@ -507,7 +585,7 @@ func (c *Cluster) WaitLeader(ctx context.Context, timeout time.Duration) (uint64
 			return false
 		}
 		for _, n := range c.Running() {
-			if n.Status().Leader != lead {
+			if n.Leadership().Leader != lead {
 				return false
 			}
 		}
@@ -610,7 +688,7 @@ func (c *Cluster) HealAll() {
 // SampleDisk measures every started node's data directory (WAL and
 // snapshots) and keeps the peak per node.
 func (c *Cluster) SampleDisk() {
-	if c.dir == "" {
+	if c.dir == "" && c.opts.DiskUsage == nil {
 		return
 	}
 	c.mu.Lock()
@@ -618,6 +696,9 @@ func (c *Cluster) SampleDisk() {
 	c.mu.Unlock()
 	for _, id := range ids {
 		n := DirSize(c.NodeDir(id))
+		if c.opts.DiskUsage != nil {
+			n += c.opts.DiskUsage(id)
+		}
 		c.mu.Lock()
 		c.diskPeak[id] = max(c.diskPeak[id], n)
 		c.mu.Unlock()

@@ -282,3 +282,81 @@ func TestOpenWAL(t *testing.T) {
 		t.Errorf("OpenWAL calls %v, want two in %s", opened[1], want)
 	}
 }
+
+// TestClusterCrash: a crash takes the node out at once — its endpoint
+// answers ErrStopped, the image callback sees it cut off — and a restart
+// brings it back on its directory; an answer a crash overtook is withheld;
+// DiskUsage adds to the sampled size.
+func TestClusterCrash(t *testing.T) {
+	c := startCluster(t, Options{Nodes: 3, Template: Template{Node: fastNode()},
+		DiskUsage: func(id uint64) int64 { return int64(id) << 40 }})
+	ctx := context.Background()
+	lead, err := c.WaitLeader(ctx, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := lead%3 + 1
+	var imaged *Replica
+	if err := c.Crash(victim, func(r *Replica) {
+		imaged = r
+		if got := r.Fault.Rules(); got.DropRate != 1 {
+			t.Errorf("at the image the crashed node's rules are %+v, want every message dropped", got)
+		}
+		if c.Replica(victim) != nil {
+			t.Error("at the image the crashed node still counts as running")
+		}
+	}); err != nil {
+		t.Logf("stop after the crash: %v", err)
+	}
+	if imaged == nil || imaged.Node.ID() != victim {
+		t.Fatalf("image callback got %v, want node %d's replica", imaged, victim)
+	}
+	if _, err := c.Endpoint(victim).Propose(ctx, nil); !errors.Is(err, node.ErrStopped) {
+		t.Errorf("endpoint of a crashed node = %v, want ErrStopped", err)
+	}
+	if err := c.Crash(victim, nil); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("crash of a crashed node = %v, want ErrNotRunning", err)
+	}
+	if got := c.Stopped(); len(got) != 1 || got[0] != victim {
+		t.Errorf("Stopped = %v, want [%d]", got, victim)
+	}
+	if err := c.Restart(victim); err != nil {
+		t.Fatal(err)
+	}
+	if c.Fault(victim).Rules() != (fault.Rules{}) {
+		t.Errorf("the restarted node kept the crash's drop rule: %+v", c.Fault(victim).Rules())
+	}
+	// An answer from before the crash count moved is withheld.
+	e := c.Endpoint(victim)
+	_, crashes, err := e.current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := e.answer(crashes, "ok", nil); err != nil || v != "ok" {
+		t.Errorf("answer without a crash = %v, %v", v, err)
+	}
+	c.slots[victim].crashes.Add(1)
+	if _, err := e.answer(crashes, "ok", nil); !errors.Is(err, node.ErrStopped) {
+		t.Errorf("answer overtaken by a crash = %v, want ErrStopped", err)
+	}
+	c.SampleDisk()
+	if p := c.DiskPeaks(); p[2] < 2<<40 {
+		t.Errorf("DiskPeaks %v do not include DiskUsage", p)
+	}
+}
+
+// TestLockFreePolls: the reads every client operation and every leadership
+// poll make allocate nothing.
+func TestLockFreePolls(t *testing.T) {
+	c := startCluster(t, Options{Nodes: 3, MaxID: 5, Template: Template{WAL: WALMemory, Node: fastNode()}})
+	if _, err := c.WaitLeader(context.Background(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if a := testing.AllocsPerRun(100, func() { c.Leader(); c.MaxTerm() }); a != 0 {
+		t.Errorf("Leader and MaxTerm allocate %v times a call", a)
+	}
+	e := c.Endpoint(2)
+	if a := testing.AllocsPerRun(100, func() { _, _, _ = e.current() }); a != 0 {
+		t.Errorf("an endpoint's lookup of its node allocates %v times a call", a)
+	}
+}

@@ -37,5 +37,10 @@
 // fault.Network. It keeps across a node's restarts what must outlive the
 // node: its address, its first peers, its message rules and slow disk.
 // Endpoints gives kv.Client one endpoint per node ID that follows the node
-// across restarts.
+// across restarts. What every client operation and every leadership poll
+// reads (Endpoint, Leader, MaxTerm) takes no lock and allocates nothing.
+// Crash takes a node out as a power cut would: answers it gave to calls
+// still in flight are withheld, its messages dropped, and a harness takes
+// the image of its synced storage before it stops (Template.OpenWAL opens
+// the log on storage that can lose what was not synced).
 package cluster

@@ -229,7 +229,29 @@ type Message struct {
 	Context uint64
 	// Snapshot is set on MsgSnap only.
 	Snapshot *Snapshot
+	// Timing is a follower's account of its side of an append, which the
+	// runtime sets on a successful MsgAppResp and the leader's runtime
+	// reads to split its replication latency into network and follower
+	// time. core never sets or reads it, so it cannot affect safety.
+	Timing AppTiming
 }
+
+// AppTiming is a follower's report, on the MsgAppResp it sends, of how long
+// it held the append it answers. Both are durations of the follower's own
+// monotonic clock, in nanoseconds: the leader subtracts them from its own
+// round-trip time, so the two clocks are never compared.
+type AppTiming struct {
+	// HoldNanos runs from the start of the follower's Raft loop round that
+	// took the append in to the response being handed to its transport,
+	// after the save that made the entries durable.
+	HoldNanos uint64
+	// PersistNanos is how long that save took (the WAL write and its
+	// fsync); 0 when the append needed no write.
+	PersistNanos uint64
+}
+
+// IsZero reports whether t carries no report.
+func (t AppTiming) IsZero() bool { return t == AppTiming{} }
 
 // ReadState is a linearizable read point: once the local state machine has
 // applied Index, a read issued with Context may be served from it.

@@ -301,6 +301,17 @@ func (s *Store) StateHash() (hash [32]byte, index uint64) {
 	return sha256.Sum256(s.appendStateLocked(nil)), s.appliedIndex
 }
 
+// StateImage returns Snapshot's image together with the log index of the
+// last command it reflects (AppliedIndex), read under one lock, so the pair
+// is exact even while Apply runs: StateHash's rule, for a harness that
+// reads whole replicas (to look up every acknowledged write on each) rather
+// than their digests.
+func (s *Store) StateImage() (image []byte, index uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.appendStateLocked(nil), s.appliedIndex
+}
+
 func (s *Store) appendStateLocked(dst []byte) []byte {
 	dst = append(dst, snapshotVersion)
 	dst = binary.AppendUvarint(dst, s.appliedIndex)

@@ -154,6 +154,12 @@ type Config struct {
 	// lose acknowledged writes. For benchmarks that measure everything but
 	// the disk.
 	NoSync bool
+	// NoStageTiming turns latency attribution off (Node.StageTimings):
+	// the per-write and per-batch clock reads and histogram updates, and
+	// the timing reports this node adds to its append acknowledgements as
+	// a follower. It is on by default (see the package's latency
+	// attribution for what it costs).
+	NoStageTiming bool
 
 	// SnapshotDir is where state-machine images (and the member address
 	// book) are kept. Without it the node neither takes nor accepts

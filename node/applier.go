@@ -54,6 +54,9 @@ type applyItem struct {
 	snap      *core.Snapshot
 	readIndex uint64
 	reads     []*readReq
+	// committedAt is when the loop handed ents over, committed (stage
+	// clock; 0 when not timed).
+	committedAt int64
 }
 
 type waitingReads struct {
@@ -157,7 +160,7 @@ func (a *applier) run() {
 			case it.reads != nil:
 				a.waiting = append(a.waiting, waitingReads{it.readIndex, it.reads})
 			default:
-				a.apply(it.ents)
+				a.apply(it.ents, it.committedAt)
 			}
 		}
 		a.serveReads()
@@ -165,9 +168,9 @@ func (a *applier) run() {
 	}
 }
 
-// apply applies one run of committed entries and completes the proposals
-// among them.
-func (a *applier) apply(ents []core.Entry) {
+// apply applies one run of committed entries, committed at committedAt
+// (stage clock), and completes the proposals among them.
+func (a *applier) apply(ents []core.Entry, committedAt int64) {
 	var cmds []Command
 	var peersChanged bool
 	for i := range ents {
@@ -195,6 +198,7 @@ func (a *applier) apply(ents []core.Entry) {
 	if len(cmds) > 0 {
 		results = a.sm.Apply(cmds)
 	}
+	var appliedAt int64 // t4 for every write of this run, read at the first
 	last := ents[len(ents)-1]
 	a.applied.Store(last.Index)
 	a.lastTerm = last.Term
@@ -224,6 +228,12 @@ func (a *applier) apply(ents []core.Entry) {
 			return compareU64(c.Index, idx)
 		}); ok && i < len(results) {
 			res = results[i]
+		}
+		if committedAt != 0 && p.start != 0 {
+			if appliedAt == 0 {
+				appliedAt = monoNow()
+			}
+			p.committed, p.applied = committedAt, appliedAt
 		}
 		p.complete(res, nil)
 	}

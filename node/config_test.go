@@ -52,7 +52,7 @@ func TestConfig_ConfigShape(t *testing.T) {
 				TickInterval: 5 * time.Millisecond, ElectionTicks: 50, HeartbeatTicks: 5,
 				MaxBatchEntries: 10, MaxBatchBytes: 1 << 10, MaxProposalPipeline: 2,
 				MaxInflight: 16, MaxInflightBytes: 1 << 22, MaxUncommittedBytes: 1 << 23, MaxSizePerMsg: 1 << 19,
-				DisablePreVote: true, ReadMode: node.ReadModeLease, LeaseDriftTicks: 3, NoSync: true,
+				DisablePreVote: true, ReadMode: node.ReadModeLease, LeaseDriftTicks: 3, NoSync: true, NoStageTiming: true,
 				SnapshotDir: "snap", SnapshotEntries: 100, SnapshotBytes: 1 << 20, SnapshotTrailing: 7,
 				JoinAsLearner: true, Seed: 42, Logger: slog.New(slog.DiscardHandler)}
 		},

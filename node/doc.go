@@ -71,4 +71,46 @@
 // the WAL writer (it finishes what is queued), the applier, the snapshot
 // goroutine; then it closes the transport and the log and fails whatever is
 // still waiting with ErrStopped.
+//
+// # Latency attribution
+//
+// Node.StageTimings says where the time of the node's committed writes
+// went, as HDR histograms with exact sums (the Prometheus collector
+// exports them too). Every write the leader answers is split into stages
+// along its critical path, from Propose being called to Propose returning:
+//
+//	t0 Propose called (the caller's goroutine)
+//	t1 its batch taken off the queue and handed to core.Propose (the loop)
+//	td the leader's own save of the batch durable (the WAL writer), counted
+//	   only when it came before the commit: when a quorum of followers was
+//	   durable first, the leader's disk was not on the critical path and
+//	   td = t1
+//	t3 the loop hands the committed entries to the applier
+//	t4 the state machine has applied them (the applier)
+//	t5 the caller's goroutine runs again in Propose with the result
+//
+// queue = t1−t0, leader_append = td−t1, replication = t3−td, apply = t4−t3,
+// answer = t5−t4. Each stage is a difference of consecutive readings of one
+// monotonic clock, so the five add up to the write's latency t5−t0 (Total)
+// exactly, write by write; SumNanos keeps the exact sums, so the stage
+// means add up to Total's mean exactly too. Percentiles do not add up
+// (the p99 of a sum is not the sum of the p99s).
+//
+// Details are overlapping views beside the critical path: to_commit (t3−t1,
+// the leader's append and the replication together) per write, and per
+// acknowledgement from a follower, the leader's append round trip split
+// into what the follower reports (its hold from taking the append in to
+// answering, and within it its WAL save) and the rest (network). wal_fsync
+// is every synced save of this node's own WAL, as leader or follower. The
+// follower's WAL writer puts its report in core.Message.Timing of each
+// successful append acknowledgement it releases after a save; the leader's
+// loop matches an acknowledgement with the append it answers (by its last
+// index, in order per follower) and takes the round trip to the start of
+// the round that took the acknowledgement in. Only durations on one clock
+// are ever subtracted, so the nodes' clocks need not agree.
+//
+// Clock reads are per event where an event covers many writes: one per
+// proposal batch, per WAL save, per Ready that sends appends or commits
+// entries, per apply batch; only t0 and t5 are read per write, by the
+// caller's own goroutine. Recording takes one short lock per write.
 package node

@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-// Metrics are a node's counters. Counts are totals since Start.
+// Metrics are a node's counters. Counts are totals since Start. The
+// latency histograms of where each write's time went are Node.StageTimings
+// (a separate call: they are larger than a counter copy).
 type Metrics struct {
 	// Proposals accepted by this node as leader, and the batches (core
 	// Propose calls) they were folded into.

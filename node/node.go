@@ -53,6 +53,15 @@ type Node struct {
 	tickStart time.Time
 	ticked    int64
 
+	// Latency attribution (nil stages: off, Config.NoStageTiming). The
+	// loop owns the rest: the proposal batches not yet wholly committed,
+	// when the leader sent its appends to each follower, and when the
+	// current round started (stage clock).
+	stages     *stageRecorder
+	timed      []*batchTimes
+	sends      map[uint64]*sendLog
+	roundStart int64
+
 	// peers is the address book: every member's transport address (guarded
 	// by mu).
 	peers map[uint64]string
@@ -90,6 +99,12 @@ type proposal struct {
 	index uint64
 	term  uint64
 	done  chan result
+	// Stage timestamps (see StageTimings): start is t0, set by the caller;
+	// batch by the loop when it proposes; committed (t3) and applied (t4)
+	// by the applier before it completes the proposal. Zero start: not
+	// timed.
+	start, committed, applied int64
+	batch                     *batchTimes
 }
 
 type result struct {
@@ -105,7 +120,12 @@ type readReq struct {
 	done  chan result
 }
 
-type persistAck struct{ index, term uint64 }
+// persistAck says entries up to index (of term) are durable; at is when
+// the save finished, on the stage clock (0 when not timed).
+type persistAck struct {
+	index, term uint64
+	at          int64
+}
 
 type snapStatus struct {
 	peer uint64
@@ -186,6 +206,10 @@ func Start(cfg Config) (*Node, error) {
 		snaps:         snaps,
 		snapJobs:      make(chan snapJob, 1),
 		snapDone:      make(chan struct{}),
+	}
+	if !cfg.NoStageTiming {
+		n.stages = newStageRecorder()
+		n.sends = map[uint64]*sendLog{}
 	}
 	n.app = newApplier(n)
 	n.app.conf = raft.Conf()
@@ -280,6 +304,9 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrProposalTooLarge, len(cmd), min(n.cfg.MaxBatchBytes, int(n.cfg.MaxSizePerMsg)))
 	}
 	p := &proposal{data: cmd, done: make(chan result, 1)}
+	if n.stages != nil {
+		p.start = monoNow()
+	}
 	n.mu.Lock()
 	if n.stopped {
 		n.mu.Unlock()
@@ -295,7 +322,12 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	n.propBytes += len(cmd)
 	n.mu.Unlock()
 	n.signal()
-	return await(ctx, p.done)
+	v, err := await(ctx, p.done)
+	if err == nil && p.applied != 0 {
+		// The applier filled in p's timestamps before completing it.
+		n.stages.write(p, monoNow())
+	}
+	return v, err
 }
 
 // Read answers query linearizably: it obtains a read point from the leader
@@ -484,6 +516,7 @@ func (n *Node) run() {
 		case <-n.wake:
 		}
 		busy := time.Now()
+		n.roundStart = monoOf(busy)
 		n.metrics.addIdle(busy.Sub(idle))
 		n.round()
 		n.metrics.addBusy(time.Since(busy))
@@ -525,6 +558,15 @@ func (n *Node) round() {
 
 	for _, a := range acks {
 		r.Persisted(a.index, a.term)
+		if a.at != 0 {
+			n.noteDurable(a)
+		}
+	}
+	for i := range inbox {
+		m := &inbox[i]
+		if m.Type == core.MsgAppResp && !m.Reject && !m.Timing.IsZero() && n.stages != nil {
+			n.noteAck(m)
+		}
 	}
 	for _, m := range inbox {
 		if err := r.Step(m); err != nil && r.Err() == nil {
@@ -637,6 +679,10 @@ func (n *Node) propose(props []*proposal) {
 	for i, p := range props {
 		ents[i] = core.Entry{Type: core.EntryNormal, Data: p.data}
 	}
+	var now int64
+	if n.stages != nil {
+		now = monoNow() // t1: the batch is taken and handed to core
+	}
 	first, term, err := r.Propose(ents...)
 	if err != nil {
 		var e error = &NotLeaderError{Leader: r.Transferee()}
@@ -651,8 +697,13 @@ func (n *Node) propose(props []*proposal) {
 		}
 		return
 	}
+	var bt *batchTimes
+	if n.stages != nil {
+		bt = &batchTimes{first: first, end: first + uint64(len(props)) - 1, term: term, propose: now}
+		n.timed = append(n.timed, bt)
+	}
 	for i, p := range props {
-		p.index, p.term = first+uint64(i), term
+		p.index, p.term, p.batch = first+uint64(i), term, bt
 	}
 	n.batchEnds = append(n.batchEnds, first+uint64(len(props))-1)
 	n.app.register(props)
@@ -696,6 +747,11 @@ func (n *Node) handleReady() {
 		}
 	}
 	rd.Messages = slices.DeleteFunc(rd.Messages, func(m core.Message) bool { return m.To == core.None })
+	var now int64 // the stage clock, read once for this Ready when needed
+	if n.stages != nil && r.Role() == core.Leader && (len(rd.CommittedEntries) > 0 || hasEntryAppends(rd.Messages)) {
+		now = monoNow()
+		n.noteSends(rd.Messages, now)
+	}
 	if len(rd.Messages) > 0 {
 		n.tr.Send(rd.Messages)
 		n.metrics.sent.Add(uint64(len(rd.Messages)))
@@ -707,7 +763,7 @@ func (n *Node) handleReady() {
 		return
 	}
 	if !rd.HardState.IsEmpty() || len(rd.Entries) > 0 || len(rd.MessagesAfterPersist) > 0 || rd.Snapshot != nil {
-		req := saveReq{hs: rd.HardState, ents: rd.Entries, snap: rd.Snapshot, after: rd.MessagesAfterPersist, sync: rd.MustSync && !n.cfg.NoSync}
+		req := saveReq{hs: rd.HardState, ents: rd.Entries, snap: rd.Snapshot, after: rd.MessagesAfterPersist, sync: rd.MustSync && !n.cfg.NoSync, roundStart: n.roundStart}
 		n.writer.enqueue(req)
 	}
 	for i := range rd.CommittedEntries {
@@ -720,7 +776,10 @@ func (n *Node) handleReady() {
 		n.app.enqueue(applyItem{snap: rd.Snapshot})
 	}
 	if len(rd.CommittedEntries) > 0 {
-		n.app.enqueue(applyItem{ents: rd.CommittedEntries})
+		if now != 0 {
+			n.noteCommit(rd.CommittedEntries[len(rd.CommittedEntries)-1].Index)
+		}
+		n.app.enqueue(applyItem{ents: rd.CommittedEntries, committedAt: now})
 	}
 	for _, rs := range rd.ReadStates {
 		if reads, ok := n.pendingReads[rs.Context]; ok {
@@ -756,6 +815,7 @@ func (n *Node) softStateChanged(ss core.SoftState) {
 		// Commands in flight may or may not survive under the new leader;
 		// their proposers must retry (with the same session) to find out.
 		n.app.failAll(ErrLeadershipLost)
+		n.resetTiming()
 		for ctx, rs := range n.pendingReads {
 			for _, r := range rs {
 				r.done <- result{nil, ErrLeadershipLost}
@@ -823,4 +883,96 @@ func (n *Node) refreshInflight() {
 
 func peerIDs(peers map[uint64]string) []uint64 {
 	return slices.Sorted(maps.Keys(peers))
+}
+
+// StageTimings returns a copy of the node's latency attribution since it
+// started: where the time of each write it answered as leader went (see
+// StageTimings), with the follower-side and WAL details. It returns nil
+// when Config.NoStageTiming turned the accounting off. A harness takes one
+// copy when its measured window opens and one when it closes and keeps
+// their difference (StageTimings.Sub); another process can read the same
+// through the admin endpoint (JSON, exact) or the Prometheus collector.
+func (n *Node) StageTimings() *StageTimings {
+	if n.stages == nil {
+		return nil
+	}
+	return n.stages.snapshot()
+}
+
+// noteDurable marks the pending batches the leader's save a covers as
+// durable at a.at. Batches already final (some entry committed) keep what
+// they have.
+func (n *Node) noteDurable(a persistAck) {
+	for _, b := range n.timed {
+		if b.durable == 0 && b.end <= a.index && b.term == a.term {
+			b.durable = a.at
+		}
+	}
+}
+
+// noteCommit makes final the timestamps of every batch with an entry at or
+// below commit, before those entries go to the applier: a batch whose
+// leader save is not durable yet had a quorum of followers durable first,
+// so its leader_append is 0 (durable = propose). Wholly committed batches
+// are forgotten.
+func (n *Node) noteCommit(commit uint64) {
+	k := 0
+	for _, b := range n.timed {
+		if b.first > commit {
+			break
+		}
+		if b.durable == 0 {
+			b.durable = b.propose
+		}
+		if b.end <= commit {
+			k++
+		}
+	}
+	n.timed = append(n.timed[:0], n.timed[k:]...)
+}
+
+// hasEntryAppends reports whether msgs include an append with entries.
+func hasEntryAppends(msgs []core.Message) bool {
+	for i := range msgs {
+		if msgs[i].Type == core.MsgApp && len(msgs[i].Entries) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// noteSends remembers when each append with entries left for its
+// follower.
+func (n *Node) noteSends(msgs []core.Message, now int64) {
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Type != core.MsgApp || len(m.Entries) == 0 {
+			continue
+		}
+		l := n.sends[m.To]
+		if l == nil {
+			l = &sendLog{}
+			n.sends[m.To] = l
+		}
+		l.add(m.Entries[len(m.Entries)-1].Index, now)
+	}
+}
+
+// noteAck records a follower's acknowledgement taken in this round: the
+// round trip from the append's send to this round's start, and the
+// follower's report.
+func (n *Node) noteAck(m *core.Message) {
+	l := n.sends[m.From]
+	if l == nil {
+		return
+	}
+	if at, ok := l.match(m.Index); ok {
+		n.stages.ack(n.roundStart-at, m.Timing.HoldNanos, m.Timing.PersistNanos)
+	}
+}
+
+// resetTiming forgets what the loop tracked for attribution as leader.
+func (n *Node) resetTiming() {
+	n.timed = n.timed[:0]
+	clear(n.sends)
 }

@@ -46,14 +46,30 @@ var promDescs = func() []*prometheus.Desc {
 	return out
 }()
 
+// Latency attribution (Node.StageTimings) as Prometheus histograms: the
+// stages of a write and its total, labelled stage="queue", ...,
+// stage="total", and the details beside them, labelled detail="to_commit",
+// .... Sums and counts are exact; the buckets are read off the HDR
+// histograms, whose 1% resolution is far finer than the buckets.
+var (
+	promStageDesc  = prometheus.NewDesc("raftbench_write_stage_seconds", "Where a committed write's latency went on its leader, stage by stage along the critical path (the stages add up to stage=\"total\", Propose called to answered).", []string{"node", "stage"}, nil)
+	promDetailDesc = prometheus.NewDesc("raftbench_write_detail_seconds", "Timings beside the write stages: to_commit per write; append_rtt, network, follower_hold and follower_fsync per follower acknowledgement; wal_fsync per synced save of this node's WAL.", []string{"node", "detail"}, nil)
+	// promStageBuckets are the bucket bounds in seconds: 10 µs to 10 s,
+	// 1-2.5-5 per decade.
+	promStageBuckets = []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10}
+)
+
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range promDescs {
 		ch <- d
 	}
+	ch <- promStageDesc
+	ch <- promDetailDesc
 }
 
-// Collect implements prometheus.Collector, reading Metrics once per scrape.
+// Collect implements prometheus.Collector, reading Metrics and the stage
+// timings once per scrape.
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m := c.n.Metrics()
 	id := strconv.FormatUint(c.n.id, 10)
@@ -62,4 +78,36 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- metric
 		}
 	}
+	st := c.n.StageTimings()
+	if st == nil {
+		return
+	}
+	emit := func(desc *prometheus.Desc, t Timing, label string) {
+		if metric, err := prometheus.NewConstHistogram(desc, uint64(t.Count()), float64(t.SumNanos)/1e9, promBuckets(t), id, label); err == nil {
+			ch <- metric
+		}
+	}
+	for s := range NumStages {
+		emit(promStageDesc, st.Stages[s], s.String())
+	}
+	emit(promStageDesc, st.Total, "total")
+	for d := range NumDetails {
+		emit(promDetailDesc, st.Detail[d], d.String())
+	}
+}
+
+// promBuckets counts t's durations at or below each bucket bound
+// (cumulative, as Prometheus wants).
+func promBuckets(t Timing) map[float64]uint64 {
+	out := make(map[float64]uint64, len(promStageBuckets))
+	bars := t.Hist.Distribution()
+	k, cum := 0, uint64(0)
+	for _, le := range promStageBuckets {
+		for k < len(bars) && float64(bars[k].To)/1e6 <= le {
+			cum += uint64(bars[k].Count)
+			k++
+		}
+		out[le] = cum
+	}
+	return out
 }

@@ -35,6 +35,10 @@ type saveReq struct {
 	// save queued before it is written: compaction must never overtake an
 	// older snapshot still queued, or the log's start would move backwards.
 	compact *compactReq
+	// roundStart is when the loop round that produced this Ready began
+	// (stage clock): a follower's hold of the appends it answers starts
+	// there (core.AppTiming).
+	roundStart int64
 }
 
 type compactReq struct {
@@ -107,17 +111,23 @@ func (w *walWriter) compact(c *compactReq) error {
 	return nil
 }
 
-// write saves one merged batch.
-func (w *walWriter) write(hs core.HardState, ents []core.Entry, sync bool) error {
+// write saves one merged batch and returns how long it took and when it
+// finished (stage clock; both 0 when there was nothing to write).
+func (w *walWriter) write(hs core.HardState, ents []core.Entry, sync bool) (took time.Duration, end int64, err error) {
 	if hs.IsEmpty() && len(ents) == 0 {
-		return nil
+		return 0, 0, nil
 	}
 	start := time.Now()
 	if err := w.n.cfg.Log.Save(hs, ents, sync); err != nil {
-		return fmt.Errorf("node %d: wal save: %w", w.n.id, err)
+		return 0, 0, fmt.Errorf("node %d: wal save: %w", w.n.id, err)
 	}
-	w.n.metrics.saved(time.Since(start), sync)
-	return nil
+	finish := time.Now()
+	took = finish.Sub(start)
+	w.n.metrics.saved(took, sync)
+	if st := w.n.stages; st != nil && sync {
+		st.detail(DetailWALFsync, int64(took))
+	}
+	return took, monoOf(finish), nil
 }
 
 // stop lets the writer finish what is queued, then ends it.
@@ -158,12 +168,20 @@ func (w *walWriter) save(queue []saveReq) error {
 	var ents []core.Entry
 	var acks []persistAck
 	sync, merged := false, false
+	// persist is the time spent writing, end when the last write finished.
+	var persist time.Duration
+	var end int64
 	flush := func() error {
-		if err := w.write(hs, ents, sync); err != nil {
+		took, at, err := w.write(hs, ents, sync)
+		if err != nil {
 			return err
 		}
+		persist, end = persist+took, max(end, at)
+		if w.n.stages == nil {
+			at = 0 // not timed: the loop skips the bookkeeping
+		}
 		if len(ents) > 0 {
-			acks = append(acks, persistAck{ents[len(ents)-1].Index, ents[len(ents)-1].Term})
+			acks = append(acks, persistAck{ents[len(ents)-1].Index, ents[len(ents)-1].Term, at})
 		}
 		hs, ents, sync, merged = core.HardState{}, nil, false, false
 		return nil
@@ -189,7 +207,7 @@ func (w *walWriter) save(queue []saveReq) error {
 			if err := w.installSnapshot(r.snap); err != nil {
 				return err
 			}
-			acks = append(acks, persistAck{r.snap.Meta.Index, r.snap.Meta.Term})
+			acks = append(acks, persistAck{index: r.snap.Meta.Index, term: r.snap.Meta.Term})
 		}
 		if !r.hs.IsEmpty() {
 			hs = r.hs
@@ -218,17 +236,17 @@ func (w *walWriter) save(queue []saveReq) error {
 			ents = append(ents, r.ents...)
 		}
 	}
-	if err := w.write(hs, ents, sync); err != nil {
+	if err := flush(); err != nil {
 		return err
+	}
+	if w.n.stages != nil {
+		reportTiming(queue, persist, end)
 	}
 	for _, r := range queue {
 		if len(r.after) > 0 {
 			w.n.tr.Send(r.after)
 			w.n.metrics.sent.Add(uint64(len(r.after)))
 		}
-	}
-	if len(ents) > 0 {
-		acks = append(acks, persistAck{ents[len(ents)-1].Index, ents[len(ents)-1].Term})
 	}
 	if len(acks) > 0 {
 		w.n.mu.Lock()
@@ -237,4 +255,24 @@ func (w *walWriter) save(queue []saveReq) error {
 		w.n.signal()
 	}
 	return nil
+}
+
+// reportTiming fills in the timing report (core.AppTiming) of every
+// successful append acknowledgement these saves held back: the follower's
+// hold, from the start of the loop round that took the append in to end,
+// when the save that made it durable finished and the answer leaves, and
+// persist, how long the writes of this save took.
+func reportTiming(queue []saveReq, persist time.Duration, end int64) {
+	for _, r := range queue {
+		for i := range r.after {
+			m := &r.after[i]
+			if m.Type != core.MsgAppResp || m.Reject || r.roundStart == 0 {
+				continue
+			}
+			if end == 0 {
+				end = monoNow() // nothing was written: the answers leave now
+			}
+			m.Timing = core.AppTiming{HoldNanos: uint64(max(end-r.roundStart, 1)), PersistNanos: uint64(persist)}
+		}
+	}
 }

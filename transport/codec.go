@@ -28,7 +28,10 @@ var (
 const (
 	flagReject   = 1 << 0
 	flagSnapshot = 1 << 1
-	knownFlags   = flagReject | flagSnapshot
+	// flagTiming marks a follower's AppTiming report (two uvarints after
+	// the header fields). Messages without one pay no byte for it.
+	flagTiming = 1 << 2
+	knownFlags = flagReject | flagSnapshot | flagTiming
 )
 
 // minEntrySize is the fewest bytes an encoded entry can take (term, index,
@@ -50,6 +53,9 @@ func MessageSize(m *core.Message) int {
 	n += uvarintLen(m.From) + uvarintLen(m.To) + uvarintLen(m.Term) +
 		uvarintLen(m.LogTerm) + uvarintLen(m.Index) + uvarintLen(m.Commit) +
 		uvarintLen(m.RejectHint) + uvarintLen(m.Context)
+	if !m.Timing.IsZero() {
+		n += uvarintLen(m.Timing.HoldNanos) + uvarintLen(m.Timing.PersistNanos)
+	}
 	n += uvarintLen(uint64(len(m.Entries)))
 	for i := range m.Entries {
 		e := &m.Entries[i]
@@ -155,9 +161,17 @@ func (e *encoder) message(m *core.Message) {
 	if m.Snapshot != nil {
 		flags |= flagSnapshot
 	}
+	timed := !m.Timing.IsZero()
+	if timed {
+		flags |= flagTiming
+	}
 	e.buf = append(e.buf, byte(m.Type), flags)
 	for _, v := range [...]uint64{m.From, m.To, m.Term, m.LogTerm, m.Index, m.Commit, m.RejectHint, m.Context} {
 		e.buf = binary.AppendUvarint(e.buf, v)
+	}
+	if timed {
+		e.buf = binary.AppendUvarint(e.buf, m.Timing.HoldNanos)
+		e.buf = binary.AppendUvarint(e.buf, m.Timing.PersistNanos)
 	}
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(m.Entries)))
 	for i := range m.Entries {
@@ -307,6 +321,10 @@ func DecodeMessage(body []byte) (core.Message, error) {
 	m.Commit = d.uvarint("commit")
 	m.RejectHint = d.uvarint("reject hint")
 	m.Context = d.uvarint("context")
+	if flags&flagTiming != 0 {
+		m.Timing.HoldNanos = d.uvarint("timing hold")
+		m.Timing.PersistNanos = d.uvarint("timing persist")
+	}
 	if n := d.count("entries", minEntrySize); n > 0 && d.err == nil {
 		m.Entries = make([]core.Entry, n)
 		for i := range m.Entries {

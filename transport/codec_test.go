@@ -22,6 +22,8 @@ func sampleMessages() []core.Message {
 		transporttest.App(1, 2, 10, 3, 100),
 		transporttest.Heartbeat(2, 1, 99),
 		{Type: core.MsgAppResp, From: 2, To: 1, Term: 5, Index: 9, Reject: true, LogTerm: 4, RejectHint: 3},
+		{Type: core.MsgAppResp, From: 2, To: 1, Term: 5, Index: 1 << 40, Timing: core.AppTiming{HoldNanos: 812_345, PersistNanos: 401_002}},
+		{Type: core.MsgAppResp, From: 3, To: 1, Term: 5, Index: 10, Timing: core.AppTiming{HoldNanos: math.MaxUint64}},
 		{Type: core.MsgVote, From: math.MaxUint64, To: 1, Term: math.MaxUint64, LogTerm: 1 << 63, Index: 1<<35 + 1},
 		{Type: core.MsgSnap, From: 1, To: 3, Term: 7, Snapshot: snap},
 		{Type: core.MsgSnap, From: 1, To: 3, Term: 7, Snapshot: &core.Snapshot{}},
@@ -93,6 +95,10 @@ func TestGarbledBodies(t *testing.T) {
 		"entry type unknown": append(valid[:len(valid)-1], 1, 1, 1, 9, 0),
 		"data past the end":  append(valid[:len(valid)-1], 1, 1, 1, 0, 50, 1, 2),
 		"snapshot cut":       append([]byte{valid[0], 2}, valid[2:]...),
+		// The timing flag (bit 2) promises two varints the body does not
+		// hold, or holds an overlong one.
+		"timing cut":      append([]byte{valid[0], 4}, valid[2:]...),
+		"timing overflow": append(append([]byte{valid[0], 4}, valid[2:10]...), bytes.Repeat([]byte{0xff}, 11)...),
 	}
 	for name, body := range cases {
 		if _, err := transport.DecodeMessage(body); !errors.Is(err, transport.ErrBadFrame) {
@@ -150,10 +156,13 @@ func TestHello(t *testing.T) {
 		want      error
 	}{
 		{"version", transport.Hello{Version: 9, ClusterID: 7, From: 1, To: 2}, 7, 2, 0, transport.ErrVersionMismatch},
-		{"cluster", transport.Hello{Version: 1, ClusterID: 8, From: 1, To: 2}, 7, 2, 0, transport.ErrClusterMismatch},
-		{"to", transport.Hello{Version: 1, ClusterID: 7, From: 1, To: 3}, 7, 2, 0, transport.ErrWrongNode},
-		{"from zero", transport.Hello{Version: 1, ClusterID: 7, From: 0, To: 2}, 7, 2, 0, transport.ErrWrongNode},
-		{"unexpected sender", transport.Hello{Version: 1, ClusterID: 7, From: 5, To: 2}, 7, 2, 1, transport.ErrWrongNode},
+		// A node from before the timing report (version 1) would misread
+		// flag bit 2: it must be refused at the handshake, not mid-stream.
+		{"previous version", transport.Hello{Version: transport.ProtocolVersion - 1, ClusterID: 7, From: 1, To: 2}, 7, 2, 0, transport.ErrVersionMismatch},
+		{"cluster", transport.Hello{Version: transport.ProtocolVersion, ClusterID: 8, From: 1, To: 2}, 7, 2, 0, transport.ErrClusterMismatch},
+		{"to", transport.Hello{Version: transport.ProtocolVersion, ClusterID: 7, From: 1, To: 3}, 7, 2, 0, transport.ErrWrongNode},
+		{"from zero", transport.Hello{Version: transport.ProtocolVersion, ClusterID: 7, From: 0, To: 2}, 7, 2, 0, transport.ErrWrongNode},
+		{"unexpected sender", transport.Hello{Version: transport.ProtocolVersion, ClusterID: 7, From: 5, To: 2}, 7, 2, 1, transport.ErrWrongNode},
 	}
 	for _, c := range cases {
 		if err := c.h.Check(c.cluster, c.self, c.exp); !errors.Is(err, c.want) || !errors.Is(err, transport.ErrBadHandshake) {

@@ -10,7 +10,10 @@
 //
 //	magic "RBT1" | version uint16 | cluster ID uint64 | from uint64 | to uint64
 //
-// (big-endian, HelloSize = 30 bytes). The acceptor checks version, cluster
+// (big-endian, HelloSize = 30 bytes). The version is ProtocolVersion,
+// raised whenever the frame format changes (2 added the timing report), so
+// nodes of two formats refuse each other (ErrVersionMismatch, "peer speaks
+// 1, we speak 2") instead of misreading frames. The acceptor checks version, cluster
 // and that it is the node asked for, then answers with its own Hello; the
 // dialler checks that the node it reached is the node it dialled. Any
 // mismatch closes that connection, logs the reason and counts it in
@@ -23,8 +26,10 @@
 // A frame is a uvarint body length followed by the body, one core.Message:
 //
 //	type        byte     1..core.MaxMessageType
-//	flags       byte     bit 0 Reject, bit 1 snapshot present; others must be 0
+//	flags       byte     bit 0 Reject, bit 1 snapshot present, bit 2 timing
+//	                     present; others must be 0
 //	from, to, term, logTerm, index, commit, rejectHint, context   uvarint each
+//	timing      (only with flag bit 2) holdNanos uvarint | persistNanos uvarint
 //	entries     uvarint count, then per entry:
 //	              term uvarint | index uvarint | type byte | data (uvarint length + bytes)
 //	snapshot    (only with flag bit 1)

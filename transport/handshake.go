@@ -14,8 +14,10 @@ const (
 	Magic = "RBT1"
 	// ProtocolVersion is the wire version this code speaks. A peer with
 	// another version is refused: the codec has no negotiation, so mixing
-	// versions in one cluster would misread frames.
-	ProtocolVersion uint16 = 1
+	// versions in one cluster would misread frames. Version 2 added the
+	// follower's timing report (flag bit 2, core.AppTiming), which a
+	// version 1 decoder rejects as an unknown flag.
+	ProtocolVersion uint16 = 2
 	// HelloSize is the fixed size of a handshake message.
 	HelloSize = len(Magic) + 2 + 8 + 8 + 8
 )

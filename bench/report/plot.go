@@ -265,3 +265,94 @@ func (percentileTicks) Ticks(lo, hi float64) []plot.Tick {
 	}
 	return ts
 }
+
+// StackedBars is a chart of horizontal bars, each split into parts, drawn
+// as shares of the bar's own total so that the split of every bar reads
+// the same however long its total is (the totals go in the bar labels).
+type StackedBars struct {
+	Title, XLabel string
+	// PartNames name the parts, in stacking order (the legend).
+	PartNames []string
+	// Bars, drawn top to bottom; each has one value per part.
+	Bars []StackedBar
+}
+
+// StackedBar is one bar: a label and its parts' values (any unit, all the
+// same).
+type StackedBar struct {
+	Label string
+	Parts []float64
+}
+
+// SaveStackedBars renders sb to a PNG (or any format gonum/plot knows by
+// extension), with the legend in a band right of the bars.
+func SaveStackedBars(sb StackedBars, path string) error {
+	p := plot.New()
+	p.Title.Text = sb.Title
+	p.X.Label.Text = sb.XLabel
+	p.X.Min, p.X.Max = 0, 100
+	p.X.Tick.Marker = plainTicks{}
+	p.Add(plotter.NewGrid())
+	n := len(sb.Bars)
+	labels := make([]string, n)
+	// Bars are listed top to bottom; the Y axis counts upward.
+	for i, b := range sb.Bars {
+		labels[n-1-i] = b.Label
+	}
+	p.NominalY(labels...)
+	leg := plot.NewLegend()
+	leg.Top, leg.Left = true, true
+	leg.Padding = vg.Points(3)
+	var below *plotter.BarChart
+	for j, name := range sb.PartNames {
+		vs := make(plotter.Values, n)
+		for i, b := range sb.Bars {
+			var total float64
+			for _, v := range b.Parts {
+				total += max(v, 0)
+			}
+			if total > 0 && j < len(b.Parts) {
+				vs[n-1-i] = 100 * max(b.Parts[j], 0) / total
+			}
+		}
+		bc, err := plotter.NewBarChart(vs, vg.Points(22))
+		if err != nil {
+			return fmt.Errorf("plot %s: %w", sb.Title, err)
+		}
+		bc.Horizontal = true
+		bc.Color = plotutil.Color(j)
+		bc.LineStyle.Width = 0
+		if below != nil {
+			bc.StackOn(below)
+		}
+		below = bc
+		p.Add(bc)
+		leg.Add(name, bc)
+	}
+	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
+	height := max(plotHeight/2, vg.Points(60+34*float64(n)))
+	probe, err := draw.NewFormattedCanvas(plotWidth, height, format)
+	if err != nil {
+		return fmt.Errorf("save plot %s: %w", path, err)
+	}
+	band := min(leg.Rectangle(draw.New(probe)).Size().X+vg.Points(24), maxLegendWidth)
+	cv, err := draw.NewFormattedCanvas(plotWidth+band, height, format)
+	if err != nil {
+		return fmt.Errorf("save plot %s: %w", path, err)
+	}
+	dc := draw.New(cv)
+	p.Draw(draw.Crop(dc, 0, -band, 0, 0))
+	leg.Draw(draw.Crop(dc, plotWidth+vg.Points(8), 0, 0, -vg.Points(24)))
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("save plot %s: %w", path, err)
+	}
+	if _, err := cv.WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("save plot %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("save plot %s: %w", path, err)
+	}
+	return nil
+}

@@ -23,6 +23,7 @@ const (
 	PercentilesPlot = "latency_percentiles.png"
 	ThroughputPlot  = "throughput.png"
 	P99Plot         = "p99.png"
+	StagesPlot      = "stages.png"
 )
 
 // Write (re)writes run's plots and report.md.
@@ -84,8 +85,167 @@ func writePlots(run *results.Run, pdir string) error {
 	if hasMax(run.Timeline) {
 		series = append(series, Series{Name: "max", X: sec, Y: mx})
 	}
-	return Save(Plot{Title: "Latency by second of intended start" + dashed, XLabel: "second of the measured run", YLabel: "latency (ms, log scale)",
-		Series: series, Markers: marks, FromZero: true, XMax: xmax, LogY: true}, filepath.Join(pdir, P99Plot))
+	if err := Save(Plot{Title: "Latency by second of intended start" + dashed, XLabel: "second of the measured run", YLabel: "latency (ms, log scale)",
+		Series: series, Markers: marks, FromZero: true, XMax: xmax, LogY: true}, filepath.Join(pdir, P99Plot)); err != nil {
+		return err
+	}
+	if hasStages(&run.Summary) {
+		return SaveStackedBars(stageBars(&run.Summary), filepath.Join(pdir, StagesPlot))
+	}
+	return nil
+}
+
+// hasStages reports whether the run timed its writes' stages.
+func hasStages(s *results.Summary) bool {
+	return len(s.StagesUS) > 0 && s.StagesTotalUS != nil && s.StagesTotalUS.Count > 0
+}
+
+// stagePercentiles are the rows of the stage chart and table: the exact
+// mean, then percentiles.
+var stagePercentiles = []struct {
+	name string
+	get  func(results.StageLatency) float64
+}{
+	{"mean", func(l results.StageLatency) float64 { return l.Mean }},
+	{"p50", func(l results.StageLatency) float64 { return l.P50 }},
+	{"p90", func(l results.StageLatency) float64 { return l.P90 }},
+	{"p99", func(l results.StageLatency) float64 { return l.P99 }},
+	{"p99.9", func(l results.StageLatency) float64 { return l.P999 }},
+}
+
+// stageBars is the "where the time goes" chart: for the mean and each
+// percentile, the stages' values at it, as shares of their sum.
+func stageBars(s *results.Summary) StackedBars {
+	sb := StackedBars{Title: "Where a write's time goes on its leader, by stage", XLabel: "share of the stages' sum at that statistic (%)", PartNames: results.StageOrder}
+	for _, p := range stagePercentiles {
+		b := StackedBar{Label: fmt.Sprintf("%s (write %s)", p.name, US(p.get(*s.StagesTotalUS)))}
+		for _, name := range results.StageOrder {
+			b.Parts = append(b.Parts, p.get(s.StagesUS[name]))
+		}
+		sb.Bars = append(sb.Bars, b)
+	}
+	return sb
+}
+
+// StageMeans is a one-line account of where the writes' time went: each
+// stage's exact mean, then their sum (a write's mean latency at its
+// leader); "" when the run kept no stage timings.
+func StageMeans(s *results.Summary) string {
+	if !hasStages(s) {
+		return ""
+	}
+	parts := make([]string, 0, len(results.StageOrder))
+	for _, name := range results.StageOrder {
+		parts = append(parts, name+" "+US(s.StagesUS[name].Mean))
+	}
+	return strings.Join(parts, " + ") + " = " + US(s.StagesTotalUS.Mean)
+}
+
+// stagesSection writes "Where the time goes": the stages' percentiles
+// along the critical path, their chart, and the timings beside them.
+func stagesSection(b *bytes.Buffer, s *results.Summary) {
+	b.WriteString("\n## Where the time goes\n\n")
+	if !hasStages(s) {
+		b.WriteString("Not measured: the nodes kept no stage timings.\n")
+		return
+	}
+	tot := *s.StagesTotalUS
+	fmt.Fprintf(b, "The window's %d committed writes, on their leader, split along the critical path from the Propose call to its answer (results/README.md defines each stage). "+
+		"Each write's stages add up to its latency as the leader measured it, so the means add up exactly; "+
+		"a percentile of a sum is not the sum of the percentiles, so each statistic's bar in the chart shows the stages at that statistic as shares of their sum.\n\n", tot.Count)
+	b.WriteString("| stage | p50 | p99 | p99.9 | max | mean | share of the mean |\n|---|---|---|---|---|---|---|\n")
+	var sum float64
+	for _, name := range results.StageOrder {
+		l := s.StagesUS[name]
+		sum += l.Mean
+		share := 0.0
+		if tot.Mean > 0 {
+			share = 100 * l.Mean / tot.Mean
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.1f%% |\n", name, US(l.P50), US(l.P99), US(l.P999), US(l.Max), US(l.Mean), share)
+	}
+	fmt.Fprintf(b, "| **sum of the stages** | | | | | %s | |\n", US(sum))
+	fmt.Fprintf(b, "| **write at its leader** (Propose → answer) | %s | %s | %s | %s | %s | 100%% |\n", US(tot.P50), US(tot.P99), US(tot.P999), US(tot.Max), US(tot.Mean))
+	l := s.LatencyUS
+	fmt.Fprintf(b, "| operation at the client (latency above) | %s | %s | %s | %s | %s | |\n", US(l.P50), US(l.P99), US(l.P999), US(l.Max), US(l.Mean))
+	if l.Mean > 0 {
+		fmt.Fprintf(b, "\nThe client's mean exceeds the leader's by %s: the client library, the call into the node and back, and the harness's own recording (and with reads or incomplete operations in the run, those).\n", US(l.Mean-tot.Mean))
+	}
+	fmt.Fprintf(b, "\n![where the time goes](%s/%s)\n\n", results.PlotsDir, StagesPlot)
+	b.WriteString("Beside the critical path (these overlap the stages):\n\n| timing | counted per | count | p50 | p99 | p99.9 | max | mean |\n|---|---|---|---|---|---|---|---|\n")
+	per := map[string]string{"to_commit": "write (leader_append + replication)", "append_rtt": "follower acknowledgement", "network": "follower acknowledgement (append_rtt − follower_hold)",
+		"follower_hold": "follower acknowledgement", "follower_fsync": "follower acknowledgement", "wal_fsync": "synced WAL save, any node"}
+	for _, name := range results.StageDetailOrder {
+		d, ok := s.StageDetailUS[name]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %s | %d | %s | %s | %s | %s | %s |\n", name, per[name], d.Count, US(d.P50), US(d.P99), US(d.P999), US(d.Max), US(d.Mean))
+	}
+}
+
+// costSection writes "Cost per operation".
+func costSection(b *bytes.Buffer, s *results.Summary) {
+	b.WriteString("\n## Cost per operation\n\n")
+	c := s.Cost
+	if c == nil {
+		b.WriteString("Not measured.\n")
+		return
+	}
+	whose := "the whole process's: every node, the clients and the harness"
+	if len(s.CostByNode) > 0 {
+		whose = "the node processes' and the harness's (which runs the clients) together; by process below"
+	}
+	fmt.Fprintf(b, "Over the %.1f s window, per operation completed in it (%d). CPU, storage writes, allocations and GC are %s.\n\n", c.WindowSec, s.Ops, whose)
+	costTable(b, c)
+	if len(s.CostByNode) > 0 {
+		b.WriteString("\n### By process\n\nPer operation of the whole run, so the rows add up to the figures above.\n\n" +
+			"| process | CPU per op | fsyncs per op | storage bytes per op | allocations per op | GC pause total | GC pause max |\n|---|---|---|---|---|---|---|\n")
+		row := func(name string, n *results.Cost) {
+			fmt.Fprintf(b, "| %s | %.1f µs | %.4f | %s | %.0f | %.1f ms | %s |\n", name, n.CPUUSPerOp, n.FsyncsPerOp, storagePerOp(n), n.AllocsPerOp, n.GCPauseTotalMS, gcMax(n))
+		}
+		for _, id := range nodeKeys(s.CostByNode) {
+			n := s.CostByNode[id]
+			row("node "+id, &n)
+		}
+		if s.CostHarness != nil {
+			row("harness (clients)", s.CostHarness)
+		}
+	}
+}
+
+func costTable(b *bytes.Buffer, c *results.Cost) {
+	b.WriteString("| cost | per operation | in the window |\n|---|---|---|\n")
+	fmt.Fprintf(b, "| CPU (user + system) | **%.1f µs** | %.2f s user + %.2f s system (%.2f cores) |\n", c.CPUUSPerOp, c.CPUUserSec, c.CPUSystemSec, cores(c))
+	fmt.Fprintf(b, "| fsyncs (synced WAL saves, all nodes) | %.4f | %d (%.0f/s) |\n", c.FsyncsPerOp, c.Fsyncs, c.FsyncsPerSec)
+	if c.StorageWriteMeasured {
+		fmt.Fprintf(b, "| bytes written to storage | %s | %s; write amplification %.1f× of %s of payload |\n", storagePerOp(c), Bytes(c.StorageWriteBytes), c.WriteAmplification, Bytes(c.PayloadBytes))
+	} else {
+		b.WriteString("| bytes written to storage | not measured (no /proc/self/io) | |\n")
+	}
+	fmt.Fprintf(b, "| heap allocations | %.0f objects, %s | %d objects |\n", c.AllocsPerOp, Bytes(int64(c.AllocBytesPerOp)), c.Allocs)
+	fmt.Fprintf(b, "| GC | | %d cycles; stop-the-world pauses %.2f ms in all, longest %s |\n", c.GCCycles, c.GCPauseTotalMS, gcMax(c))
+}
+
+func cores(c *results.Cost) float64 {
+	if c.WindowSec <= 0 {
+		return 0
+	}
+	return (c.CPUUserSec + c.CPUSystemSec) / c.WindowSec
+}
+
+func storagePerOp(c *results.Cost) string {
+	if !c.StorageWriteMeasured {
+		return "not measured"
+	}
+	return Bytes(int64(c.StorageWriteBytesPerOp))
+}
+
+func gcMax(c *results.Cost) string {
+	if !c.GCPauseMaxExact {
+		return fmt.Sprintf("≥ %.2f ms (of the last 256 cycles)", c.GCPauseMaxMS)
+	}
+	return fmt.Sprintf("%.2f ms", c.GCPauseMaxMS)
 }
 
 // hasMax reports whether the timeline carries per-second maxima (files
@@ -175,6 +335,11 @@ func Markdown(run *results.Run) string {
 	fmt.Fprintf(&b, "| errors | %s |\n", ErrorsString(s.Errors))
 	fmt.Fprintf(&b, "| leader changes | %d (elections started: %d) |\n", s.LeaderChanges, s.Elections)
 	fmt.Fprintf(&b, "| WAL peak | %s |\n", WALPeak(s))
+	if s.Cost != nil {
+		fmt.Fprintf(&b, "| CPU per operation | %.1f µs (whole process; see the cost below) |\n", s.CPUUSPerOp)
+	}
+	stagesSection(&b, s)
+	costSection(&b, s)
 
 	b.WriteString("\n## Verdicts\n\n")
 	lin := "not checked (run with --check)"
@@ -274,8 +439,12 @@ func Markdown(run *results.Run) string {
 
 	e := s.Env
 	fmt.Fprintf(&b, "\n## Environment\n\n%s, GOMAXPROCS %d (%d CPUs), %s, %s/%s, commit `%s`.\n", e.GoVersion, e.GOMAXPROCS, e.NumCPU, e.CPUModel, e.OS, e.Arch, e.Commit)
-	fmt.Fprintf(&b, "\nFiles: `%s`, `%s`, `%s` (ms), `%s` (µs intervals), `%s`; see results/README.md for the format.\n",
-		results.ConfigFile, results.SummaryFile, results.HgrmFile, results.HlogFile, results.TimelineFile)
+	stages := ""
+	if hasStages(s) {
+		stages = fmt.Sprintf(", `%s/*.hgrm` (one per stage and timing, ms)", results.StagesDir)
+	}
+	fmt.Fprintf(&b, "\nFiles: `%s`, `%s`, `%s` (ms), `%s` (µs intervals), `%s`%s; see results/README.md for the format.\n",
+		results.ConfigFile, results.SummaryFile, results.HgrmFile, results.HlogFile, results.TimelineFile, stages)
 	return b.String()
 }
 

@@ -61,6 +61,28 @@ func WriteData(dir string, config any, s *Summary, total *hdrhistogram.Histogram
 	return writeFile(dir, TimelineFile, b.Bytes())
 }
 
+// WriteStages writes one .hgrm per distribution under dir/stages (see
+// StagesDir), in latency.hgrm's format. Nothing is written for none.
+func WriteStages(dir string, hists map[string]*hdrhistogram.Histogram) error {
+	if len(hists) == 0 {
+		return nil
+	}
+	sd := filepath.Join(dir, StagesDir)
+	if err := os.MkdirAll(sd, 0o755); err != nil {
+		return fmt.Errorf("stages directory: %w", err)
+	}
+	for name, h := range hists {
+		var b bytes.Buffer
+		if err := WriteHgrm(&b, h); err != nil {
+			return fmt.Errorf("encode %s/%s.hgrm: %w", StagesDir, name, err)
+		}
+		if err := writeFile(sd, name+".hgrm", b.Bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WriteJSON writes v to path as indented JSON.
 func WriteJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")

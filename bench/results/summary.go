@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/raftbench/raftbench/procstat"
 )
 
 // File names inside a result directory.
@@ -19,6 +23,10 @@ const (
 	ReportFile   = "report.md"
 	PlotsDir     = "plots"
 	HistoryFile  = "linearizability.html"
+	// StagesDir holds one .hgrm per write stage and detail (StagesUS,
+	// StageDetailUS), named after it ("stages/queue.hgrm"), and
+	// stages/total.hgrm (StagesTotalUS).
+	StagesDir = "stages"
 )
 
 // Summary is summary.json: the numbers of one run.
@@ -114,9 +122,58 @@ type Summary struct {
 	// that ran. Absent when none did.
 	RefusedNodes map[string]string `json:"refused_nodes,omitempty"`
 
+	// StagesUS is where the window's committed writes spent their time on
+	// their leader, stage by stage along the critical path — "queue",
+	// "leader_append", "replication", "apply", "answer" (results/README.md
+	// defines each) — in microseconds. The stages of each write add up to
+	// its latency as its leader measured it (StagesTotalUS), so their
+	// sum_us add up to StagesTotalUS.SumUS and their means to its mean;
+	// their percentiles do not add up. Absent when the nodes keep no stage
+	// timings.
+	StagesUS map[string]StageLatency `json:"stages_us,omitempty"`
+	// StagesTotalUS is those writes from the leader's Propose call to its
+	// answer; LatencyUS adds the client's side (and counts reads too).
+	StagesTotalUS *StageLatency `json:"stages_total_us,omitempty"`
+	// StagesWindowSec bounds when the writes of StagesUS were answered:
+	// from the start of the harness's opening reading of the nodes to the
+	// end of its closing one. It holds Cost.WindowSec, and exceeds
+	// DurationSec by what the readings took (the load runs on meanwhile),
+	// so StagesTotalUS.Count and Writes differ by about the write rate
+	// times that, plus the operations in flight at the edges.
+	StagesWindowSec float64 `json:"stages_window_sec,omitempty"`
+	// StageDetailUS are the timings beside the stages, which overlap them:
+	// "to_commit" per write, "append_rtt", "network", "follower_hold" and
+	// "follower_fsync" per follower acknowledgement, "wal_fsync" per synced
+	// WAL save of any node.
+	StageDetailUS map[string]StageLatency `json:"stage_detail_us,omitempty"`
+
+	// CPUUSPerOp is the system's CPU time (user + system: the nodes, the
+	// clients and the harness) over the measured window, per operation
+	// completed in it (Cost.CPUUSPerOp); 0 when Cost is absent.
+	CPUUSPerOp float64 `json:"cpu_us_per_op"`
+	// Cost is what the measured window cost the whole system (see Cost):
+	// with the nodes in the harness's process, that process; with node
+	// processes (--procs), their sum plus the harness's own (CostHarness,
+	// which holds the clients). Absent when the target's nodes run
+	// elsewhere and report nothing. CostByNode is each node process's
+	// share, keyed by node ID, its figures per operation of the whole run
+	// (so they add up to Cost's); absent in one process.
+	Cost        *Cost           `json:"cost,omitempty"`
+	CostByNode  map[string]Cost `json:"cost_by_node,omitempty"`
+	CostHarness *Cost           `json:"cost_harness,omitempty"`
+
 	// Nodes are per-node counters at the end of the run.
 	Nodes []NodeStats `json:"nodes"`
-	Env   Env         `json:"env"`
+	// Mode is where the nodes ran: "in-process", "procs" (each a `raftbench
+	// node` process the run started) or "cluster" (a cluster someone else
+	// runs); System and SystemVersion are the Raft implementation.
+	Mode          string `json:"mode"`
+	System        string `json:"system"`
+	SystemVersion string `json:"system_version,omitempty"`
+	// NodeProfiles are the profiles taken from the node processes (with
+	// --procs or --cluster), files of the result directory.
+	NodeProfiles []string `json:"node_profiles,omitempty"`
+	Env          Env      `json:"env"`
 	// Problems lists what went wrong in the harness itself (e.g. replicas
 	// that never converged); empty on a clean run.
 	Problems []string `json:"problems,omitempty"`
@@ -156,6 +213,120 @@ type Latency struct {
 	P999 float64 `json:"p999"`
 	Max  float64 `json:"max"`
 	Mean float64 `json:"mean"`
+}
+
+// StageOrder names the write stages of StagesUS in the order a write
+// passes them, StageDetailOrder the details of StageDetailUS (package node
+// defines them: node.Stage, node.Detail).
+var (
+	StageOrder       = []string{"queue", "leader_append", "replication", "apply", "answer"}
+	StageDetailOrder = []string{"to_commit", "append_rtt", "network", "follower_hold", "follower_fsync", "wal_fsync"}
+)
+
+// StageLatency is one stage's (or detail's) distribution over the window,
+// in microseconds: percentiles from its HDR histogram (1% resolution),
+// Mean and SumUS exact.
+type StageLatency struct {
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	P999  float64 `json:"p999"`
+	Max   float64 `json:"max"`
+	Mean  float64 `json:"mean"`
+	SumUS float64 `json:"sum_us"`
+	Count int64   `json:"count"`
+}
+
+// StageLatencyOf summarises a stage's histogram (microseconds) and the
+// exact sum of its durations.
+func StageLatencyOf(h *hdrhistogram.Histogram, sumNanos int64) StageLatency {
+	l := StageLatency{Count: h.TotalCount(), SumUS: float64(sumNanos) / 1e3}
+	if l.Count == 0 {
+		return l
+	}
+	l.P50, l.P90, l.P99 = float64(h.ValueAtQuantile(50)), float64(h.ValueAtQuantile(90)), float64(h.ValueAtQuantile(99))
+	l.P999, l.Max = float64(h.ValueAtQuantile(99.9)), float64(h.Max())
+	l.Mean = l.SumUS / float64(l.Count)
+	return l
+}
+
+// Cost is what a measured window cost, whole and per operation. The
+// process's counters are read when the window opens and when it closes,
+// WindowSec apart: close to the measured duration but not equal to it
+// (the harness copies the nodes' stage timings just outside it, so that
+// the copying is not charged to the system, and its close is polled). A
+// figure per operation is therefore its rate over WindowSec divided by
+// the run's throughput: the edges of the two counts do not matter for a
+// steady load. Payload bytes are those of the
+// writes in WindowSec at the run's write rate.
+type Cost struct {
+	WindowSec float64 `json:"window_sec"`
+	// CPUUserSec and CPUSystemSec are the process's CPU time (getrusage);
+	// CPUUSPerOp is their sum per operation.
+	CPUUserSec   float64 `json:"cpu_user_sec"`
+	CPUSystemSec float64 `json:"cpu_system_sec"`
+	CPUUSPerOp   float64 `json:"cpu_us_per_op"`
+	// Fsyncs counts the synced WAL saves of the nodes covered.
+	Fsyncs       uint64  `json:"fsyncs"`
+	FsyncsPerSec float64 `json:"fsyncs_per_sec"`
+	FsyncsPerOp  float64 `json:"fsyncs_per_op"`
+	// StorageWriteBytes is what the process made the kernel write to
+	// storage (/proc/self/io write_bytes less cancelled_write_bytes): the
+	// WALs' Pebble log files, memtable flushes and compactions, and
+	// snapshot images, counted in whole pages as they were dirtied, which
+	// is what the disk is asked to write. WriteAmplification divides it by
+	// the payload bytes committed. StorageWriteMeasured is false where the
+	// kernel does not say (then both are 0).
+	StorageWriteBytes      int64   `json:"storage_write_bytes"`
+	StorageWriteBytesPerOp float64 `json:"storage_write_bytes_per_op"`
+	PayloadBytes           int64   `json:"payload_bytes"`
+	WriteAmplification     float64 `json:"write_amplification"`
+	StorageWriteMeasured   bool    `json:"storage_write_measured"`
+	// Allocs and AllocBytes are the heap allocations made (objects, tiny
+	// ones included, and bytes), also per operation.
+	Allocs          uint64  `json:"allocs"`
+	AllocsPerOp     float64 `json:"allocs_per_op"`
+	AllocBytesPerOp float64 `json:"alloc_bytes_per_op"`
+	// GCCycles completed in the window; GCPauseTotalMS their
+	// stop-the-world pauses in all; GCPauseMaxMS the longest cycle's,
+	// exact unless GCPauseMaxExact is false (more than 256 cycles: the
+	// longest of the last 256).
+	GCCycles        uint32  `json:"gc_cycles"`
+	GCPauseTotalMS  float64 `json:"gc_pause_total_ms"`
+	GCPauseMaxMS    float64 `json:"gc_pause_max_ms"`
+	GCPauseMaxExact bool    `json:"gc_pause_max_exact"`
+}
+
+// CostOf charges a window: pc is what the process spent in it (procstat
+// samples at the window's edges), fsyncs the synced WAL saves of its
+// nodes in it, opsPerSec and writesPerSec the run's throughput (all
+// operations, and writes), payload the size of each write's value.
+func CostOf(pc procstat.Cost, fsyncs uint64, opsPerSec, writesPerSec float64, payload int) Cost {
+	c := Cost{
+		WindowSec: pc.Wall.Seconds(), CPUUserSec: pc.UserCPU.Seconds(), CPUSystemSec: pc.SystemCPU.Seconds(),
+		Fsyncs: fsyncs, StorageWriteMeasured: pc.HasIO,
+		Allocs: pc.Mallocs, GCCycles: pc.GCCycles, GCPauseMaxExact: pc.GCPauseMaxExact,
+		GCPauseTotalMS: float64(pc.GCPauseTotal) / 1e6, GCPauseMaxMS: float64(pc.GCPauseMax) / 1e6,
+	}
+	if pc.HasIO {
+		c.StorageWriteBytes = pc.WriteBytes
+	}
+	if c.WindowSec <= 0 {
+		return c
+	}
+	c.FsyncsPerSec = float64(fsyncs) / c.WindowSec
+	c.PayloadBytes = int64(writesPerSec * c.WindowSec * float64(payload))
+	if ops := opsPerSec * c.WindowSec; ops > 0 {
+		c.CPUUSPerOp = float64(pc.CPU()) / 1e3 / ops
+		c.FsyncsPerOp = float64(fsyncs) / ops
+		c.StorageWriteBytesPerOp = float64(c.StorageWriteBytes) / ops
+		c.AllocsPerOp = float64(pc.Mallocs) / ops
+		c.AllocBytesPerOp = float64(pc.AllocBytes) / ops
+	}
+	if c.PayloadBytes > 0 {
+		c.WriteAmplification = float64(c.StorageWriteBytes) / float64(c.PayloadBytes)
+	}
+	return c
 }
 
 // Failover is what one leader loss cost.
@@ -224,6 +395,26 @@ type NodeStats struct {
 	// WALPeakBytes is the node's data directory's peak size (see
 	// Summary.WALPeakBytes).
 	WALPeakBytes int64 `json:"wal_peak_bytes"`
+	// Process is the node's process, when it runs in one of its own
+	// (--procs, --cluster).
+	Process *ProcessStats `json:"process,omitempty"`
+}
+
+// ProcessStats describe a node's own process at the end of the run.
+type ProcessStats struct {
+	PID int `json:"pid"`
+	// CPUSeconds is the user and system CPU time the process used since
+	// it started (since its last restart, for a restarted node).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// MaxRSSBytes is the peak resident set size; HeapBytes the Go heap in
+	// use at the end; Goroutines the goroutines at the end; GCCycles the
+	// garbage collections since it started.
+	MaxRSSBytes int64  `json:"max_rss_bytes"`
+	HeapBytes   int64  `json:"heap_bytes"`
+	Goroutines  int    `json:"goroutines"`
+	GCCycles    uint32 `json:"gc_cycles"`
+	// UptimeSec is how long the process had run.
+	UptimeSec float64 `json:"uptime_sec"`
 }
 
 // Env describes where a run ran.

@@ -42,7 +42,7 @@ func newCrashSoakCmd() *cobra.Command {
 		Args:  exactArgs(0),
 	}
 	skip := map[string]bool{}
-	for _, k := range runOnlyKnobs {
+	for _, k := range bench.RunKnobs {
 		skip[k] = true
 	}
 	config := addKnobFlags(cmd, &set, skip, bench.Default())
@@ -77,7 +77,7 @@ func newCrashSoakCmd() *cobra.Command {
 		}
 		cfg := crashsoak.Config{
 			Binary: bin, Dir: dir, Nodes: nodes, Duration: duration, Interval: interval, Clients: clients,
-			Seed: knobs.Seed, Flags: nodeKnobFlags(&knobs), Out: cmd.OutOrStdout(),
+			Seed: knobs.Seed, Flags: knobs.NodeFlags(), Out: cmd.OutOrStdout(),
 		}
 		cfg.EnsureDefaults()
 		if err := cfg.Validate(); err != nil {
@@ -104,17 +104,4 @@ func newCrashSoakCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
-}
-
-// nodeKnobFlags are knobs' node settings as `raftbench node` flags.
-func nodeKnobFlags(knobs *bench.Config) []string {
-	var flags []string
-	for _, name := range nodeKnobs {
-		k, ok := bench.KnobByName(name)
-		if !ok {
-			continue // TestNodeKnobsClassified keeps the lists true
-		}
-		flags = append(flags, fmt.Sprintf("--%s=%s", name, k.Get(knobs)))
-	}
-	return flags
 }

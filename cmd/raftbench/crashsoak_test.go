@@ -46,9 +46,9 @@ func TestNodeKnobFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flags := nodeKnobFlags(&knobs)
-	if len(flags) != len(nodeKnobs) {
-		t.Errorf("%d flags for %d node knobs", len(flags), len(nodeKnobs))
+	flags := knobs.NodeFlags()
+	if len(flags) != len(bench.NodeKnobs) {
+		t.Errorf("%d flags for %d node knobs", len(flags), len(bench.NodeKnobs))
 	}
 	cmd := newNodeCmdFlags(&f)
 	args := append([]string{"--id", "1", "--peers", "1=127.0.0.1:1/127.0.0.1:2", "--dir", t.TempDir()}, flags...)
@@ -59,7 +59,7 @@ func TestNodeKnobFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range nodeKnobs {
+	for _, name := range bench.NodeKnobs {
 		k, _ := bench.KnobByName(name)
 		if got, want := k.Get(&s.knobs), k.Get(&knobs); got != want {
 			t.Errorf("--%s: raftbench node parsed %q back as %q", name, want, got)

@@ -22,30 +22,9 @@ import (
 	"github.com/raftbench/raftbench/bench"
 	"github.com/raftbench/raftbench/clientapi"
 	"github.com/raftbench/raftbench/cluster"
-	"github.com/raftbench/raftbench/node"
 	"github.com/raftbench/raftbench/transport"
 	"github.com/raftbench/raftbench/wal"
 )
-
-// nodeKnobs are the knobs of `raftbench run` that configure a node, which
-// `raftbench node` takes as flags (and YAML keys) of the same name and
-// meaning. Every other knob is in runOnlyKnobs; a test keeps the two lists
-// covering bench.Knobs, so a new knob must be classified.
-var nodeKnobs = []string{
-	"transport", "wal", "sync", "seed",
-	"batch-entries", "batch-bytes", "max-inflight", "max-msg-bytes",
-	"tick", "election-timeout", "heartbeat", "prevote", "checkquorum",
-	"snapshot-every", "snapshot-trailing", "wal-memtable",
-	"max-inflight-bytes", "max-uncommitted-bytes", "read-mode", "proposal-pipeline",
-}
-
-// runOnlyKnobs shape a run (its cluster size, workload, faults, profiles
-// and output), not a node.
-var runOnlyKnobs = []string{
-	"nodes", "dir", "payload", "clients", "rate", "duration", "warmup", "read-ratio", "keys", "op-timeout",
-	"count", "fault", "cpuprofile", "memprofile", "mutexprofile", "blockprofile", "trace", "pprof-addr",
-	"check", "out", "attempt-timeout", "metrics-addr",
-}
 
 // nodeFlags are `raftbench node`'s own flags (the knobs are in set).
 type nodeFlags struct {
@@ -140,7 +119,7 @@ func newNodeCmdFlags(out **nodeFlags) *cobra.Command {
 		Args:  exactArgs(0),
 	}
 	skip := map[string]bool{}
-	for _, k := range runOnlyKnobs {
+	for _, k := range bench.RunKnobs {
 		skip[k] = true
 	}
 	f.config = addKnobFlags(cmd, &f.set, skip, bench.Default())
@@ -193,6 +172,9 @@ func (f *nodeFlags) setup(hostname func() (string, error)) (*nodeSetup, error) {
 	}
 	if err := knobs.Validate(); err != nil {
 		return nil, err
+	}
+	if knobs.WAL == bench.WALCrashable {
+		return nil, fmt.Errorf("%w: --wal crashable is the in-process harness's in-memory filesystem; a node process runs pebble (or memory), and SIGKILL is its crash", bench.ErrBadConfig)
 	}
 	s := &nodeSetup{knobs: knobs, dir: f.dir, join: f.join, tokenFlag: f.adminToken, tokenFile: f.adminTokenFile, adminListen: f.adminAddr}
 	var probs []string
@@ -323,48 +305,13 @@ func parsePeers(s string) (map[uint64]peerAddrs, error) {
 	return peers, nil
 }
 
-// template turns the knobs into the cluster template (the mapping the
-// in-process harness uses for the same knobs).
+// template is the node's cluster template: bench's one mapping of the
+// knobs (the in-process harness builds its nodes from the same function),
+// with this node's TLS.
 func (s *nodeSetup) template(clusterID uint64, logger *slog.Logger) cluster.Template {
-	k := &s.knobs
-	tick := k.Tick.D()
-	return cluster.Template{
-		ClusterID: clusterID, Transport: k.Transport, WAL: k.WAL,
-		Pebble: wal.PebbleOptions{MemTableSize: uint64(k.WALMemtable)},
-		// A node that falls behind a compacted leader catches up by
-		// snapshot, which needs somewhere to keep it.
-		Snapshots: true,
-		TLS:       s.tls,
-		Logger:    logger,
-		Node: node.Config{
-			TickInterval:        tick,
-			ElectionTicks:       int(k.ElectionTimeout.D() / tick),
-			HeartbeatTicks:      int(k.Heartbeat.D() / tick),
-			MaxBatchEntries:     k.BatchEntries,
-			MaxBatchBytes:       k.BatchBytes,
-			MaxInflight:         k.MaxInflight,
-			MaxSizePerMsg:       uint64(k.MaxMsgBytes),
-			MaxInflightBytes:    uint64(k.MaxInflightBytes),
-			MaxUncommittedBytes: uint64(k.MaxUncommittedBytes),
-			DisablePreVote:      !k.PreVote,
-			DisableCheckQuorum:  !k.CheckQuorum,
-			ReadMode:            nodeReadMode(k.ReadMode),
-			NoSync:              !k.Sync,
-			SnapshotEntries:     uint64(k.SnapshotEvery),
-			SnapshotTrailing:    uint64(k.SnapshotTrailing),
-			Seed:                k.Seed,
-			Logger:              logger,
-		},
-	}
-}
-
-// nodeReadMode maps the read-mode knob (validated as index or lease) onto
-// node's ReadMode.
-func nodeReadMode(s string) node.ReadMode {
-	if s == "lease" {
-		return node.ReadModeLease
-	}
-	return node.ReadModeIndex
+	t := s.knobs.Template(clusterID, logger)
+	t.TLS = s.tls
+	return t
 }
 
 // listen opens a TCP listener for flag, naming it in the error (a port in

@@ -77,6 +77,10 @@ second Ctrl-C kills the process.
 
 func runOptions(verbose bool) bench.Options {
 	opt := bench.Options{Progress: os.Stderr, Live: bench.IsTerminal(os.Stderr)}
+	// --procs runs this very executable as `raftbench node`.
+	if bin, err := os.Executable(); err == nil {
+		opt.Binary = bin
+	}
 	if verbose {
 		opt.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -114,6 +118,16 @@ func printSummary(w io.Writer, dir string, s *results.Summary) {
 		rows = append(rows, [2]string{"membership " + m.Spec, v})
 	}
 	rows = append(rows, [2]string{"WAL peak", report.WALPeak(s)})
+	if c := s.Cost; c != nil {
+		whose := "whole process"
+		if len(s.CostByNode) > 0 {
+			whose = "node processes and harness"
+		}
+		rows = append(rows, [2]string{"cost per op", fmt.Sprintf("%.1f µs CPU, %.3f fsyncs, %.0f allocations  (%s)", c.CPUUSPerOp, c.FsyncsPerOp, c.AllocsPerOp, whose)})
+	}
+	if line := report.StageMeans(s); line != "" {
+		rows = append(rows, [2]string{"stages (mean)", line})
+	}
 	lin := "not checked"
 	if s.LinearizabilityCheck != "off" {
 		lin = s.LinearizabilityCheck

@@ -1,28 +1,23 @@
-// Package nodetest runs whole Raft clusters in one process for tests: every
-// node on a real transport (TCP or QUIC) on loopback, wrapped in the fault
-// injector, with its own Pebble WAL (and snapshot directory) in a temp dir.
-// It is test plumbing, kept out of package node so the library never
-// imports testing.
+// Package nodetest runs whole Raft clusters in one process for tests. The
+// cluster is cluster.Cluster — the one way nodes are wired, the same as the
+// harness's and `raftbench node`'s — on a real transport (TCP or QUIC) on
+// loopback, wrapped in the fault injector, each node with its own Pebble
+// WAL (and snapshot directory) in the test's temporary directory, with
+// timing fast enough for tests. This package only adds the testing
+// conveniences: a failed start or wait fails the test, and the cluster
+// stops when the test ends. It is kept out of package node so the library
+// never imports testing.
 package nodetest
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"maps"
-	"path/filepath"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/raftbench/raftbench/core"
+	"github.com/raftbench/raftbench/cluster"
 	"github.com/raftbench/raftbench/node"
-	"github.com/raftbench/raftbench/transport"
 	"github.com/raftbench/raftbench/transport/fault"
-	"github.com/raftbench/raftbench/transport/quic"
-	"github.com/raftbench/raftbench/transport/tcp"
-	"github.com/raftbench/raftbench/wal"
 )
 
 // Options shape a cluster.
@@ -39,198 +34,97 @@ type Options struct {
 	Configure func(*node.Config)
 }
 
+// spareIDs is how many IDs past the initial nodes AddNode may use.
+const spareIDs = 32
+
+// clusterID is every test cluster's ID.
+const clusterID = 7
+
 // Cluster is a running test cluster. Its methods are safe to call from
 // several goroutines (a load generator's and the test's).
 type Cluster struct {
-	tb        testing.TB
-	opts      Options
-	clusterID uint64
+	tb testing.TB
+	c  *cluster.Cluster
 	// Net holds the partitions shared by every node's fault wrapper.
 	Net *fault.Network
-
-	mu     sync.Mutex
-	addrs  map[uint64]string // every node ever started
-	voters map[uint64]string // the initial membership
-	dirs   map[uint64]string
-	nodes  map[uint64]*node.Node
-	sms    map[uint64]node.StateMachine
-	faults map[uint64]*fault.Transport
 }
 
 // New starts a cluster of o.Nodes voters; it is stopped when the test ends.
 func New(tb testing.TB, o Options) *Cluster {
 	tb.Helper()
-	c := &Cluster{
-		tb: tb, opts: o, clusterID: 7, Net: fault.NewNetwork(),
-		addrs: map[uint64]string{}, voters: map[uint64]string{}, dirs: map[uint64]string{},
-		nodes: map[uint64]*node.Node{}, sms: map[uint64]node.StateMachine{}, faults: map[uint64]*fault.Transport{},
+	tmpl := cluster.Template{
+		ClusterID: clusterID, Transport: o.Transport, WAL: cluster.WALPebble, Snapshots: o.Snapshots,
+		Node: node.Config{
+			TickInterval: 5 * time.Millisecond, ElectionTicks: 40, HeartbeatTicks: 4,
+			Logger: slog.New(slog.DiscardHandler),
+		},
 	}
-	trs := map[uint64]transport.Transport{}
-	for id := uint64(1); id <= uint64(o.Nodes); id++ {
-		trs[id] = c.newTransport(id, "127.0.0.1:0")
-		c.voters[id] = trs[id].Addr()
+	if o.NewSM != nil {
+		tmpl.NewStateMachine = func(id uint64) (node.StateMachine, error) { return o.NewSM(id), nil }
 	}
-	maps.Copy(c.addrs, c.voters)
-	for id := uint64(1); id <= uint64(o.Nodes); id++ {
-		c.start(id, trs[id], c.voters, false)
+	c, err := cluster.Start(cluster.Options{
+		Template: tmpl, Nodes: o.Nodes, MaxID: uint64(o.Nodes + spareIDs), Dir: tb.TempDir(), Configure: o.Configure,
+	})
+	if err != nil {
+		tb.Fatalf("nodetest: %v", err)
 	}
-	tb.Cleanup(c.StopAll)
-	return c
+	tc := &Cluster{tb: tb, c: c, Net: c.Network()}
+	tb.Cleanup(tc.StopAll)
+	return tc
 }
 
-func (c *Cluster) newTransport(id uint64, addr string) *fault.Transport {
-	c.tb.Helper()
-	opts := transport.Options{ID: id, ClusterID: c.clusterID, Logger: slog.New(slog.DiscardHandler)}
-	var inner transport.Transport
-	var err error
-	switch c.opts.Transport {
-	case "quic":
-		inner, err = quic.New(quic.Config{Options: opts, ListenAddr: addr})
-	case "tcp", "":
-		inner, err = tcp.New(tcp.Config{Options: opts, ListenAddr: addr})
-	default:
-		err = fmt.Errorf("unknown transport %q", c.opts.Transport)
-	}
-	if err != nil {
-		c.tb.Fatalf("transport for %d: %v", id, err)
-	}
-	ft, err := fault.Wrap(inner, fault.Config{ID: id, Network: c.Net, Seed: id})
-	if err != nil {
-		c.tb.Fatalf("fault wrapper for %d: %v", id, err)
-	}
-	c.mu.Lock()
-	c.faults[id] = ft
-	c.mu.Unlock()
-	return ft
-}
-
-func (c *Cluster) start(id uint64, tr transport.Transport, peers map[uint64]string, join bool) {
-	c.tb.Helper()
-	c.mu.Lock()
-	dir, ok := c.dirs[id]
-	if !ok {
-		dir = filepath.Join(c.tb.TempDir(), fmt.Sprintf("node%d", id))
-		c.dirs[id] = dir
-	}
-	c.mu.Unlock()
-	lg, err := wal.OpenPebble(filepath.Join(dir, "wal"), wal.PebbleOptions{})
-	if err != nil {
-		c.tb.Fatalf("open wal of %d: %v", id, err)
-	}
-	sm := c.opts.NewSM(id)
-	cfg := node.Config{
-		ID: id, Peers: peers, Transport: tr, Log: lg, StateMachine: sm,
-		TickInterval: 5 * time.Millisecond, ElectionTicks: 40, HeartbeatTicks: 4,
-		JoinAsLearner: join,
-		Seed:          id,
-		Logger:        slog.New(slog.DiscardHandler),
-	}
-	if c.opts.Snapshots {
-		cfg.SnapshotDir = filepath.Join(dir, "snap")
-	}
-	if c.opts.Configure != nil {
-		c.opts.Configure(&cfg)
-	}
-	n, err := node.Start(cfg)
-	if err != nil {
-		c.tb.Fatalf("start node %d: %v", id, err)
-	}
-	c.mu.Lock()
-	c.nodes[id], c.sms[id] = n, sm
-	c.mu.Unlock()
-}
+// Cluster is the underlying cluster.Cluster.
+func (c *Cluster) Cluster() *cluster.Cluster { return c.c }
 
 // Node returns the running node id, or nil.
-func (c *Cluster) Node(id uint64) *node.Node {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.nodes[id]
-}
+func (c *Cluster) Node(id uint64) *node.Node { return c.c.Node(id) }
 
 // SM returns the state machine of node id's current incarnation.
-func (c *Cluster) SM(id uint64) node.StateMachine {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sms[id]
-}
+func (c *Cluster) SM(id uint64) node.StateMachine { return c.c.StateMachine(id) }
 
 // IDs lists the running nodes.
-func (c *Cluster) IDs() []uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Sorted(maps.Keys(c.nodes))
-}
+func (c *Cluster) IDs() []uint64 { return c.c.IDs() }
 
 // Nodes returns the running nodes, in ID order.
-func (c *Cluster) Nodes() []*node.Node {
-	var out []*node.Node
-	for _, id := range c.IDs() {
-		if n := c.Node(id); n != nil {
-			out = append(out, n)
-		}
-	}
-	return out
-}
+func (c *Cluster) Nodes() []*node.Node { return c.c.Running() }
 
-// Fault returns node id's fault wrapper.
-func (c *Cluster) Fault(id uint64) *fault.Transport {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.faults[id]
-}
+// Fault returns node id's fault wrapper (nil while it is not running).
+func (c *Cluster) Fault(id uint64) *fault.Transport { return c.c.Fault(id) }
 
 // Addr is node id's transport address.
-func (c *Cluster) Addr(id uint64) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.addrs[id]
-}
+func (c *Cluster) Addr(id uint64) string { return c.c.Addr(id) }
 
 // Dir is node id's data directory (WAL in wal/, snapshots in snap/).
-func (c *Cluster) Dir(id uint64) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dirs[id]
-}
+func (c *Cluster) Dir(id uint64) string { return c.c.NodeDir(id) }
 
-// Stop stops node id; its WAL and snapshots stay for Restart.
+// Stop stops node id; its WAL and snapshots stay for Restart. Stopping a
+// node that is not running does nothing.
 func (c *Cluster) Stop(id uint64) {
-	c.mu.Lock()
-	n := c.nodes[id]
-	delete(c.nodes, id)
-	c.mu.Unlock()
-	if n != nil {
-		if err := n.Stop(); err != nil {
-			c.tb.Errorf("stop %d: %v", id, err)
-		}
+	if c.c.Replica(id) == nil {
+		return
+	}
+	if err := c.c.Stop(id); err != nil {
+		c.tb.Errorf("nodetest: %v", err)
 	}
 }
 
 // Restart starts a stopped node again on its directory and address.
 func (c *Cluster) Restart(id uint64) {
 	c.tb.Helper()
-	c.start(id, c.newTransport(id, c.Addr(id)), c.voters, false)
+	if err := c.c.Restart(id); err != nil {
+		c.tb.Fatalf("nodetest: %v", err)
+	}
 }
 
 // AddNode starts a new, empty node id that joins as a learner (the caller
 // then adds it with node.AddLearner on the leader), and returns its address.
 func (c *Cluster) AddNode(id uint64) string {
 	c.tb.Helper()
-	tr := c.newTransport(id, "127.0.0.1:0")
-	c.mu.Lock()
-	c.addrs[id] = tr.Addr()
-	peers := maps.Clone(c.voters)
-	for _, n := range c.nodes {
-		for mid := range n.Status().Progress {
-			if a, ok := c.addrs[mid]; ok {
-				peers[mid] = a
-			}
-		}
+	addr, err := c.c.Join(context.Background(), id)
+	if err != nil {
+		c.tb.Fatalf("nodetest: %v", err)
 	}
-	peers[id] = tr.Addr()
-	c.mu.Unlock()
-	c.start(id, tr, peers, true)
-	return tr.Addr()
+	return addr
 }
 
 // StopAll stops every node.
@@ -243,32 +137,17 @@ func (c *Cluster) StopAll() {
 // LeaderNode returns the running node that believes it leads in the
 // highest term, or nil.
 func (c *Cluster) LeaderNode() *node.Node {
-	var best *node.Node
-	var term uint64
-	for _, n := range c.Nodes() {
-		if s := n.Status(); s.Role == core.Leader && s.Term >= term {
-			best, term = n, s.Term
-		}
-	}
-	return best
+	id, _ := c.c.Leader()
+	return c.c.Node(id)
 }
 
 // WaitLeader waits for a leader that every running node agrees on.
 func (c *Cluster) WaitLeader(timeout time.Duration) uint64 {
 	c.tb.Helper()
-	var lead uint64
-	WaitFor(c.tb, timeout, "a leader every running node agrees on", func() bool {
-		lead = 0
-		for _, n := range c.Nodes() {
-			s := n.Status()
-			if s.Leader == core.None || (lead != 0 && s.Leader != lead) {
-				return false
-			}
-			lead = s.Leader
-		}
-		l := c.Node(lead)
-		return l != nil && l.Status().Role == core.Leader
-	})
+	lead, err := c.c.WaitLeader(context.Background(), timeout)
+	if err != nil {
+		c.tb.Fatalf("nodetest: %v", err)
+	}
 	return lead
 }
 
@@ -284,9 +163,9 @@ func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 	}
 }
 
-// Endpoint is node id as a client sees it: every call goes to the node's
-// current incarnation, so clients keep working across Stop and Restart (a
-// stopped node answers node.ErrStopped).
+// Endpoint is node id as a client sees it (cluster.Endpoint): every call
+// goes to the node's current incarnation, so clients keep working across
+// Stop and Restart (a stopped node answers node.ErrStopped).
 type Endpoint struct {
 	C  *Cluster
 	Id uint64
@@ -297,16 +176,10 @@ func (e Endpoint) ID() uint64 { return e.Id }
 
 // Propose forwards to the running node.
 func (e Endpoint) Propose(ctx context.Context, cmd []byte) (any, error) {
-	if n := e.C.Node(e.Id); n != nil {
-		return n.Propose(ctx, cmd)
-	}
-	return nil, node.ErrStopped
+	return e.C.c.Endpoint(e.Id).Propose(ctx, cmd)
 }
 
 // Read forwards to the running node.
 func (e Endpoint) Read(ctx context.Context, q []byte) (any, error) {
-	if n := e.C.Node(e.Id); n != nil {
-		return n.Read(ctx, q)
-	}
-	return nil, node.ErrStopped
+	return e.C.c.Endpoint(e.Id).Read(ctx, q)
 }

@@ -217,7 +217,7 @@ func Heartbeat(from, to, seq uint64) core.Message {
 func EqualMessages(a, b *core.Message) (bool, string) {
 	if a.Type != b.Type || a.From != b.From || a.To != b.To || a.Term != b.Term || a.LogTerm != b.LogTerm ||
 		a.Index != b.Index || a.Commit != b.Commit || a.Reject != b.Reject || a.RejectHint != b.RejectHint ||
-		a.Context != b.Context {
+		a.Context != b.Context || a.Timing != b.Timing {
 		return false, fmt.Sprintf("header differs: %+v vs %+v", headerOf(a), headerOf(b))
 	}
 	if len(a.Entries) != len(b.Entries) {

@@ -1,0 +1,161 @@
+// Package procstat samples what this process has spent so far — CPU time,
+// bytes it made the kernel write to storage, heap allocations, garbage
+// collector pauses — so that a benchmark can charge a measured window with
+// its cost: take a Sample when the window opens and another when it
+// closes, and Between returns the difference. A raftbench node process
+// serves its samples on its admin endpoint, so a harness driving several
+// processes charges each its own.
+package procstat
+
+import (
+	"bytes"
+	"runtime"
+	"strconv"
+	"time"
+)
+
+// Sample is the process's cumulative counters at one moment.
+type Sample struct {
+	// At is when the sample was taken (with a monotonic reading in this
+	// process; wall-clock only once it has travelled as JSON).
+	At time.Time `json:"at"`
+	// UserCPU and SystemCPU are the CPU time of every thread of the
+	// process (getrusage RUSAGE_SELF).
+	UserCPU   time.Duration `json:"user_cpu_ns"`
+	SystemCPU time.Duration `json:"system_cpu_ns"`
+	// WriteBytes is what the process made the kernel send to storage:
+	// /proc/self/io write_bytes less cancelled_write_bytes (pages dirtied
+	// and then truncated away before they were written). The kernel counts
+	// whole pages as they are dirtied, so a 100-byte append synced on its
+	// own costs a 4 KiB page: this is the write amplification the device
+	// sees, WAL files, memtable flushes, compactions and snapshot images
+	// alike, not the bytes handed to write(2). HasIO is false where the
+	// kernel does not say (not Linux, or /proc unreadable).
+	WriteBytes int64 `json:"write_bytes"`
+	HasIO      bool  `json:"has_io"`
+	// Mallocs and AllocBytes count heap allocations since the process
+	// started (runtime.MemStats Mallocs and TotalAlloc: tiny objects
+	// included).
+	Mallocs    uint64 `json:"mallocs"`
+	AllocBytes uint64 `json:"alloc_bytes"`
+	// NumGC counts completed GC cycles; PauseTotal is their stop-the-world
+	// pauses in all; RecentPauses is the runtime's ring of the last 256
+	// cycles' pauses in nanoseconds (runtime.MemStats.PauseNs: cycle k's
+	// pause is at (k-1) % 256).
+	NumGC        uint32        `json:"num_gc"`
+	PauseTotal   time.Duration `json:"pause_total_ns"`
+	RecentPauses []uint64      `json:"recent_pauses_ns"`
+}
+
+// Read samples the process now. It stops the world briefly (as
+// runtime.ReadMemStats does: tens of microseconds), so sample at a
+// window's edges, not in a hot loop.
+func Read() Sample {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s := Sample{At: time.Now(), Mallocs: ms.Mallocs, AllocBytes: ms.TotalAlloc,
+		NumGC: ms.NumGC, PauseTotal: time.Duration(ms.PauseTotalNs), RecentPauses: append([]uint64(nil), ms.PauseNs[:]...)}
+	s.UserCPU, s.SystemCPU = cpuTimes()
+	s.WriteBytes, s.HasIO = writeBytes()
+	return s
+}
+
+// Cost is what a process spent between two samples.
+type Cost struct {
+	// Wall is the time between the samples.
+	Wall time.Duration `json:"wall_ns"`
+	// UserCPU and SystemCPU are the CPU time spent (all threads).
+	UserCPU   time.Duration `json:"user_cpu_ns"`
+	SystemCPU time.Duration `json:"system_cpu_ns"`
+	// WriteBytes is what the process made the kernel write to storage
+	// (see Sample.WriteBytes); HasIO is false when it is unknown.
+	WriteBytes int64 `json:"write_bytes"`
+	HasIO      bool  `json:"has_io"`
+	// Mallocs and AllocBytes are the heap allocations made.
+	Mallocs    uint64 `json:"mallocs"`
+	AllocBytes uint64 `json:"alloc_bytes"`
+	// GCCycles is how many GC cycles completed; GCPauseTotal their
+	// stop-the-world pauses in all, exact; GCPauseMax the longest cycle's
+	// pauses. GCPauseMaxExact is false when more than 256 cycles completed
+	// (the runtime keeps only the last 256): GCPauseMax is then the
+	// longest of the last 256, a lower bound.
+	GCCycles        uint32        `json:"gc_cycles"`
+	GCPauseTotal    time.Duration `json:"gc_pause_total_ns"`
+	GCPauseMax      time.Duration `json:"gc_pause_max_ns"`
+	GCPauseMaxExact bool          `json:"gc_pause_max_exact"`
+}
+
+// CPU is the user and system time together.
+func (c Cost) CPU() time.Duration { return c.UserCPU + c.SystemCPU }
+
+// Between returns what the process spent from a to b, two samples of the
+// same process with a taken first.
+func Between(a, b Sample) Cost {
+	c := Cost{
+		Wall:    b.At.Sub(a.At),
+		UserCPU: b.UserCPU - a.UserCPU, SystemCPU: b.SystemCPU - a.SystemCPU,
+		HasIO:   a.HasIO && b.HasIO,
+		Mallocs: b.Mallocs - a.Mallocs, AllocBytes: b.AllocBytes - a.AllocBytes,
+		GCCycles: b.NumGC - a.NumGC, GCPauseTotal: b.PauseTotal - a.PauseTotal,
+		GCPauseMaxExact: true,
+	}
+	if c.HasIO {
+		c.WriteBytes = b.WriteBytes - a.WriteBytes
+	}
+	ring := uint32(len(b.RecentPauses))
+	if ring == 0 {
+		c.GCPauseMaxExact = c.GCCycles == 0
+		return c
+	}
+	first := a.NumGC + 1
+	if c.GCCycles > ring {
+		first, c.GCPauseMaxExact = b.NumGC-ring+1, false
+	}
+	for k := first; k <= b.NumGC && k > a.NumGC; k++ {
+		c.GCPauseMax = max(c.GCPauseMax, time.Duration(b.RecentPauses[(k-1)%ring]))
+	}
+	return c
+}
+
+// parseIO extracts write_bytes − cancelled_write_bytes from the text of
+// /proc/<pid>/io; false when write_bytes is missing or unreadable.
+func parseIO(b []byte) (int64, bool) {
+	var write, cancelled int64
+	found := false
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		name, val, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(val)), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch string(name) {
+		case "write_bytes":
+			write, found = n, true
+		case "cancelled_write_bytes":
+			cancelled = n
+		}
+	}
+	return write - cancelled, found
+}
+
+// Plus is what c and o cost together, o being another process's cost over
+// the same window (a harness summing the node processes it drives): the
+// longer wall time, every count added, the longest pause of either, exact
+// and measured only when both are.
+func (c Cost) Plus(o Cost) Cost {
+	sum := Cost{
+		Wall:    max(c.Wall, o.Wall),
+		UserCPU: c.UserCPU + o.UserCPU, SystemCPU: c.SystemCPU + o.SystemCPU,
+		WriteBytes: c.WriteBytes + o.WriteBytes, HasIO: c.HasIO && o.HasIO,
+		Mallocs: c.Mallocs + o.Mallocs, AllocBytes: c.AllocBytes + o.AllocBytes,
+		GCCycles: c.GCCycles + o.GCCycles, GCPauseTotal: c.GCPauseTotal + o.GCPauseTotal,
+		GCPauseMax: max(c.GCPauseMax, o.GCPauseMax), GCPauseMaxExact: c.GCPauseMaxExact && o.GCPauseMaxExact,
+	}
+	if !sum.HasIO {
+		sum.WriteBytes = 0 // unknown for one of them, so for the sum
+	}
+	return sum
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package procstat
+
+func onTmpfs(string) bool { return false }
