@@ -1,61 +1,215 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
 	"github.com/raftbench/raftbench/admin"
-	"github.com/raftbench/raftbench/clientapi"
-	"github.com/raftbench/raftbench/kv"
+	"github.com/raftbench/raftbench/bench"
+	"github.com/raftbench/raftbench/bench/netns"
+	"github.com/raftbench/raftbench/bench/results"
 )
 
-// The processes' Raft timing: short enough for a quick test, long enough
-// that three node processes plus a -race test binary on two cores do not
-// hold needless elections.
-const (
-	procTick      = "5ms"
-	procElection  = 500 * time.Millisecond
-	procClusterID = 0x70726f6373 // "procs"
+// The node processes' Raft timing: short enough for a quick test, long
+// enough that three node processes plus a -race test binary on two cores
+// do not hold needless elections.
+var procTiming = []string{"--tick", "5ms", "--election-timeout", "400ms", "--heartbeat", "40ms"}
+
+// The binary the node processes run: this command, built once per test
+// binary run without -race (the nodes are the system under test; the
+// harness, in the test binary, is what runs under the race detector).
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+	buildDir  string
 )
 
-// buildRaftbench builds this command into dir once per test binary run
-// (without -race: the nodes are the system under test, the test itself is
-// what runs under the race detector).
-func buildRaftbench(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the test builds raftbench and needs the go command on PATH: %v", err)
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
 	}
-	bin := filepath.Join(t.TempDir(), "raftbench")
-	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	os.Exit(code)
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
+func buildRaftbench(t *testing.T) string {
 	t.Helper()
+	buildOnce.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			buildErr = fmt.Errorf("the test builds raftbench and needs the go command on PATH: %w", err)
+			return
+		}
+		if buildDir, err = os.MkdirTemp("", "raftbench-test-bin-"); err != nil {
+			buildErr = err
+			return
+		}
+		bin := filepath.Join(buildDir, "raftbench")
+		if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		builtBin = bin
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// runCLI runs raftbench with args, its node processes (if any) from the
+// built binary.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	t.Setenv(nodeBinaryEnv, buildRaftbench(t))
+	var out, errb bytes.Buffer
+	code = realMain(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// checkVerdicts fails t unless every end-of-run verdict of s holds.
+func checkVerdicts(t *testing.T, s *results.Summary) {
+	t.Helper()
+	if s.Linearizable == nil || !*s.Linearizable || s.LinearizabilityCheck != "ok" {
+		t.Errorf("linearizable = %v (%s)", s.Linearizable, s.LinearizabilityCheck)
+	}
+	if !s.ReplicasAgree || s.ReplicaCheck != bench.ReplicaAgree || !s.AckedOpsFound || s.AckedWrites == 0 || len(s.ReplicaHashes) != 3 {
+		t.Errorf("replicas %s (hashes %v at %v), acked_ops_found %v (%d acked, lost %v); problems %v",
+			s.ReplicaCheck, s.ReplicaHashes, s.ReplicaApplied, s.AckedOpsFound, s.AckedWrites, s.LostKeys, s.Problems)
+	}
+	for id, a := range s.ReplicaApplied {
+		if a != s.AppliedIndex {
+			t.Errorf("replica %s read at %d, not at the one index %d", id, a, s.AppliedIndex)
+		}
+	}
+	if len(s.Problems) > 0 {
+		t.Errorf("problems: %v", s.Problems)
+	}
+}
+
+// failover returns the failover the fault spec caused.
+func failover(s *results.Summary, spec string) (results.Failover, bool) {
+	for _, f := range s.Failovers {
+		if f.Fault == spec {
+			return f, true
+		}
+	}
+	return results.Failover{}, false
+}
+
+// TestProcsRunEndToEnd: raftbench run --procs under load SIGKILLs the
+// leader's process and then node 2's, each restarted from its directory,
+// and SIGSTOPs the leader for longer than the election timeout; every
+// verdict must hold (no acknowledged write lost on any replica, replicas
+// equal at one applied index, history linearizable), a new leader must
+// take over from the killed and from the paused one, and the result
+// directory must hold the nodes' logs, profiles and process figures.
+func TestProcsRunEndToEnd(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	args := append([]string{"run", "--procs", "--duration", "4500ms", "--warmup", "500ms", "--clients", "8", "--keys", "50",
+		"--fault", "kill9-leader@500ms+700ms", "--fault", "kill9:2@1800ms+500ms", "--fault", "pause-leader@2600ms+1500ms",
+		"--check", "--cpuprofile", "--memprofile", "--out", out}, procTiming...)
+	code, stdout, stderr := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	run, err := results.Read(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &run.Summary
+	checkVerdicts(t, s)
+	if s.Mode != bench.ModeProcs || s.System != "raftbench" {
+		t.Errorf("summary says mode %q system %q, want procs raftbench", s.Mode, s.System)
+	}
+	if run.Config["procs"] != true {
+		t.Errorf("config.json does not say procs")
+	}
+	for _, spec := range []string{"kill9-leader@500ms+700ms", "pause-leader@2600ms+1500ms"} {
+		f, ok := failover(s, spec)
+		if !ok || f.NewLeader == 0 || f.NewLeader == f.OldLeader || f.ToLeaderMS < 0 {
+			t.Errorf("%s: failover %+v (found %v), want a new leader other than the old", spec, f, ok)
+		}
+	}
+	var did []string
+	for _, f := range s.Faults {
+		if f.Error != "" {
+			t.Errorf("fault %s failed: %s", f.Spec, f.Error)
+		}
+		did = append(did, f.What)
+	}
+	for _, want := range []string{"SIGKILLed node", "restarted node", "paused node", "resumed node"} {
+		if !slices.ContainsFunc(did, func(w string) bool { return strings.HasPrefix(w, want) }) {
+			t.Errorf("faults %q lack %q", did, want)
+		}
+	}
+	restarts := 0
+	if len(s.Nodes) != 3 {
+		t.Fatalf("nodes %+v, want 3", s.Nodes)
+	}
+	for _, n := range s.Nodes {
+		restarts += n.Restarts
+		if n.Process == nil || n.Process.PID == 0 || n.Process.CPUSeconds <= 0 || n.Process.MaxRSSBytes <= 0 || n.WALPeakBytes <= 0 {
+			t.Errorf("node %d's figures %+v (process %+v)", n.ID, n, n.Process)
+		}
+	}
+	if restarts != 2 {
+		t.Errorf("%d restarts counted, want 2 (one per kill9)", restarts)
+	}
+	for id := 1; id <= 3; id++ {
+		for _, f := range []string{fmt.Sprintf("nodes/node%d.log", id), fmt.Sprintf("node%d-mem.pprof", id)} {
+			if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+				t.Errorf("result directory lacks %s (%v)", f, err)
+			}
+		}
+	}
+	// The CPU profiles cover the whole window, so the killed nodes' are
+	// cut short; the third node's, at least, is whole.
+	cpu := 0
+	for id := 1; id <= 3; id++ {
+		if st, err := os.Stat(filepath.Join(out, fmt.Sprintf("node%d-cpu.pprof", id))); err == nil && st.Size() > 0 {
+			cpu++
+		}
+	}
+	if cpu == 0 {
+		t.Errorf("no node CPU profile; node_profiles %v", s.NodeProfiles)
+	}
+	if _, err := os.Stat(filepath.Join(out, "cpu.pprof")); err != nil {
+		t.Errorf("the harness's own CPU profile is missing: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, bench.NodesDir, "admin-token")); err == nil {
+		t.Errorf("the admin token file was left in the result directory")
+	}
+}
+
+// startNodes starts three raftbench node processes on loopback with an
+// admin token, as someone else's cluster would be, and returns the
+// --cluster and --admin lists and the token file. They are SIGKILLed (by
+// PID) when the test ends.
+func startNodes(t *testing.T) (clients, admins, tokenFile string) {
+	t.Helper()
+	bin := buildRaftbench(t)
+	dir := t.TempDir()
+	tokenFile = filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var lns []net.Listener
 	var ports []int
-	for range n {
+	for range 9 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -66,452 +220,202 @@ func freePorts(t *testing.T, n int) []int {
 	for _, ln := range lns {
 		_ = ln.Close()
 	}
-	return ports
-}
-
-// procCluster is three `raftbench node` processes on loopback. Only the
-// processes it started are ever signalled, by their PIDs.
-type procCluster struct {
-	t      *testing.T
-	bin    string
-	dir    string
-	peers  string
-	client map[uint64]string
-	adminA map[uint64]string
-	admins map[uint64]*admin.Client
-
-	mu    sync.Mutex
-	procs map[uint64]*nodeProc
-}
-
-type nodeProc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it exited
-	err  error         // its exit, once done
-	log  string
-}
-
-func startProcCluster(t *testing.T, bin string) *procCluster {
-	ports := freePorts(t, 9)
-	pc := &procCluster{t: t, bin: bin, dir: t.TempDir(), client: map[uint64]string{}, adminA: map[uint64]string{}, admins: map[uint64]*admin.Client{}, procs: map[uint64]*nodeProc{}}
-	var peers []string
-	hc := &http.Client{Timeout: 2 * time.Second}
+	var peers, cl, ad []string
 	for i := range 3 {
-		id := uint64(i + 1)
-		raft, cl, adm := ports[3*i], ports[3*i+1], ports[3*i+2]
-		pc.client[id] = fmt.Sprintf("127.0.0.1:%d", cl)
-		peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d/127.0.0.1:%d", id, raft, cl))
-		pc.adminA[id] = fmt.Sprintf("127.0.0.1:%d", adm)
-		c, err := admin.NewClient(pc.adminA[id], "", hc)
+		peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d/127.0.0.1:%d", i+1, ports[3*i], ports[3*i+1]))
+		cl = append(cl, fmt.Sprintf("%d=127.0.0.1:%d", i+1, ports[3*i+1]))
+		ad = append(ad, fmt.Sprintf("%d=127.0.0.1:%d", i+1, ports[3*i+2]))
+	}
+	var cmds []*exec.Cmd
+	t.Cleanup(func() {
+		for _, c := range cmds {
+			_ = c.Process.Signal(syscall.SIGKILL)
+			_ = c.Wait()
+		}
+		if t.Failed() {
+			for i := range 3 {
+				b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("node%d.log", i+1)))
+				t.Logf("node %d's log:\n%s", i+1, b)
+			}
+		}
+	})
+	for i := range 3 {
+		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("node%d.log", i+1)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		pc.admins[id] = c
+		args := append([]string{"node", "--id", fmt.Sprint(i + 1), "--peers", strings.Join(peers, ","),
+			"--dir", filepath.Join(dir, fmt.Sprintf("n%d", i+1)), "--cluster-id", "0x7465737463",
+			"--admin-addr", fmt.Sprintf("127.0.0.1:%d", ports[3*i+2]), "--admin-token-file", tokenFile, "--log-level", "warn",
+			"--mutex-profile-fraction", "5"}, procTiming...)
+		c := exec.Command(bin, args...)
+		c.Stdout, c.Stderr = logf, logf
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		logf.Close()
+		cmds = append(cmds, c)
 	}
-	pc.peers = strings.Join(peers, ",")
-	t.Cleanup(pc.cleanup)
-	for id := uint64(1); id <= 3; id++ {
-		pc.start(id)
-	}
-	return pc
+	return strings.Join(cl, ","), strings.Join(ad, ","), tokenFile
 }
 
-// start starts (or restarts, on the same directory and ports) node id.
-func (pc *procCluster) start(id uint64) {
-	pc.t.Helper()
-	adminAddr := pc.adminA[id]
-	logPath := filepath.Join(pc.dir, fmt.Sprintf("node%d.log", id))
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+// TestClusterRunEndToEnd drives, with raftbench run --cluster, three node
+// processes the test started itself: a partition of the leader, message
+// loss and a slow disk through the admin endpoints, profiles from every
+// node. Every verdict must hold, a new leader must take over from the
+// partitioned one, and the run must leave no fault in force. Process
+// faults are refused with how to do them under an orchestrator.
+func TestClusterRunEndToEnd(t *testing.T) {
+	clients, admins, tokenFile := startNodes(t)
+	out := filepath.Join(t.TempDir(), "run")
+	code, stdout, stderr := runCLI(t, "run", "--cluster", clients, "--admin", admins, "--admin-token-file", tokenFile,
+		"--duration", "3s", "--warmup", "500ms", "--clients", "8", "--keys", "50",
+		"--fault", "partition-leader@500ms+1200ms", "--fault", "loss=0.02@2s+500ms", "--fault", "slow-disk:1=2ms@2s+500ms",
+		"--check", "--cpuprofile", "--mutexprofile", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	run, err := results.Read(out)
 	if err != nil {
-		pc.t.Fatal(err)
+		t.Fatal(err)
 	}
-	cmd := exec.Command(pc.bin, "node", "--id", fmt.Sprint(id), "--peers", pc.peers,
-		"--dir", filepath.Join(pc.dir, fmt.Sprintf("node%d", id)), "--cluster-id", fmt.Sprint(procClusterID),
-		"--admin-addr", adminAddr, "--tick", procTick, "--election-timeout", procElection.String(), "--heartbeat", "50ms",
-		"--snapshot-every", "200", "--snapshot-trailing", "50", "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		pc.t.Fatalf("start node %d: %v", id, err)
+	s := &run.Summary
+	checkVerdicts(t, s)
+	if s.Mode != bench.ModeCluster {
+		t.Errorf("summary says mode %q, want cluster", s.Mode)
 	}
-	p := &nodeProc{cmd: cmd, done: make(chan struct{}), log: logPath}
-	go func() {
-		p.err = cmd.Wait()
-		_ = logf.Close()
-		close(p.done)
-	}()
-	pc.mu.Lock()
-	pc.procs[id] = p
-	pc.mu.Unlock()
-}
-
-func (pc *procCluster) proc(id uint64) *nodeProc {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	return pc.procs[id]
-}
-
-// signal sends sig to node id's process.
-func (pc *procCluster) signal(id uint64, sig syscall.Signal) {
-	pc.t.Helper()
-	if err := pc.proc(id).cmd.Process.Signal(sig); err != nil {
-		pc.t.Fatalf("signal %v to node %d: %v", sig, id, err)
+	if f, ok := failover(s, "partition-leader@500ms+1200ms"); !ok || f.NewLeader == 0 || f.NewLeader == f.OldLeader || f.ToLeaderMS < 0 {
+		t.Errorf("partition-leader: failover %+v (found %v), want a new leader", f, ok)
 	}
-}
-
-// kill9 SIGKILLs node id and waits until it is gone.
-func (pc *procCluster) kill9(id uint64) {
-	pc.t.Helper()
-	pc.signal(id, syscall.SIGKILL)
-	<-pc.proc(id).done
-}
-
-// cleanup ends every process this test started that is still running: a
-// SIGCONT (in case it is paused), then SIGKILL, by PID.
-func (pc *procCluster) cleanup() {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	for id, p := range pc.procs {
-		select {
-		case <-p.done:
-			continue
-		default:
-		}
-		_ = p.cmd.Process.Signal(syscall.SIGCONT)
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if pc.t.Failed() {
-			pc.dumpLog(id, p)
+	for _, f := range s.Faults {
+		if f.Error != "" {
+			t.Errorf("fault %s failed: %s", f.Spec, f.Error)
 		}
 	}
-	if pc.t.Failed() {
-		for id, p := range pc.procs {
-			pc.dumpLog(id, p)
+	for _, n := range s.Nodes {
+		if n.Process == nil || n.Process.PID == 0 {
+			t.Errorf("node %d has no process figures: %+v", n.ID, n)
 		}
 	}
-}
-
-func (pc *procCluster) dumpLog(id uint64, p *nodeProc) {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	pc.t.Logf("node %d log (tail):\n%s", id, b)
-}
-
-// status asks node id's admin endpoint; ok is false when it does not
-// answer (killed, paused, restarting).
-func (pc *procCluster) status(id uint64) (admin.Status, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	s, err := pc.admins[id].Status(ctx)
-	return s, err == nil
-}
-
-// waitFor polls cond every 10 ms until it holds, failing at the deadline.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// leaderAmong waits until one of ids leads and every other of ids follows
-// it, and returns it with its term.
-func (pc *procCluster) leaderAmong(t *testing.T, timeout time.Duration, ids ...uint64) (lead, term uint64) {
-	t.Helper()
-	waitFor(t, timeout, fmt.Sprintf("a leader among %v that all of them follow", ids), func() bool {
-		lead, term = 0, 0
-		var sts []admin.Status
-		for _, id := range ids {
-			s, ok := pc.status(id)
-			if !ok {
-				return false
-			}
-			sts = append(sts, s)
-			if s.Role == "Leader" {
-				lead, term = s.ID, s.Term
+	for id := 1; id <= 3; id++ {
+		for _, f := range []string{fmt.Sprintf("node%d-cpu.pprof", id), fmt.Sprintf("node%d-mutex.pprof", id)} {
+			if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+				t.Errorf("result directory lacks %s (%v)", f, err)
 			}
 		}
-		for _, s := range sts {
-			if lead == 0 || s.Leader != lead {
-				return false
-			}
-		}
-		return true
-	})
-	return lead, term
-}
-
-// caughtUp waits until node id has applied what the leader had committed
-// when the wait began.
-func (pc *procCluster) caughtUp(t *testing.T, id, lead uint64) {
-	t.Helper()
-	ls, ok := pc.status(lead)
-	if !ok {
-		t.Fatalf("leader %d does not answer", lead)
 	}
-	waitFor(t, 15*time.Second, fmt.Sprintf("node %d to apply %d", id, ls.Commit), func() bool {
-		s, ok := pc.status(id)
-		return ok && s.Applied >= ls.Commit
-	})
-}
-
-// loadGen drives closed-loop load through the client API: every client
-// writes its own keys (each write's value unique) and reads and CASes
-// shared ones, with every operation recorded for porcupine.
-type loadGen struct {
-	rec   *kv.Recorder
-	acked atomic.Int64
-	stop  chan struct{}
-	wg    sync.WaitGroup
-
-	mu sync.Mutex
-	// own[key] is the history of writes to key by its one writer, in
-	// order: value and whether it was acknowledged.
-	own map[string][]write
-	err error
-}
-
-type write struct {
-	value string
-	acked bool
-}
-
-func startLoad(t *testing.T, eps []kv.Endpoint, clients int) *loadGen {
-	g := &loadGen{rec: kv.NewRecorder(), stop: make(chan struct{}), own: map[string][]write{}}
-	for c := range clients {
-		cl, err := kv.NewClient(eps, kv.ClientOptions{AttemptTimeout: 400 * time.Millisecond})
+	// Nothing left in force on the nodes.
+	tok, _ := os.ReadFile(tokenFile)
+	for _, e := range strings.Split(admins, ",") {
+		_, addr, _ := strings.Cut(e, "=")
+		c, err := admin.NewClient(addr, strings.TrimSpace(string(tok)), &http.Client{Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rc := g.rec.NewRecordingClient(cl)
-		g.wg.Go(func() { g.run(c, rc) })
+		f, err := c.Faults(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Rules != (admin.Rules{}) || f.DiskDelay != 0 || len(f.Network.Isolated) > 0 {
+			t.Errorf("node at %s still has faults in force after the run: %+v", addr, f)
+		}
 	}
-	return g
-}
 
-func (g *loadGen) run(c int, rc *kv.RecordingClient) {
-	rng := rand.New(rand.NewPCG(uint64(c), 42))
-	for seq := 0; ; seq++ {
-		select {
-		case <-g.stop:
-			return
-		default:
+	// What --cluster cannot do is refused before anything runs.
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--fault", "kill9-leader@1s"}, []string{"kill9-leader@1s", "raftbench --cluster", "kubectl delete pod", "systemctl kill"}},
+		{[]string{"--fault", "pause:1@1s+1s"}, []string{"pause:1@1s+1s", "systemctl kill -s STOP", "kill -STOP"}},
+		{[]string{"--fault", "crash:1@1s"}, []string{"crash:1@1s", "without --cluster"}},
+		{[]string{"--fault", "add-node@1s"}, []string{"add-node@1s", "--join"}},
+	} {
+		args := append([]string{"run", "--cluster", clients, "--admin", admins, "--admin-token-file", tokenFile,
+			"--duration", "1s", "--out", filepath.Join(t.TempDir(), "refused")}, tc.args...)
+		code, _, stderr := runCLI(t, args...)
+		if code != exitBadInput || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and one line", tc.args, code, stderr, exitBadInput)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		shared := []byte(fmt.Sprintf("shared-%d", rng.IntN(4)))
-		val := []byte(fmt.Sprintf("c%d-%d", c, seq))
-		var err error
-		switch r := rng.IntN(10); {
-		case r < 5:
-			key := fmt.Sprintf("own-c%d-k%d", c, rng.IntN(8))
-			err = rc.Put(ctx, []byte(key), val)
-			g.mu.Lock()
-			g.own[key] = append(g.own[key], write{value: string(val), acked: err == nil})
-			g.mu.Unlock()
-		case r < 7:
-			err = rc.Put(ctx, shared, val)
-		case r < 9:
-			_, _, err = rc.Get(ctx, shared)
-		default:
-			cur, _, gerr := rc.Get(ctx, shared)
-			if gerr == nil {
-				_, err = rc.CAS(ctx, shared, cur, val)
-			} else {
-				err = gerr
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%v: %q lacks %q", tc.args, stderr, w)
 			}
 		}
-		cancel()
-		if err == nil {
-			g.acked.Add(1)
-		} else if !errors.Is(err, kv.ErrOutcomeUnknown) {
-			g.mu.Lock()
-			if g.err == nil {
-				g.err = fmt.Errorf("client %d: %w", c, err)
-			}
-			g.mu.Unlock()
-		}
+	}
+	code, _, stderr = runCLI(t, "run", "--cluster", clients, "--duration", "1s")
+	if code != exitBadInput || !strings.Contains(stderr, "--admin: missing") {
+		t.Errorf("--cluster without --admin: exit %d, %q", code, stderr)
+	}
+	code, _, stderr = runCLI(t, "run", "--cluster", clients, "--admin", admins, "--duration", "1s", "--out", filepath.Join(t.TempDir(), "x"))
+	if code == 0 || !strings.Contains(stderr, "unauthorized") {
+		t.Errorf("--cluster without the token: exit %d, %q; want a refusal saying unauthorized", code, stderr)
 	}
 }
 
-// progress waits until n more operations were acknowledged.
-func (g *loadGen) progress(t *testing.T, n int64, what string) {
+// ours lists the network namespaces this process made (bench/netns names
+// them after the PID of their maker).
+func ours(t *testing.T) []string {
 	t.Helper()
-	target := g.acked.Load() + n
-	waitFor(t, 20*time.Second, fmt.Sprintf("%d more acknowledged operations %s", n, what), func() bool { return g.acked.Load() >= target })
+	ents, err := os.ReadDir("/var/run/netns")
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var mine []string
+	for _, e := range ents {
+		if pid, ok := netns.Owner(e.Name()); ok && pid == os.Getpid() {
+			mine = append(mine, e.Name())
+		}
+	}
+	return mine
 }
 
-func (g *loadGen) halt() {
-	close(g.stop)
-	g.wg.Wait()
-}
-
-// TestProcessCluster runs three `raftbench node` processes on loopback
-// under load through the client API: SIGKILL of the leader, then of a
-// follower, each restarted from its directory; then a SIGSTOP of the
-// leader for longer than the election timeout and a SIGCONT. The old
-// leader must step down, no acknowledged write may be lost, the replicas'
-// state hashes at one applied index must agree, the history must be
-// linearizable, and SIGTERM must stop every node cleanly.
-func TestProcessCluster(t *testing.T) {
-	bin := buildRaftbench(t)
-	pc := startProcCluster(t, bin)
-	all := []uint64{1, 2, 3}
-	lead, _ := pc.leaderAmong(t, 20*time.Second, all...)
-
-	eps, err := clientapi.Endpoints(pc.client, clientapi.Options{ClusterID: procClusterID})
+// TestNetnsRun (root on Linux only): raftbench run --procs --netns puts
+// each node in a namespace of its own; a partition of the leader is a real
+// link cut, and a SIGKILL and restart work across namespaces; every
+// verdict must hold. No namespace may outlive the run, nor a run that
+// fails because its nodes do not start.
+func TestNetnsRun(t *testing.T) {
+	if err := netns.Check(); err != nil {
+		t.Skipf("no network namespaces here: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	args := append([]string{"run", "--procs", "--netns", "--duration", "3s", "--warmup", "500ms", "--clients", "8", "--keys", "50",
+		"--fault", "partition-leader@300ms+1200ms", "--fault", "kill9:1@2s+500ms", "--check", "--out", out}, procTiming...)
+	code, stdout, stderr := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if left := ours(t); len(left) > 0 {
+		t.Errorf("namespaces left after the run: %v", left)
+	}
+	run, err := results.Read(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ep := range eps {
-		defer ep.(*clientapi.Endpoint).Close()
+	s := &run.Summary
+	checkVerdicts(t, s)
+	if run.Config["netns"] != true {
+		t.Errorf("config.json does not say netns")
 	}
-	g := startLoad(t, eps, 6)
-	defer func() {
-		select {
-		case <-g.stop:
-		default:
-			g.halt()
-		}
-	}()
-	g.progress(t, 100, "before any fault")
-
-	// SIGKILL the leader; the others elect one and go on; the old leader
-	// restarts from its directory and catches up.
-	pc.kill9(lead)
-	others := without(all, lead)
-	lead2, _ := pc.leaderAmong(t, 20*time.Second, others...)
-	g.progress(t, 100, "after the leader's SIGKILL")
-	pc.start(lead)
-	pc.caughtUp(t, lead, lead2)
-
-	// SIGKILL a follower, restart it.
-	follower := without(all, lead2)[0]
-	pc.kill9(follower)
-	g.progress(t, 100, "after a follower's SIGKILL")
-	pc.start(follower)
-	lead3, _ := pc.leaderAmong(t, 20*time.Second, all...)
-	pc.caughtUp(t, follower, lead3)
-
-	// SIGSTOP the leader for longer than the election timeout.
-	ls, _ := pc.status(lead3)
-	pc.signal(lead3, syscall.SIGSTOP)
-	paused := time.Now()
-	rest := without(all, lead3)
-	lead4, term4 := pc.leaderAmong(t, 20*time.Second, rest...)
-	if term4 <= ls.Term {
-		t.Fatalf("new leader %d in term %d, not above the paused leader's %d", lead4, term4, ls.Term)
-	}
-	g.progress(t, 100, "while the leader is paused")
-	if d := time.Since(paused); d < procElection {
-		time.Sleep(procElection - d) // the pause must outlast the election timeout
-	}
-	pc.signal(lead3, syscall.SIGCONT)
-	waitFor(t, 15*time.Second, fmt.Sprintf("the paused leader %d to step down", lead3), func() bool {
-		s, ok := pc.status(lead3)
-		return ok && s.Role != "Leader" && s.Term >= term4 && s.Leader != lead3 && s.Leader != 0
-	})
-	g.progress(t, 50, "after the paused leader came back")
-
-	g.halt()
-	if g.err != nil {
-		t.Errorf("load: %v", g.err)
+	if f, ok := failover(s, "partition-leader@300ms+1200ms"); !ok || f.NewLeader == 0 || f.NewLeader == f.OldLeader {
+		t.Errorf("partition-leader: failover %+v (found %v), want a new leader", f, ok)
 	}
 
-	// Quiesce: every node has applied the same commit index.
-	var index uint64
-	waitFor(t, 20*time.Second, "every node to apply one commit index", func() bool {
-		index = 0
-		for _, id := range all {
-			s, ok := pc.status(id)
-			if !ok || s.Applied != s.Commit || (index != 0 && s.Commit != index) {
-				return false
-			}
-			index = s.Commit
-		}
-		return index > 0
-	})
-	var ref string
-	for _, id := range all {
-		h, err := pc.admins[id].Hash(context.Background(), index, 5*time.Second)
-		if err != nil {
-			t.Fatalf("hash of node %d at %d: %v", id, index, err)
-		}
-		if ref == "" {
-			ref = h.Hash
-		} else if h.Hash != ref {
-			t.Errorf("node %d's state at %d hashes to %s, node 1's to %s", id, index, h.Hash, ref)
-		}
+	// Nodes that cannot start: the run fails, naming why, and leaves no
+	// namespace, process or directory behind.
+	t.Setenv(nodeBinaryEnv, "/bin/false")
+	var o, e bytes.Buffer
+	dataDir := t.TempDir()
+	code = realMain(context.Background(), []string{"run", "--procs", "--netns", "--duration", "1s", "--dir", dataDir,
+		"--out", filepath.Join(t.TempDir(), "failed")}, &o, &e)
+	if code == 0 || !strings.Contains(e.String(), "before serving") {
+		t.Errorf("a run whose nodes cannot start: exit %d, %q; want a failure saying a node exited before serving", code, e.String())
 	}
-
-	// No acknowledged write lost: each own key holds its last
-	// acknowledged value or a later write whose outcome was unknown.
-	cl, err := kv.NewClient(eps, kv.ClientOptions{})
-	if err != nil {
-		t.Fatal(err)
+	if left := ours(t); len(left) > 0 {
+		t.Errorf("namespaces left after a failed run: %v", left)
 	}
-	acked, lost := 0, 0
-	for key, ws := range g.own {
-		last := -1
-		for i, w := range ws {
-			if w.acked {
-				last = i
-			}
-		}
-		if last < 0 {
-			continue
-		}
-		acked++
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		v, found, err := cl.Get(ctx, []byte(key))
-		cancel()
-		if err != nil {
-			t.Fatalf("get %s: %v", key, err)
-		}
-		okv := map[string]bool{ws[last].value: true}
-		for _, w := range ws[last+1:] {
-			okv[w.value] = true // unknown outcome: may have run
-		}
-		if !found || !okv[string(v)] {
-			lost++
-			t.Errorf("key %s = %q (found %v), want its last acknowledged write %q", key, v, found, ws[last].value)
-		}
+	if ents, _ := os.ReadDir(dataDir); len(ents) > 0 {
+		t.Errorf("the failed run left %d entries in --dir", len(ents))
 	}
-	t.Logf("%d operations acknowledged; %d keys checked, %d lost; replicas agree at index %d", g.acked.Load(), acked, lost, index)
-
-	res, info := g.rec.Check(30 * time.Second)
-	if res != porcupine.Ok {
-		path, _ := kv.Visualize(info, filepath.Join(t.TempDir(), "history.html"))
-		t.Errorf("history of %d operations is %v (visualisation: %s)", len(g.rec.Operations()), res, path)
-	}
-
-	// SIGTERM: every node shuts down cleanly (exit 0).
-	for _, id := range all {
-		pc.signal(id, syscall.SIGTERM)
-	}
-	for _, id := range all {
-		p := pc.proc(id)
-		select {
-		case <-p.done:
-			if p.err != nil {
-				t.Errorf("node %d after SIGTERM: %v", id, p.err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("node %d did not exit within 15s of SIGTERM", id)
-		}
-	}
-}
-
-func without(ids []uint64, x uint64) []uint64 {
-	var out []uint64
-	for _, id := range ids {
-		if id != x {
-			out = append(out, id)
-		}
-	}
-	return out
 }
