@@ -143,9 +143,11 @@ type SoftState struct {
 	Role Role
 }
 
-// New returns a Raft in the follower role, restored from cfg.Storage. Every
-// problem, in cfg or in what storage holds, is returned as an error.
+// New returns a Raft in the follower role, restored from cfg.Storage. It
+// fills cfg's defaults (EnsureDefaults) first. Every problem, in cfg or in
+// what storage holds, is returned as an error.
 func New(cfg Config) (*Raft, error) {
+	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -456,6 +458,16 @@ func (r *Raft) Step(m Message) error {
 			// A granted pre-vote carries the term we would campaign in.
 		case m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap:
 			r.becomeFollower(m.Term, m.From)
+		case m.Type == MsgVote && r.role != Leader:
+			// Only a current leader or a granted vote restarts the election
+			// timer (§5.2); handleVote restarts it if it grants. A vote
+			// request it rejects must not: a candidate whose log is behind
+			// (and whose clock runs fast, without pre-vote) would otherwise
+			// keep every up-to-date node from ever timing out, and no one
+			// could be elected (simulator seed 11824).
+			elapsed := r.electionElapsed
+			r.becomeFollower(m.Term, None)
+			r.electionElapsed = elapsed
 		default:
 			r.becomeFollower(m.Term, None)
 		}
