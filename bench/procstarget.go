@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/raftbench/raftbench/bench/faultspec"
 	"github.com/raftbench/raftbench/bench/netns"
@@ -234,7 +235,7 @@ func (t *procsTarget) Info() TargetInfo {
 	for _, id := range t.ids {
 		pids = append(pids, fmt.Sprintf("%d=pid %d", id, t.sup.PID(id)))
 	}
-	where += fmt.Sprintf(" (%s), data in %s, logs in %s", strings.Join(pids, ", "), t.dataDirs(), t.logDir)
+	where += fmt.Sprintf(" (%s), data in %s, logs in the result directory's %s/", strings.Join(pids, ", "), t.dataDirs(), NodesDir)
 	return TargetInfo{Mode: ModeProcs, System: DefaultSystem, Version: results.Commit(), Nodes: slices.Clone(t.ids), Groups: 1, Where: where}
 }
 
@@ -292,11 +293,55 @@ func (t *procsTarget) Pause(_ context.Context, id uint64) error {
 	return nil
 }
 
+// Resume sends SIGCONT, gives the node the faults in force, and waits for
+// it to catch up with the cluster's leadership: a node paused as leader
+// for longer than the election timeout has been replaced, and must step
+// down once it hears of the newer term (the first heartbeat it sends or
+// receives tells it). Resume fails when it still leads in an older term
+// after two election timeouts and a second, so a schedule's pause-leader
+// also checks that the old leader steps down. An isolated node cannot hear
+// of the newer term, and is not waited for.
 func (t *procsTarget) Resume(ctx context.Context, id uint64) error {
 	if err := t.sup.Resume(id); err != nil {
 		return err
 	}
-	return t.resync(ctx, id, t.nw == nil)
+	if err := t.resync(ctx, id, t.nw == nil); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	cut := t.cuts[id]
+	t.mu.Unlock()
+	t.remote.mu.Lock()
+	cut = cut || t.remote.isolated[id]
+	t.remote.mu.Unlock()
+	if cut {
+		return nil
+	}
+	return t.awaitStepDown(ctx, id, 2*t.cfg.ElectionTimeout.D()+time.Second)
+}
+
+// awaitStepDown waits up to timeout until node id answers and does not
+// lead in a term older than the newest any node was seen in.
+func (t *procsTarget) awaitStepDown(ctx context.Context, id uint64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		v := t.views[id].Load()
+		stale := v != nil && v.ok && v.leads && v.term < t.MaxTerm()
+		if v != nil && v.ok && !stale {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if stale {
+				return fmt.Errorf("node %d still leads in term %d %v after SIGCONT, while term %d is under way: it did not step down", id, v.term, timeout, t.MaxTerm())
+			}
+			return fmt.Errorf("node %d did not answer its admin endpoint within %v of SIGCONT", id, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(leadershipPoll):
+		}
+	}
 }
 
 // Partitions: real link cuts between the namespaces with --netns (the
