@@ -117,14 +117,33 @@ func failover(s *results.Summary, spec string) (results.Failover, bool) {
 // equal at one applied index, history linearizable), a new leader must
 // take over from the killed and from the paused one, and the result
 // directory must hold the nodes' logs, profiles and process figures.
+//
+// The pause outlasts the election timeout (400 ms) threefold, and the
+// target's Resume fails (a fault error, which the test refuses) unless
+// the old leader steps down once it runs again. The nodes' data
+// directories come from --dir-template, and are gone after the run; the
+// nodes' Raft metrics are served, labelled by node, at --metrics-addr.
 func TestProcsRunEndToEnd(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
+	dataDir := t.TempDir()
+	metricsAddr := freeAddr(t)
 	args := append([]string{"run", "--procs", "--duration", "4500ms", "--warmup", "500ms", "--clients", "8", "--keys", "50",
 		"--fault", "kill9-leader@500ms+700ms", "--fault", "kill9:2@1800ms+500ms", "--fault", "pause-leader@2600ms+1500ms",
+		"--dir-template", filepath.Join(dataDir, "disk{id}", "raftbench"), "--metrics-addr", metricsAddr,
 		"--check", "--cpuprofile", "--memprofile", "--out", out}, procTiming...)
+	scraped := make(chan error, 1)
+	go func() { scraped <- scrapeNodes(metricsAddr, 3, 20*time.Second) }()
 	code, stdout, stderr := runCLI(t, args...)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if err := <-scraped; err != nil {
+		t.Errorf("--metrics-addr: %v", err)
+	}
+	for id := 1; id <= 3; id++ {
+		if _, err := os.Stat(filepath.Join(dataDir, fmt.Sprintf("disk%d", id), "raftbench")); !os.IsNotExist(err) {
+			t.Errorf("node %d's --dir-template directory outlived the run (%v)", id, err)
+		}
 	}
 	run, err := results.Read(out)
 	if err != nil {
@@ -192,6 +211,88 @@ func TestProcsRunEndToEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, bench.NodesDir, "admin-token")); err == nil {
 		t.Errorf("the admin token file was left in the result directory")
+	}
+}
+
+// freeAddr returns a loopback address no one listens on (it just did).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// scrapeNodes scrapes addr's /metrics until one scrape holds the applied
+// index of each of nodes 1..n, labelled by node, or timeout passes.
+func scrapeNodes(addr string, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	hc := &http.Client{Timeout: 3 * time.Second}
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		resp, err := hc.Get("http://" + addr + "/metrics")
+		if err != nil {
+			last = err.Error()
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		all := true
+		for id := 1; id <= n; id++ {
+			all = all && strings.Contains(b.String(), fmt.Sprintf("raftbench_applied_index{node=%q}", fmt.Sprint(id)))
+		}
+		if all && strings.Contains(b.String(), "go_goroutines") {
+			return nil
+		}
+		last = "a scrape without every node's raftbench_applied_index"
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no scrape within %v had every node's metrics: %s", timeout, last)
+}
+
+// TestProcsRefusals: what a mode cannot do is refused before anything
+// starts, in one line naming the flag or fault and what to do instead —
+// a process fault without --procs above all, and the in-process-only
+// faults and knobs under --procs.
+func TestProcsRefusals(t *testing.T) {
+	full := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(full, "d1", "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--fault", "kill9-leader@1s"}, []string{`"kill9-leader@1s"`, "needs --procs"}},
+		{[]string{"--fault", "kill9:2@1s+1s"}, []string{`"kill9:2@1s+1s"`, "needs --procs"}},
+		{[]string{"--fault", "pause-leader@1s+1s"}, []string{`"pause-leader@1s+1s"`, "needs --procs"}},
+		{[]string{"--procs", "--fault", "crash:1@1s"}, []string{"crash:1@1s", "raftbench --procs cannot inject it", "kill9"}},
+		{[]string{"--procs", "--fault", "bitflip-wal:1@1s"}, []string{"bitflip-wal:1@1s", "raftbench --procs cannot inject it", "without --procs"}},
+		{[]string{"--procs", "--fault", "add-node@1s"}, []string{"add-node@1s", "raftbench --procs cannot inject it", "without --procs"}},
+		{[]string{"--procs", "--wal", "crashable"}, []string{"--wal", "crashable"}},
+		{[]string{"--netns"}, []string{"--netns", "needs --procs"}},
+		{[]string{"--dir-template", "/tmp/x{id}"}, []string{"--dir-template", "needs --procs"}},
+		{[]string{"--procs", "--dir-template", "/tmp/x"}, []string{"--dir-template", "has no {id}"}},
+		{[]string{"--procs", "--dir-template", filepath.Join(full, "d{id}")}, []string{"--dir-template", "node 1's", "is not empty"}},
+		{[]string{"--procs", "--cluster", "1=127.0.0.1:1", "--admin", "1=127.0.0.1:2"}, []string{"--cluster", "not both"}},
+	} {
+		args := append([]string{"run", "--duration", "1s", "--out", filepath.Join(t.TempDir(), "refused")}, tc.args...)
+		code, _, stderr := runCLI(t, args...)
+		if code != exitBadInput || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and one line", tc.args, code, stderr, exitBadInput)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%v: %q lacks %q", tc.args, stderr, w)
+			}
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(full, "d1")); len(ents) != 1 {
+		t.Errorf("a refused --dir-template touched the directory it refused: %d entries", len(ents))
 	}
 }
 
