@@ -503,6 +503,49 @@ func TestNetnsRun(t *testing.T) {
 		t.Errorf("partition-leader: failover %+v (found %v), want a new leader", f, ok)
 	}
 
+	// An interrupted run (Ctrl-C: its context ends) settles, checks what
+	// it measured, and still removes every namespace and node process it
+	// made.
+	t.Setenv(nodeBinaryEnv, buildRaftbench(t))
+	ictx, cancel := context.WithCancel(context.Background())
+	intOut := filepath.Join(t.TempDir(), "interrupted")
+	go func() {
+		// Interrupt in the measured window: the nodes' logs appear as
+		// they start; they are ready, and the warmup over, well within
+		// 2.5 s of that.
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(filepath.Join(intOut+".partial", bench.NodesDir, "node3.log")); err == nil {
+				time.Sleep(2500 * time.Millisecond)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+	}()
+	var iout, ie bytes.Buffer
+	code = realMain(ictx, append([]string{"run", "--procs", "--netns", "--duration", "60s", "--warmup", "200ms", "--clients", "4",
+		"--fault", "partition-leader@300ms", "--out", intOut}, procTiming...), &iout, &ie)
+	cancel()
+	if code != exitInterrupted {
+		t.Errorf("an interrupted --netns run: exit %d, want %d\nstderr:\n%s", code, exitInterrupted, ie.String())
+	}
+	if left := ours(t); len(left) > 0 {
+		t.Errorf("namespaces left after an interrupted run: %v", left)
+	}
+	if irun, err := results.Read(intOut); err != nil {
+		t.Errorf("an interrupted run's result directory: %v", err)
+	} else {
+		if !irun.Summary.Interrupted {
+			t.Errorf("the interrupted run's summary does not say interrupted")
+		}
+		for _, n := range irun.Summary.Nodes {
+			if n.Process != nil && n.Process.PID != 0 && syscall.Kill(n.Process.PID, 0) == nil {
+				t.Errorf("node %d's process %d outlived the interrupted run", n.ID, n.Process.PID)
+			}
+		}
+	}
+
 	// Nodes that cannot start: the run fails, naming why, and leaves no
 	// namespace, process or directory behind.
 	t.Setenv(nodeBinaryEnv, "/bin/false")
