@@ -431,6 +431,7 @@ func TestClusterRunEndToEnd(t *testing.T) {
 		{[]string{"--fault", "pause:1@1s+1s"}, []string{"pause:1@1s+1s", "systemctl kill -s STOP", "kill -STOP"}},
 		{[]string{"--fault", "crash:1@1s"}, []string{"crash:1@1s", "without --cluster"}},
 		{[]string{"--fault", "add-node@1s"}, []string{"add-node@1s", "--join"}},
+		{[]string{"--batch-entries", "7"}, []string{"--batch-entries: 7", "give it to raftbench node"}},
 	} {
 		args := append([]string{"run", "--cluster", clients, "--admin", admins, "--admin-token-file", tokenFile,
 			"--duration", "1s", "--out", filepath.Join(t.TempDir(), "refused")}, tc.args...)
