@@ -69,7 +69,6 @@ type remote struct {
 	stopPoll   context.CancelFunc
 	pollDone   sync.WaitGroup
 	closeOnce  sync.Once
-	closeErr   error
 	mu         sync.Mutex
 	isolated   map[uint64]bool
 	rules      map[uint64]fault.Rules
