@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/raftbench/raftbench/transport/fault"
 )
 
 // scrapeTimeout bounds one node's /metrics when --metrics-addr is
@@ -18,18 +21,123 @@ const scrapeTimeout = 2 * time.Second
 
 // Describe and Collect make a remote cluster (--procs, --cluster) the
 // Prometheus collector --metrics-addr serves, as the in-process target is:
-// every answering node's Raft metrics, each with its "node" label, read
-// from its admin endpoint's /metrics at scrape time. Only the families
-// whose every sample carries a "node" label are passed on; the nodes'
-// process and Go runtime metrics would collide with the harness's own
-// (go_*, process_*), which --metrics-addr serves beside them.
+// every answering node's metrics, read from its admin endpoint's /metrics
+// at scrape time, each sample labelled with its node ("node", which the
+// Raft metrics carry already). The nodes' Go runtime and process metrics
+// (go_*, process_*, promhttp_*) are left out: they would collide with the
+// harness's own, which --metrics-addr serves beside them, and the
+// per-node process figures are in summary.json's nodes.
 func (r *remote) Describe(chan<- *prometheus.Desc) {}
 
 // Collect implements prometheus.Collector.
 func (r *remote) Collect(ch chan<- prometheus.Metric) {
+	for id, fs := range r.scrape() {
+		for _, f := range fs {
+			if n := f.GetName(); strings.HasPrefix(n, "go_") || strings.HasPrefix(n, "process_") || strings.HasPrefix(n, "promhttp_") {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				if pm, ok := constMetric(f, m, id); ok {
+					ch <- pm
+				}
+			}
+		}
+	}
+}
+
+// FaultCounters sums what the answering nodes' fault wrappers did
+// during the run (raftbench_fault_messages_total): each node's counters
+// less those it had when the run began (faultBase; a cluster someone else
+// runs has counted earlier runs), or whole when they went down since (its
+// process restarted, and counts from zero).
+func (r *remote) FaultCounters() fault.Counters {
+	var sum faultCounts
+	for id, c := range r.faultCounters() {
+		if b, ok := r.faultBase[id]; ok && !b.after(c) {
+			c = c.less(b)
+		}
+		sum = sum.plus(c)
+	}
+	return sum.Counters
+}
+
+// faultCounts is fault.Counters with the arithmetic FaultCounters needs.
+type faultCounts struct{ fault.Counters }
+
+func (a faultCounts) fields() [6]uint64 {
+	return [6]uint64{a.Dropped, a.PartitionedSend, a.PartitionedRecv, a.Duplicated, a.Delayed, a.Reordered}
+}
+
+func countsOf(f [6]uint64) faultCounts {
+	return faultCounts{fault.Counters{Dropped: f[0], PartitionedSend: f[1], PartitionedRecv: f[2], Duplicated: f[3], Delayed: f[4], Reordered: f[5]}}
+}
+
+// after reports whether a holds more of anything than b: b was counted
+// by a process that has since restarted.
+func (a faultCounts) after(b faultCounts) bool {
+	af, bf := a.fields(), b.fields()
+	for i := range af {
+		if af[i] > bf[i] {
+			return true
+		}
+	}
+	return false
+}
+
+func (a faultCounts) less(b faultCounts) faultCounts {
+	af, bf := a.fields(), b.fields()
+	for i := range af {
+		af[i] -= bf[i]
+	}
+	return countsOf(af)
+}
+
+func (a faultCounts) plus(b faultCounts) faultCounts {
+	af, bf := a.fields(), b.fields()
+	for i := range af {
+		af[i] += bf[i]
+	}
+	return countsOf(af)
+}
+
+// faultCounters reads each answering node's fault counters.
+func (r *remote) faultCounters() map[uint64]faultCounts {
+	out := map[uint64]faultCounts{}
+	for id, fs := range r.scrape() {
+		var c faultCounts
+		for _, m := range fs["raftbench_fault_messages_total"].GetMetric() {
+			v := uint64(m.GetCounter().GetValue())
+			for _, l := range m.GetLabel() {
+				if l.GetName() != "action" {
+					continue
+				}
+				switch l.GetValue() {
+				case "dropped":
+					c.Dropped += v
+				case "cut-at-send":
+					c.PartitionedSend += v
+				case "cut-at-receive":
+					c.PartitionedRecv += v
+				case "duplicated":
+					c.Duplicated += v
+				case "delayed":
+					c.Delayed += v
+				case "reordered":
+					c.Reordered += v
+				}
+			}
+		}
+		out[id] = c
+	}
+	return out
+}
+
+// scrape reads every answering node's /metrics, at once, parsed; a node
+// that does not answer within scrapeTimeout is left out.
+func (r *remote) scrape() map[uint64]map[string]*dto.MetricFamily {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var fams []map[string]*dto.MetricFamily
+	out := map[uint64]map[string]*dto.MetricFamily{}
 	for _, id := range r.ids {
 		if r.skip != nil && r.skip(id) {
 			continue
@@ -47,26 +155,18 @@ func (r *remote) Collect(ch chan<- prometheus.Metric) {
 				return
 			}
 			mu.Lock()
-			fams = append(fams, fs)
+			out[id] = fs
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	for _, fs := range fams {
-		for _, f := range fs {
-			for _, m := range f.GetMetric() {
-				if pm, ok := constMetric(f, m); ok {
-					ch <- pm
-				}
-			}
-		}
-	}
+	return out
 }
 
-// constMetric rebuilds one parsed sample of family f as a constant
-// metric; ok is false for a sample without a "node" label or of a kind
-// that cannot be rebuilt.
-func constMetric(f *dto.MetricFamily, m *dto.Metric) (prometheus.Metric, bool) {
+// constMetric rebuilds one parsed sample of family f of node id as a
+// constant metric, adding the label node="id" when it has none; ok is
+// false for a kind that cannot be rebuilt.
+func constMetric(f *dto.MetricFamily, m *dto.Metric, id uint64) (prometheus.Metric, bool) {
 	var names, values []string
 	node := false
 	for _, l := range m.GetLabel() {
@@ -74,7 +174,7 @@ func constMetric(f *dto.MetricFamily, m *dto.Metric) (prometheus.Metric, bool) {
 		node = node || l.GetName() == "node"
 	}
 	if !node {
-		return nil, false
+		names, values = append(names, "node"), append(values, strconv.FormatUint(id, 10))
 	}
 	desc := prometheus.NewDesc(f.GetName(), f.GetHelp(), names, nil)
 	var pm prometheus.Metric

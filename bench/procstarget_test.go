@@ -37,3 +37,20 @@ func TestAwaitStepDown(t *testing.T) {
 		t.Fatalf("a node leading in the newest term: %v", err)
 	}
 }
+
+// FaultCounters counts only the run's part of a long-running node's
+// counters, and the whole of a node that restarted since.
+func TestFaultCountsSinceBase(t *testing.T) {
+	base := countsOf([6]uint64{10, 2, 2, 0, 5, 0})
+	now := countsOf([6]uint64{15, 2, 4, 1, 5, 0})
+	if got := now.less(base); got != countsOf([6]uint64{5, 0, 2, 1, 0, 0}) {
+		t.Errorf("since the base: %+v", got)
+	}
+	restarted := countsOf([6]uint64{3, 0, 0, 0, 0, 0})
+	if !base.after(restarted) || base.after(now) {
+		t.Errorf("after: a restarted node's counters must read as restarted, a running node's not")
+	}
+	if got := now.plus(restarted); got != countsOf([6]uint64{18, 2, 4, 1, 5, 0}) {
+		t.Errorf("sum: %+v", got)
+	}
+}

@@ -76,6 +76,10 @@ type remote struct {
 	profMu     sync.Mutex
 	profiles   *profileRun
 	restartCnt map[uint64]int
+	// faultBase are the nodes' fault counters when the run began
+	// (--cluster: nodes someone else runs have counted earlier runs);
+	// nil for fresh node processes.
+	faultBase map[uint64]faultCounts
 	// downs counts, per node, the times the schedule took its process
 	// down or froze it (kill, kill9, pause): a profile it could not
 	// finish then is the fault's doing, not a failure.
@@ -709,6 +713,7 @@ func startRemote(ctx context.Context, cfg *Config, env Env) (Target, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.faultBase = r.faultCounters()
 	t := &clusterTarget{remote: r, cfg: cfg}
 	// Whatever an earlier run left in force would skew this one.
 	if err := r.healAll(ctx); err != nil {

@@ -233,7 +233,8 @@ func freeAddr(t *testing.T) string {
 }
 
 // scrapeNodes scrapes addr's /metrics until one scrape holds the applied
-// index of each of nodes 1..n, labelled by node, or done is closed (the
+// index and the transport's messages of each of nodes 1..n, labelled by
+// node, or done is closed (the
 // run ended).
 func scrapeNodes(addr string, n int, done <-chan struct{}) error {
 	hc := &http.Client{Timeout: 3 * time.Second}
@@ -255,7 +256,8 @@ func scrapeNodes(addr string, n int, done <-chan struct{}) error {
 		resp.Body.Close()
 		all := true
 		for id := 1; id <= n; id++ {
-			all = all && strings.Contains(b.String(), fmt.Sprintf("raftbench_applied_index{node=%q}", fmt.Sprint(id)))
+			all = all && strings.Contains(b.String(), fmt.Sprintf("raftbench_applied_index{node=%q}", fmt.Sprint(id))) &&
+				strings.Contains(b.String(), fmt.Sprintf("raftbench_transport_messages_total{direction=\"sent\",node=%q}", fmt.Sprint(id)))
 		}
 		if all && strings.Contains(b.String(), "go_goroutines") {
 			return nil
@@ -398,6 +400,9 @@ func TestClusterRunEndToEnd(t *testing.T) {
 	}
 	if f, ok := failover(s, "partition-leader@500ms+1200ms"); !ok || f.NewLeader == 0 || f.NewLeader == f.OldLeader || f.ToLeaderMS < 0 {
 		t.Errorf("partition-leader: failover %+v (found %v), want a new leader", f, ok)
+	}
+	if s.MessageFaults["dropped"] == 0 || s.MessageFaults["partitioned_send"]+s.MessageFaults["partitioned_recv"] == 0 {
+		t.Errorf("message_faults %v: want the loss's drops and the partition's cuts, summed from the nodes", s.MessageFaults)
 	}
 	for _, f := range s.Faults {
 		if f.Error != "" {
