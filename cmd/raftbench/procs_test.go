@@ -19,6 +19,7 @@ import (
 	"github.com/raftbench/raftbench/admin"
 	"github.com/raftbench/raftbench/bench"
 	"github.com/raftbench/raftbench/bench/netns"
+	"github.com/raftbench/raftbench/bench/procs"
 	"github.com/raftbench/raftbench/bench/results"
 )
 
@@ -309,10 +310,11 @@ func TestProcsRefusals(t *testing.T) {
 	}
 }
 
-// startNodes starts three raftbench node processes on loopback with an
-// admin token, as someone else's cluster would be, and returns the
-// --cluster and --admin lists and the token file. They are SIGKILLed (by
-// PID) when the test ends.
+// startNodes starts three raftbench node processes on loopback under the
+// process supervisor (bench/procs), as someone else's cluster would be
+// started, with an admin token, and returns the --cluster and --admin
+// lists and the token file. The supervisor stops them (by PID) when the
+// test ends.
 func startNodes(t *testing.T) (clients, admins, tokenFile string) {
 	t.Helper()
 	bin := buildRaftbench(t)
@@ -321,54 +323,35 @@ func startNodes(t *testing.T) (clients, admins, tokenFile string) {
 	if err := os.WriteFile(tokenFile, []byte("t0ken\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var lns []net.Listener
-	var ports []int
-	for range 9 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	specs, err := procs.LoopbackNodes(3)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, ln := range lns {
-		_ = ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sup, err := procs.New(context.Background(), procs.Config{Binary: bin, ClusterID: 0x7465737463, Dir: filepath.Join(dir, "nodes"),
+		Nodes: specs, Token: "t0ken", LogLevel: "warn", Flags: append([]string{"--mutex-profile-fraction", "5"}, procTiming...)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	var peers, cl, ad []string
-	for i := range 3 {
-		peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d/127.0.0.1:%d", i+1, ports[3*i], ports[3*i+1]))
-		cl = append(cl, fmt.Sprintf("%d=127.0.0.1:%d", i+1, ports[3*i+1]))
-		ad = append(ad, fmt.Sprintf("%d=127.0.0.1:%d", i+1, ports[3*i+2]))
-	}
-	var cmds []*exec.Cmd
 	t.Cleanup(func() {
-		for _, c := range cmds {
-			_ = c.Process.Signal(syscall.SIGKILL)
-			_ = c.Wait()
+		if err := sup.Close(); err != nil {
+			t.Errorf("stopping the nodes: %v", err)
 		}
 		if t.Failed() {
-			for i := range 3 {
-				b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("node%d.log", i+1)))
-				t.Logf("node %d's log:\n%s", i+1, b)
+			for _, sp := range specs {
+				b, _ := os.ReadFile(sup.LogPath(sp.ID))
+				t.Logf("node %d's log:\n%s", sp.ID, b)
 			}
 		}
 	})
-	for i := range 3 {
-		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("node%d.log", i+1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		args := append([]string{"node", "--id", fmt.Sprint(i + 1), "--peers", strings.Join(peers, ","),
-			"--dir", filepath.Join(dir, fmt.Sprintf("n%d", i+1)), "--cluster-id", "0x7465737463",
-			"--admin-addr", fmt.Sprintf("127.0.0.1:%d", ports[3*i+2]), "--admin-token-file", tokenFile, "--log-level", "warn",
-			"--mutex-profile-fraction", "5"}, procTiming...)
-		c := exec.Command(bin, args...)
-		c.Stdout, c.Stderr = logf, logf
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		logf.Close()
-		cmds = append(cmds, c)
+	if err := sup.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var cl, ad []string
+	for _, sp := range specs {
+		cl = append(cl, fmt.Sprintf("%d=%s", sp.ID, sp.ClientAddr))
+		ad = append(ad, fmt.Sprintf("%d=%s", sp.ID, sp.AdminAddr))
 	}
 	return strings.Join(cl, ","), strings.Join(ad, ","), tokenFile
 }
@@ -384,7 +367,7 @@ func TestClusterRunEndToEnd(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	code, stdout, stderr := runCLI(t, "run", "--cluster", clients, "--admin", admins, "--admin-token-file", tokenFile,
 		"--duration", "3s", "--warmup", "500ms", "--clients", "8", "--keys", "50",
-		"--fault", "partition-leader@500ms+1200ms", "--fault", "loss=0.02@2s+500ms", "--fault", "slow-disk:1=2ms@2s+500ms",
+		"--fault", "partition-leader@500ms+1200ms", "--fault", "loss=0.2@2s+500ms", "--fault", "slow-disk:1=2ms@2s+500ms",
 		"--check", "--cpuprofile", "--mutexprofile", "--out", out)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
