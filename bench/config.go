@@ -430,6 +430,16 @@ func (c *Config) validateMode() []string {
 	if c.Mode() != ModeInProcess && c.WAL == WALCrashable {
 		bad("wal", "crashable is the in-process harness's in-memory filesystem; node processes run pebble or memory (SIGKILL, kill9, is their crash)")
 	}
+	if c.Cluster != "" {
+		// The nodes were started with knobs of their own; a run that
+		// says otherwise would record settings it never had.
+		d := Default()
+		for _, name := range NodeKnobs {
+			if k, ok := KnobByName(name); ok && clusterFixedKnob(name) && k.Get(c) != k.Get(&d) {
+				bad(name, "%s: with --cluster the nodes run the knobs they were started with (give it to raftbench node); the run cannot change it", k.Get(c))
+			}
+		}
+	}
 	c.remote = nil
 	switch {
 	case c.Cluster != "":
@@ -451,6 +461,12 @@ func (c *Config) validateMode() []string {
 	}
 	return probs
 }
+
+// clusterFixedKnob reports whether node knob name belongs to the nodes
+// alone, so that --cluster refuses a value other than the default: all but
+// seed (which also seeds the run's workload, and --count steps it) and
+// max-msg-bytes (which also sizes the client API's frames).
+func clusterFixedKnob(name string) bool { return name != "seed" && name != "max-msg-bytes" }
 
 // PayloadMin is the smallest payload: every value starts with a unique
 // 16-byte ID (client and sequence) so the harness can tell whose write a

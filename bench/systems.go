@@ -76,8 +76,11 @@ func init() {
 
 // startRaftbench starts raftbench's own target of cfg's mode.
 func startRaftbench(ctx context.Context, cfg *Config, env Env) (Target, error) {
-	if m := cfg.Mode(); m != ModeInProcess {
-		return nil, fmt.Errorf("%w: the %s target comes in the next commit", ErrBadConfig, m)
+	switch cfg.Mode() {
+	case ModeProcs:
+		return startProcs(ctx, cfg, env)
+	case ModeCluster:
+		return startRemote(ctx, cfg, env)
 	}
 	return startInProcess(cfg, env)
 }
@@ -85,6 +88,12 @@ func startRaftbench(ctx context.Context, cfg *Config, env Env) (Target, error) {
 // checkModeFault reports whether raftbench's target of mode can inject f:
 // the same answer its CheckFault gives, available before it starts.
 func checkModeFault(cfg *Config, mode string, f faultspec.Fault) error {
+	switch mode {
+	case ModeProcs:
+		return procsFault(cfg, f)
+	case ModeCluster:
+		return clusterFault(f)
+	}
 	return inProcessFault(f)
 }
 

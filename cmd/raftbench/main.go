@@ -188,6 +188,18 @@ Rules (on node N's outgoing messages with :N, else on every node's):
   reorder=P                  hold each message back a little with probability P
   delay=D[~J]                delay each message by D plus a uniform jitter in [0,J)
   slow-disk=D                sleep D in every WAL save (node N's, or every node's)
+Process events (--procs only: each node is a process of its own):
+  kill9-leader@AT[+FOR]      SIGKILL the current leader's process (restart it
+                             from its directory after FOR, or at the end)
+  kill9:N@AT[+FOR]           SIGKILL node N's process
+  pause-leader@AT+FOR        SIGSTOP the current leader's process, SIGCONT
+                             after FOR
+  pause:N@AT+FOR             SIGSTOP node N's process
+Under --procs a kill is SIGTERM (a clean stop), crash and the WAL damages
+stay in-process (kill9 is a node process's crash), and membership events
+are refused. Under --cluster the processes are the orchestrator's: kill,
+kill9, pause and restart are refused with how to do them there; partitions,
+rules and slow disks go through the nodes' admin endpoints.
 
 Examples:
   --fault kill-leader@5s --fault restart@8s
@@ -197,6 +209,7 @@ Examples:
   --fault add-node@2s --fault remove-leader@5s --fault replace:1@8s
   --fault crash-leader@2s --fault crash:2@4s --check
   --fault truncate-wal:2@3s --fault remove:2@4s --fault add-node@5s
+  --procs --fault kill9-leader@3s --fault pause:2@5s+2s --check
 
 A kill is a graceful node.Stop (saves already queued complete); a restart
 starts a new node on the same WAL directory and address, so --wal memory

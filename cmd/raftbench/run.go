@@ -21,11 +21,27 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run [flags]",
 		Short: "Run one benchmark and write a result directory",
-		Long: `Run starts a cluster in this process, waits for a leader, warms up, drives the
-workload for --duration while injecting the --fault schedule, then lifts the
-faults, checks that the replicas agree and that every acknowledged write is
-present (and, with --check, that the history is linearizable), and writes a
-result directory (see results/README.md).
+		Long: `Run starts a cluster, waits for a leader, warms up, drives the workload for
+--duration while injecting the --fault schedule, then lifts the faults, checks
+that the replicas agree at one applied index and that every acknowledged write
+is present on every replica (and, with --check, that the history is
+linearizable), and writes a result directory (see results/README.md).
+
+Where the nodes run:
+  (default)   every node in this process, on loopback.
+  --procs     each node a raftbench node process of its own on this machine,
+              started from this executable (or $RAFTBENCH_NODE_BINARY), with
+              its own data directory (--dir-template for a device per node),
+              driven over the client API; kill9 and pause faults are signals,
+              profiles are taken from every node, logs land in DIR/nodes.
+              With --netns (Linux, root) each node runs in a network
+              namespace of its own, and partitions are real link cuts.
+  --cluster   a cluster someone else started (systemd, Kubernetes: see
+              deploy/README.md): --cluster 1=HOST:7100,... --admin
+              1=HOST:7200,... [--admin-token-file F]; faults go through the
+              admin endpoints, process kills stay the orchestrator's, and the
+              Raft knobs are the cluster's own.
+Every mode writes the same result directory with the same verdicts.
 
 Every flag can also be set in a YAML file given with --config, keyed by the
 flag's name (fault takes a list); flags override the file. A run's
@@ -75,10 +91,18 @@ second Ctrl-C kills the process.
 	return cmd
 }
 
+// nodeBinaryEnv names the raftbench executable --procs starts its nodes
+// from, when it is not this one (a build with other flags, say, or the
+// command's own under go test).
+const nodeBinaryEnv = "RAFTBENCH_NODE_BINARY"
+
 func runOptions(verbose bool) bench.Options {
 	opt := bench.Options{Progress: os.Stderr, Live: bench.IsTerminal(os.Stderr)}
-	// --procs runs this very executable as `raftbench node`.
-	if bin, err := os.Executable(); err == nil {
+	// --procs runs this very executable as `raftbench node`, unless
+	// RAFTBENCH_NODE_BINARY names another build.
+	if bin := os.Getenv(nodeBinaryEnv); bin != "" {
+		opt.Binary = bin
+	} else if bin, err := os.Executable(); err == nil {
 		opt.Binary = bin
 	}
 	if verbose {
