@@ -456,6 +456,16 @@ func (r *Raft) Step(m Message) error {
 			// A granted pre-vote carries the term we would campaign in.
 		case m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap:
 			r.becomeFollower(m.Term, m.From)
+		case m.Type == MsgVote && r.role != Leader:
+			// Only a current leader or a granted vote restarts the election
+			// timer (§5.2); handleVote restarts it if it grants. A vote
+			// request it rejects must not: a candidate whose log is behind
+			// (and whose clock runs fast, without pre-vote) would otherwise
+			// keep every up-to-date node from ever timing out, and no one
+			// could be elected (simulator seed 11824).
+			elapsed := r.electionElapsed
+			r.becomeFollower(m.Term, None)
+			r.electionElapsed = elapsed
 		default:
 			r.becomeFollower(m.Term, None)
 		}

@@ -171,6 +171,39 @@ func TestVote_5_4_1_UpToDate(t *testing.T) {
 	}
 }
 
+// §5.2: only a current leader or a granted vote restarts a follower's
+// election timer. A higher-term vote request it rejects moves it to that
+// term but must leave the timer running, or a stale candidate campaigning
+// at a steady pace keeps every up-to-date node from ever timing out.
+func TestElection_5_2_RejectedVoteKeepsTimer(t *testing.T) {
+	for _, grant := range []bool{false, true} {
+		st := storageWith(t, HardState{Term: 2}, 1, 1, 2)
+		r := newTestRaft(t, 3, []uint64{1, 2, 3}, st, func(c *Config) { c.DisableCheckQuorum = true; c.DisablePreVote = true })
+		for range r.electionTicks - 1 {
+			r.Tick()
+		}
+		elapsed := r.electionElapsed
+		cand := Message{Type: MsgVote, From: 1, To: 3, Term: 5, Index: 1, LogTerm: 1} // behind: rejected
+		if grant {
+			cand.Index, cand.LogTerm = 3, 2
+		}
+		if err := r.Step(cand); err != nil {
+			t.Fatal(err)
+		}
+		msgs := persistAll(t, r, st)
+		if len(msgs) != 1 || msgs[0].Reject == grant || r.Term() != 5 {
+			t.Fatalf("grant=%v: answered %+v in term %d", grant, msgs, r.Term())
+		}
+		want := elapsed
+		if grant {
+			want = 0
+		}
+		if r.electionElapsed != want {
+			t.Errorf("grant=%v: election timer at %d after the vote request, want %d", grant, r.electionElapsed, want)
+		}
+	}
+}
+
 // §5.2: election timeouts are uniform in [ET, 2·ET): every value occurs.
 func TestElection_5_2_RandomizedTimeoutSpread(t *testing.T) {
 	r := newTestRaft(t, 1, []uint64{1, 2, 3}, nil)

@@ -1047,6 +1047,10 @@ var simRegressions = []struct {
 	// Two snapshots arrived before either was saved while a compaction
 	// ran behind them.
 	{29885, 3, "stale snapshot behind a compaction"},
+	// Without pre-vote, a node whose log was behind and whose clock ran
+	// fast campaigned every few ticks; each rejected request restarted the
+	// others' election timers, so none of them ever campaigned.
+	{11824, 3, "rejected votes restarting election timers"},
 }
 
 func TestSimulationRegressions(t *testing.T) {
