@@ -65,8 +65,32 @@ type Config struct {
 	// Collectors are exported by /metrics besides the node's, the
 	// transport's, and Go's and the process's.
 	Collectors []prometheus.Collector
-	// MaxHashWait caps the wait= of /hash. Default 30s.
+	// MaxHashWait caps the wait= of /hash. Default DefaultMaxHashWait.
 	MaxHashWait time.Duration
+}
+
+// DefaultMaxHashWait is Config.MaxHashWait's default.
+const DefaultMaxHashWait = 30 * time.Second
+
+// EnsureDefaults fills zero fields with their defaults. It never
+// validates, and calling it again changes nothing.
+func (c *Config) EnsureDefaults() {
+	if c.MaxHashWait == 0 {
+		c.MaxHashWait = DefaultMaxHashWait
+	}
+}
+
+// Validate reports every invalid field, joined into one error wrapping
+// ErrInvalidConfig. It expects defaults applied and does not change c.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Replica == nil || c.Replica.Node == nil {
+		errs = append(errs, fmt.Errorf("%w: Replica is nil or has no Node", ErrInvalidConfig))
+	}
+	if c.MaxHashWait < 0 {
+		errs = append(errs, fmt.Errorf("%w: MaxHashWait is %v, must not be negative", ErrInvalidConfig, c.MaxHashWait))
+	}
+	return errors.Join(errs...)
 }
 
 // CheckExposure reports ErrExposed when addr (a listen address) is not a
@@ -137,12 +161,11 @@ type handler struct {
 // probes and a harness's leadership polls read, and change nothing.
 //
 // Errors are JSON {"reason": ..., "error": ...} with a fitting HTTP status.
+// cfg's defaults are filled, then it is validated.
 func NewHandler(cfg Config) (http.Handler, error) {
-	if cfg.Replica == nil || cfg.Replica.Node == nil {
-		return nil, fmt.Errorf("%w: no Replica", ErrInvalidConfig)
-	}
-	if cfg.MaxHashWait == 0 {
-		cfg.MaxHashWait = 30 * time.Second
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	h := &handler{cfg: cfg, started: time.Now().UTC(), mux: http.NewServeMux()}
 	if bi, ok := debug.ReadBuildInfo(); ok {

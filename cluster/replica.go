@@ -40,7 +40,7 @@ func (t *Template) Listen(id uint64, addr string, f Faults) (*fault.Transport, e
 	}
 	opts := t.Wire
 	opts.ID, opts.ClusterID = id, t.ClusterID
-	opts.MaxFrameSize = max(opts.MaxFrameSize, FrameSize(t.Node.MaxSizePerMsg))
+	opts.MaxFrameSize = t.frameSize()
 	if opts.Logger == nil {
 		opts.Logger = t.Logger
 	}

@@ -254,10 +254,11 @@ func (t *Template) Validate() error {
 	// config with the per-node fields filled in.
 	probe := n
 	probe.ID, probe.Peers = 1, map[uint64]string{1: "probe"}
-	probe.Transport, probe.Log, probe.StateMachine = probeTransport{}, wal.NewMemory(), probeSM{}
+	probe.Transport, probe.Log, probe.StateMachine = probeTransport{frame: t.frameSize()}, wal.NewMemory(), probeSM{}
 	if t.snapshots() {
 		probe.SnapshotDir = "probe"
 	}
+	probe.EnsureDefaults()
 	if err := probe.Validate(); err != nil {
 		bad("Node: %v", err)
 	}
@@ -267,18 +268,8 @@ func (t *Template) Validate() error {
 // validatePebble checks the fields of o that were set (zero fields take the
 // wal package's defaults, which are valid).
 func validatePebble(o wal.PebbleOptions) error {
-	probe := wal.PebbleOptions{MemTableSize: 8 << 20, CacheSize: 16 << 20, TermCacheRuns: 1024}
-	if o.MemTableSize != 0 {
-		probe.MemTableSize = o.MemTableSize
-	}
-	if o.CacheSize != 0 {
-		probe.CacheSize = o.CacheSize
-	}
-	if o.TermCacheRuns != 0 {
-		probe.TermCacheRuns = o.TermCacheRuns
-	}
-	probe.WALMinSyncInterval = o.WALMinSyncInterval
-	return probe.Validate()
+	o.EnsureDefaults()
+	return o.Validate()
 }
 
 // newStateMachine makes node id's state machine.
@@ -303,9 +294,20 @@ func NodeSeed(seed, id uint64, incarnation int) uint64 {
 	return seed*1000 + id + uint64(incarnation)*7919
 }
 
+// frameSize is the MaxFrameSize Listen gives every node's transport.
+func (t *Template) frameSize() int {
+	return max(t.Wire.MaxFrameSize, FrameSize(t.Node.MaxSizePerMsg))
+}
+
 // probeTransport and probeSM only exist so Validate can run node.Config's
-// checks on the template's shared knobs.
-type probeTransport struct{ transport.Transport }
+// checks on the template's shared knobs; the probe reports the frame limit
+// the nodes' transports will have.
+type probeTransport struct {
+	transport.Transport
+	frame int
+}
+
+func (p probeTransport) MaxFrameSize() int { return p.frame }
 
 type probeSM struct{}
 

@@ -24,6 +24,8 @@ func TestTemplateValidate(t *testing.T) {
 			[]string{"Node.ID is set", "Node.SnapshotDir is set", "Node.JoinAsLearner is set"}},
 		{"bad knobs", Template{Node: node.Config{ElectionTicks: 5, HeartbeatTicks: 9}}, []string{"HeartbeatTicks 9 must be in [1, ElectionTicks 5)"}},
 		{"bad pebble", Template{Pebble: wal.PebbleOptions{MemTableSize: 10}}, []string{"MemTableSize 10"}},
+		{"messages beyond the largest frame", Template{Node: node.Config{MaxSizePerMsg: transport.MaxMaxFrameSize}},
+			[]string{"MaxSizePerMsg 1073741824", "MaxFrameSize 1073741824"}},
 		{"everything at once", Template{Transport: "x", WAL: "y"}, []string{"unknown transport", "unknown WAL"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

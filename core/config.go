@@ -68,8 +68,21 @@ func (o ReadOnlyOption) String() string {
 	return fmt.Sprintf("ReadOnlyOption(%d)", uint8(o))
 }
 
-// Config is everything New needs. Zero values are invalid unless a field says
-// otherwise; Validate names every violation.
+// Defaults EnsureDefaults gives the zero fields that have one. The tick
+// counts suit a 10 ms tick (the node runtime's default): an election
+// timeout of 1 s and a heartbeat every 100 ms. See MaxInflight for the
+// flow-control numbers.
+const (
+	DefaultElectionTicks  = 100
+	DefaultHeartbeatTicks = 10
+	DefaultMaxInflight    = 256
+	DefaultMaxSizePerMsg  = 1 << 20
+)
+
+// Config is everything New needs. ElectionTicks, HeartbeatTicks,
+// MaxInflight and MaxSizePerMsg have defaults (EnsureDefaults, which New
+// applies); the other fields either must be set or say what their zero
+// value means. Validate names every violation.
 type Config struct {
 	// ID is this node's identity; never None.
 	ID uint64
@@ -80,15 +93,18 @@ type Config struct {
 	Learners []uint64
 	// ElectionTicks is the election timeout ET: a follower that hears nothing
 	// from a leader for a random number of ticks in [ET, 2·ET) campaigns.
+	// Default DefaultElectionTicks.
 	ElectionTicks int
 	// HeartbeatTicks is how often a leader asserts itself. It must be below
 	// ElectionTicks, or followers would time out between heartbeats.
+	// Default DefaultHeartbeatTicks.
 	HeartbeatTicks int
 	// MaxInflight is how many AppendEntries may be outstanding to one
 	// follower in replicate state. With round trip RTT and messages of
 	// MaxSizePerMsg bytes, one follower's throughput is bounded by
 	// MaxInflight·MaxSizePerMsg/RTT: 256 × 1 MiB over a 1 ms loopback RTT is
-	// far above any disk, while 1 would be stop-and-wait.
+	// far above any disk, while 1 would be stop-and-wait. Default
+	// DefaultMaxInflight.
 	MaxInflight int
 	// MaxInflightBytes bounds the entry bytes (Entry.Size) of the appends
 	// outstanding to one follower, beside MaxInflight's count; 0 means no
@@ -99,7 +115,8 @@ type Config struct {
 	// follower. An append into an empty window always goes, however large.
 	MaxInflightBytes uint64
 	// MaxSizePerMsg bounds the entry bytes (Entry.Size) in one
-	// AppendEntries. A single larger entry still travels alone.
+	// AppendEntries. A single larger entry still travels alone. Default
+	// DefaultMaxSizePerMsg.
 	MaxSizePerMsg uint64
 	// MaxUncommittedBytes caps the entry bytes (Entry.Size) the leader may
 	// hold appended in its term but not committed; Propose refuses a batch
@@ -135,8 +152,32 @@ type Config struct {
 	Applied uint64
 }
 
+// EnsureDefaults sets ElectionTicks, HeartbeatTicks, MaxInflight and
+// MaxSizePerMsg to their defaults when they are zero. The other zero
+// values either mean something (no byte limit, no drift margin, the
+// ReadOnlySafe option) or have no default: ID, Voters, Storage, and Rand,
+// which core must not invent, since a random source of its own would make
+// executions irreproducible. It never validates (a value already set
+// stays, however wrong) and calling it again changes nothing.
+func (c *Config) EnsureDefaults() {
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = DefaultElectionTicks
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = DefaultHeartbeatTicks
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.MaxSizePerMsg == 0 {
+		c.MaxSizePerMsg = DefaultMaxSizePerMsg
+	}
+}
+
 // Validate reports every invalid field of c, each naming the field, its value
 // and the limit it breaks, joined into one error wrapping ErrInvalidConfig.
+// It expects defaults applied (a zero ElectionTicks is an error) and does
+// not change c.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {

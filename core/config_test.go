@@ -6,32 +6,53 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/raftbench/raftbench/internal/configtest"
 )
 
-// Validate names every bad field with its value and the limit, in one error.
-func TestConfig_ValidateReportsEveryViolation(t *testing.T) {
-	cfg := Config{
-		ID: 0, Voters: []uint64{1, 1, 0},
-		ElectionTicks: 3, HeartbeatTicks: 3,
-		MaxInflight: 0, MaxSizePerMsg: 0,
-	}
+// Config follows the config contract (internal/configtest).
+func TestConfig_ConfigShape(t *testing.T) {
+	configtest.Check(t, configtest.Case[Config]{
+		Sentinel:       ErrInvalidConfig,
+		EnsureDefaults: (*Config).EnsureDefaults,
+		Validate:       (*Config).Validate,
+		Required: func() Config {
+			return Config{ID: 1, Voters: []uint64{1}, Storage: NewMemoryStorage(), Rand: rand.New(rand.NewPCG(1, 1))}
+		},
+		Set: func() Config {
+			return Config{ID: 1, Voters: []uint64{1, 2, 3}, Learners: []uint64{4},
+				ElectionTicks: 20, HeartbeatTicks: 2, MaxInflight: 8, MaxInflightBytes: 1 << 20, MaxSizePerMsg: 4096,
+				MaxUncommittedBytes: 1 << 22, DisablePreVote: true, ReadOnlyOption: ReadOnlyLeaseBased, LeaseDriftTicks: 2,
+				Storage: NewMemoryStorage(), Rand: rand.New(rand.NewPCG(1, 1)), Applied: 5}
+		},
+		// Lease reads need check-quorum, so Set cannot also disable it.
+		Unset: []string{"DisableCheckQuorum"},
+		Bad: func() Config {
+			return Config{ID: 0, Voters: nil, Learners: []uint64{0, 5, 5}, ElectionTicks: -1, HeartbeatTicks: -1,
+				ReadOnlyOption: ReadOnlyLeaseBased, DisableCheckQuorum: true, LeaseDriftTicks: -1,
+				MaxInflight: -1, MaxSizePerMsg: 0}
+		},
+		Want: []string{"ID is 0", "Voters is empty", "membership lists node ID 0", "node 5 is listed twice",
+			"ElectionTicks is -1", "HeartbeatTicks is -1", "requires check-quorum", "LeaseDriftTicks is -1",
+			"MaxInflight is -1", "MaxSizePerMsg is 0", "Storage is nil", "Rand is nil"},
+	})
+}
+
+// The rules that tie fields together, and the values only one option
+// allows, each name what they compare.
+func TestConfig_ValidateCrossFieldRules(t *testing.T) {
+	cfg := testConfig(1, []uint64{1, 1, 0}, NewMemoryStorage())
+	cfg.ElectionTicks, cfg.HeartbeatTicks = 3, 3
 	err := cfg.Validate()
-	if !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("Validate: %v, want ErrInvalidConfig", err)
-	}
-	for _, want := range []string{
-		"ID is 0",
-		"node 1 is listed twice",
-		"node ID 0",
-		"HeartbeatTicks 3 must be less than ElectionTicks 3",
-		"MaxInflight is 0",
-		"MaxSizePerMsg is 0",
-		"Storage is nil",
-		"Rand is nil",
-	} {
-		if !strings.Contains(err.Error(), want) {
+	for _, want := range []string{"node 1 is listed twice", "node ID 0", "HeartbeatTicks 3 must be less than ElectionTicks 3"} {
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate error lacks %q:\n%v", want, err)
 		}
+	}
+	cfg = testConfig(1, []uint64{1}, NewMemoryStorage())
+	cfg.ReadOnlyOption = 5
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "ReadOnlyOption is 5") {
+		t.Errorf("unknown ReadOnlyOption: %v", err)
 	}
 	cfg = testConfig(4, []uint64{1, 2, 3}, NewMemoryStorage())
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "ID 4 is not among Voters") {
@@ -45,6 +66,18 @@ func TestConfig_ValidateReportsEveryViolation(t *testing.T) {
 	cfg.ElectionTicks, cfg.HeartbeatTicks = 0, -1
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "ElectionTicks is 0") || !strings.Contains(err.Error(), "HeartbeatTicks is -1") {
 		t.Errorf("non-positive ticks: %v", err)
+	}
+}
+
+// New fills the defaults before it validates: a config holding only what
+// has no default starts a node with the default timeouts and windows.
+func TestNew_FillsDefaults(t *testing.T) {
+	r, err := New(Config{ID: 1, Voters: []uint64{1}, Storage: NewMemoryStorage(), Rand: rand.New(rand.NewPCG(1, 1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.electionTicks != DefaultElectionTicks || r.heartbeatTicks != DefaultHeartbeatTicks || r.maxSizePerMsg != DefaultMaxSizePerMsg {
+		t.Errorf("New used ET %d, HB %d, MaxSizePerMsg %d; want the defaults", r.electionTicks, r.heartbeatTicks, r.maxSizePerMsg)
 	}
 }
 

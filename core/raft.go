@@ -143,9 +143,11 @@ type SoftState struct {
 	Role Role
 }
 
-// New returns a Raft in the follower role, restored from cfg.Storage. Every
-// problem, in cfg or in what storage holds, is returned as an error.
+// New returns a Raft in the follower role, restored from cfg.Storage. It
+// fills cfg's defaults (EnsureDefaults) first. Every problem, in cfg or in
+// what storage holds, is returned as an error.
 func New(cfg Config) (*Raft, error) {
+	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -67,8 +67,12 @@ type ClientOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 }
 
-// EnsureDefaults fills zero fields with their defaults.
+// EnsureDefaults fills zero fields with their defaults, a random ID
+// included. It never validates, and calling it again changes nothing.
 func (o *ClientOptions) EnsureDefaults() {
+	if o.ID == 0 {
+		o.ID = randomID()
+	}
 	if o.AttemptTimeout == 0 {
 		o.AttemptTimeout = DefaultAttemptTimeout
 	}
@@ -80,7 +84,8 @@ func (o *ClientOptions) EnsureDefaults() {
 	}
 }
 
-// Validate reports every invalid field with its value and limit.
+// Validate reports every invalid field with its value and limit, joined
+// into one error wrapping ErrInvalidOptions. It expects defaults applied.
 func (o ClientOptions) Validate() error {
 	var errs []error
 	if o.AttemptTimeout < 0 {
@@ -147,9 +152,6 @@ func NewClient(endpoints []Endpoint, opts ClientOptions) (*Client, error) {
 		byID[id] = i
 	}
 	c := &Client{opts: opts, endpoints: endpoints, byID: byID, id: opts.ID}
-	if c.id == 0 {
-		c.id = randomID()
-	}
 	c.rng = rand.New(rand.NewPCG(c.id, uint64(time.Now().UnixNano())))
 	return c, nil
 }

@@ -20,7 +20,8 @@ import (
 // grow the state (and every snapshot) without limit.
 const DefaultMaxSessions = 100_000
 
-// ErrInvalidOptions is wrapped by every error StoreOptions.Validate returns.
+// ErrInvalidOptions is wrapped by every error StoreOptions.Validate and
+// ClientOptions.Validate return, and by NewClient's for bad endpoints.
 var ErrInvalidOptions = errors.New("kv: invalid options")
 
 // StoreOptions configures a Store. Every replica of a group must use the
@@ -32,14 +33,16 @@ type StoreOptions struct {
 	MaxSessions int
 }
 
-// EnsureDefaults fills zero fields with their defaults.
+// EnsureDefaults fills zero fields with their defaults. It never
+// validates, and calling it again changes nothing.
 func (o *StoreOptions) EnsureDefaults() {
 	if o.MaxSessions == 0 {
 		o.MaxSessions = DefaultMaxSessions
 	}
 }
 
-// Validate reports every invalid field with its value and limit.
+// Validate reports every invalid field with its value and limit, joined
+// into one error wrapping ErrInvalidOptions. It expects defaults applied.
 func (o StoreOptions) Validate() error {
 	var errs []error
 	if o.MaxSessions < 1 {

@@ -83,7 +83,8 @@ type Command struct {
 }
 
 // Config configures a node. Zero-valued fields marked "default" take the
-// default named; everything else must be set. Validate names every problem.
+// default named (EnsureDefaults, which Start applies); everything else must
+// be set. Validate names every problem.
 type Config struct {
 	// ID is this node's ID (non-zero).
 	ID uint64
@@ -91,7 +92,9 @@ type Config struct {
 	// address. The node adds the others to Transport.
 	Peers map[uint64]string
 	// Transport carries messages. The node starts it and owns it: Stop
-	// closes it.
+	// closes it. Its MaxFrameSize must hold the largest append
+	// MaxSizePerMsg allows (see Validate); cluster.FrameSize gives a frame
+	// size that does.
 	Transport transport.Transport
 	// Log is the durable Raft log. The node owns it: Stop closes it.
 	Log wal.Log
@@ -129,8 +132,10 @@ type Config struct {
 	// beyond it Propose returns ErrOverloaded. Default 64 MiB (see
 	// DefaultMaxUncommittedBytes).
 	MaxUncommittedBytes uint64
-	// MaxSizePerMsg bounds the entry bytes of one AppendEntries. Default
-	// 1 MiB.
+	// MaxSizePerMsg bounds the entry bytes of one AppendEntries, and so the
+	// size of one command (Propose refuses a longer one). Default 1 MiB.
+	// Validate refuses a value whose appends would not fit the Transport's
+	// frames.
 	MaxSizePerMsg uint64
 
 	// DisablePreVote and DisableCheckQuorum turn those off (both are on by
@@ -172,7 +177,7 @@ type Config struct {
 	JoinAsLearner bool
 
 	// Seed seeds the election-timeout randomness. Default: derived from ID
-	// and the current time.
+	// alone, never from the clock, so runs repeat (see EnsureDefaults).
 	Seed uint64
 	// Logger receives the node's log lines. Default: slog.Default().
 	Logger Logger

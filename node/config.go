@@ -4,29 +4,34 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/raftbench/raftbench/core"
+	"github.com/raftbench/raftbench/transport"
 )
 
 // Defaults for the zero-valued fields of Config. The tick and election
 // timeout are sized for a loaded 2-core machine: an election needs
 // ElectionTicks·TickInterval of silence, and GC pauses plus fsync stalls
 // under load reach tens of milliseconds.
+//
+// ElectionTicks, HeartbeatTicks, MaxInflight and MaxSizePerMsg default to
+// core's defaults, which are sized for this tick.
 const (
 	DefaultTickInterval    = 10 * time.Millisecond
-	DefaultElectionTicks   = 100
-	DefaultHeartbeatTicks  = 10
+	DefaultElectionTicks   = core.DefaultElectionTicks
+	DefaultHeartbeatTicks  = core.DefaultHeartbeatTicks
 	DefaultMaxBatchEntries = 4096
 	DefaultMaxBatchBytes   = 4 << 20
-	DefaultMaxInflight     = 256
+	DefaultMaxInflight     = core.DefaultMaxInflight
 	// DefaultMaxProposalPipeline is 1: one uncommitted batch at a time, with
 	// everything proposed meanwhile joining the next. Measured on 3 nodes
 	// with fsync on 2 cores (BenchmarkCluster, 256 clients): depth 1 gave
 	// 113k ops/s, 2 gave 98k, 4 gave 84k and unbounded 73k, with p99 lowest
 	// at 1 too; a single client sees no difference.
 	DefaultMaxProposalPipeline = 1
-	DefaultMaxSizePerMsg       = 1 << 20
+	DefaultMaxSizePerMsg       = core.DefaultMaxSizePerMsg
 	// DefaultMaxInflightBytes is 32 MiB per follower. One follower's
 	// replication is bounded by MaxInflightBytes/RTT: 32 GiB/s at a 1 ms
 	// round trip and 640 MiB/s at 50 ms, above a 1 Gbit/s link (120 MiB/s)
@@ -94,8 +99,17 @@ func (m ReadMode) String() string {
 	return fmt.Sprintf("ReadMode(%d)", uint8(m))
 }
 
-// setDefaults fills every zero field that has a default.
-func (c *Config) setDefaults() {
+// EnsureDefaults sets every zero field that has a default (the fields'
+// comments name them) to it. It never validates — a value already set
+// stays, however wrong — and calling it again changes nothing. Start calls
+// it before Validate.
+//
+// A zero Seed becomes one derived from ID alone (seedFromID), never from
+// the clock: a node's election timeouts then repeat from run to run, so a
+// run can be reproduced from its configuration. IDs differ within a
+// cluster, so its nodes still draw different timeouts. Set Seed to vary
+// the draws between runs or restarts (cluster.NodeSeed does).
+func (c *Config) EnsureDefaults() {
 	if c.TickInterval == 0 {
 		c.TickInterval = DefaultTickInterval
 	}
@@ -133,17 +147,44 @@ func (c *Config) setDefaults() {
 		c.SnapshotTrailing = DefaultSnapshotTrailing
 	}
 	if c.Seed == 0 {
-		c.Seed = uint64(time.Now().UnixNano()) ^ c.ID
+		c.Seed = seedFromID(c.ID)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 }
 
-// Validate fills defaults, then reports every invalid field with its value
-// and the limit it breaks, joined into one error wrapping ErrInvalidConfig.
+// seedFromID is Seed's default: ID through SplitMix64's finaliser, so
+// nearby IDs get unrelated seeds (core mixes the ID in again as the
+// stream, rand.NewPCG(Seed, ID)). The finaliser is a bijection, so only
+// one ID maps to 0; it gets 1, keeping the default non-zero.
+func seedFromID(id uint64) uint64 {
+	z := id + 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return max(z, 1)
+}
+
+// appendOverhead is what an append can carry beyond MaxSizePerMsg entry
+// bytes: core fills a message up to MaxSizePerMsg but lets one larger entry
+// travel alone, and Propose refuses a command longer than MaxSizePerMsg,
+// so the largest such entry is MaxSizePerMsg of data plus one entry's
+// fixed charge (core.Entry.Size of an empty entry).
+var appendOverhead = (&core.Entry{}).Size()
+
+// Validate reports every invalid field with its value and the limit it
+// breaks, joined into one error wrapping ErrInvalidConfig. It expects
+// defaults applied (EnsureDefaults; a zero TickInterval is an error) and
+// changes nothing: not c, and not the transport, which it only asks for its
+// frame limit.
+//
+// That limit is checked here because an append larger than the
+// transport's frames is dropped on every send (DropTooLarge) and the
+// follower never catches up: with MaxSizePerMsg m, an append's frame body
+// can reach transport.MaxMessageSize(m + appendOverhead), and that must
+// not exceed Transport.MaxFrameSize().
 func (c *Config) Validate() error {
-	c.setDefaults()
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
@@ -154,7 +195,8 @@ func (c *Config) Validate() error {
 	if _, ok := c.Peers[c.ID]; !ok && c.ID != core.None {
 		bad("Peers %v does not include this node's ID %d", peerIDs(c.Peers), c.ID)
 	}
-	for id, addr := range c.Peers {
+	for _, id := range peerIDs(c.Peers) { // sorted, so the report is stable
+		addr := c.Peers[id]
 		if id == core.None {
 			bad("Peers lists node ID 0")
 		}
@@ -194,6 +236,18 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSizePerMsg < 1 {
 		bad("MaxSizePerMsg %d is below the minimum 1", c.MaxSizePerMsg)
+	} else if c.Transport != nil {
+		frame := uint64(max(c.Transport.MaxFrameSize(), 0))
+		need := transport.MaxMessageSize(c.MaxSizePerMsg + appendOverhead)
+		if need < c.MaxSizePerMsg { // wrapped around
+			need = math.MaxUint64
+		}
+		if need > frame {
+			fit := frame - min(frame, transport.MaxMessageSize(appendOverhead))
+			bad("MaxSizePerMsg %d makes appends of up to %d bytes, above the transport's MaxFrameSize %d: "+
+				"raise the transport's MaxFrameSize to at least %d or lower MaxSizePerMsg to at most %d",
+				c.MaxSizePerMsg, need, frame, need, fit)
+		}
 	}
 	switch c.ReadMode {
 	case ReadModeIndex:

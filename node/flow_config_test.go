@@ -18,7 +18,7 @@ func TestConfig_ReadMode(t *testing.T) {
 	base := func() node.Config { return node.Config{ID: 1, Peers: map[uint64]string{1: "a"}} }
 	cfg := base()
 	cfg.ReadMode = node.ReadModeLease
-	_ = cfg.Validate()
+	cfg.EnsureDefaults()
 	if cfg.LeaseDriftTicks != node.DefaultElectionTicks/10 {
 		t.Errorf("default LeaseDriftTicks %d, want ElectionTicks/10 = %d", cfg.LeaseDriftTicks, node.DefaultElectionTicks/10)
 	}
@@ -33,6 +33,7 @@ func TestConfig_ReadMode(t *testing.T) {
 	} {
 		cfg := base()
 		tc.mod(&cfg)
+		cfg.EnsureDefaults()
 		if err := cfg.Validate(); !errors.Is(err, node.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Validate = %v, want %q", err, tc.want)
 		}

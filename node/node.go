@@ -112,9 +112,11 @@ type snapStatus struct {
 	ok   bool
 }
 
-// Start validates cfg, restores the Raft state from cfg.Log, starts the
-// transport and the node's goroutines, and returns the running node.
+// Start fills cfg's defaults and validates it, restores the Raft state
+// from cfg.Log, starts the transport and the node's goroutines, and returns
+// the running node.
 func Start(cfg Config) (*Node, error) {
+	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

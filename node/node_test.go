@@ -14,7 +14,7 @@ import (
 	"github.com/raftbench/raftbench/wal"
 )
 
-// Validate fills defaults and names every bad field.
+// Validate names every bad field; EnsureDefaults fills the defaults.
 func TestConfig_Validate(t *testing.T) {
 	cfg := node.Config{ID: 0, Peers: map[uint64]string{0: "", 2: ""}, TickInterval: time.Microsecond, ElectionTicks: 1, HeartbeatTicks: 5,
 		MaxBatchEntries: -1, MaxBatchBytes: -1, MaxInflight: -1, MaxProposalPipeline: -1, SnapshotEntries: 5}
@@ -38,7 +38,7 @@ func TestConfig_Validate(t *testing.T) {
 		t.Errorf("snapshots without a Snapshotter: %v", err)
 	}
 	cfg = node.Config{}
-	_ = cfg.Validate()
+	cfg.EnsureDefaults()
 	if cfg.TickInterval != node.DefaultTickInterval || cfg.ElectionTicks != node.DefaultElectionTicks || cfg.MaxInflight != node.DefaultMaxInflight ||
 		cfg.MaxProposalPipeline != node.DefaultMaxProposalPipeline || cfg.Logger == nil {
 		t.Errorf("defaults not filled: %+v", cfg)

@@ -35,13 +35,12 @@ func NewLink(id, seed uint64, net *fault.Network) *Link {
 	return &Link{id: id, net: net, rng: rand.New(rand.NewPCG(seed, id))}
 }
 
-// SetRules replaces the rules (after validating them).
+// SetRules replaces the rules (after filling their defaults and
+// validating them, as fault.Transport.SetRules does).
 func (l *Link) SetRules(r fault.Rules) error {
+	r.EnsureDefaults()
 	if err := r.Validate(); err != nil {
 		return err
-	}
-	if r.ReorderRate > 0 && r.ReorderWindow == 0 {
-		r.ReorderWindow = fault.DefaultReorderWindow
 	}
 	l.mu.Lock()
 	l.rules = r

@@ -69,6 +69,21 @@ func MessageSize(m *core.Message) int {
 	return n
 }
 
+// maxMessageHeader is the most a frame body holds besides its entries and
+// snapshot: type and flags, eight uvarint fields and the entry count.
+const maxMessageHeader = 2 + 9*binary.MaxVarintLen64
+
+// MaxMessageSize bounds MessageSize of any message without a snapshot whose
+// entries total entryBytes by core.Entry.Size: what a runtime compares
+// with MaxFrameSize to know that its largest AppendEntries can travel.
+//
+// The bound holds because an entry's encoding never exceeds its Size while
+// its term and index are below 2^63 and its data below 32 GiB: term and
+// index take at most 9 uvarint bytes each, the type one and the data
+// length 5, the 24 bytes Size charges beyond the data. What remains is the
+// message's own header, at most maxMessageHeader bytes.
+func MaxMessageSize(entryBytes uint64) uint64 { return entryBytes + maxMessageHeader }
+
 // FrameSize is the size of m's whole frame: length prefix plus body.
 func FrameSize(m *core.Message) int {
 	b := MessageSize(m)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/raftbench/raftbench/core"
@@ -167,24 +166,5 @@ func TestHello(t *testing.T) {
 	}
 	if _, err := transport.ParseHello(b[:10]); !errors.Is(err, transport.ErrBadHandshake) {
 		t.Errorf("short hello: %v", err)
-	}
-}
-
-func TestOptionsValidate(t *testing.T) {
-	o := transport.Options{MaxFrameSize: 10, QueueLen: -1, BackoffMin: -1, BackoffMax: -2, DialTimeout: -1, UnreachableAfter: -1}
-	err := o.Validate()
-	if !errors.Is(err, transport.ErrInvalidConfig) {
-		t.Fatalf("Validate = %v", err)
-	}
-	for _, want := range []string{"ID = 0", "MaxFrameSize = 10", "QueueLen = -1", "BackoffMin = -1ns", "BackoffMax = -2ns",
-		"DialTimeout = -1ns", "HandshakeTimeout = 0s", "WriteTimeout = 0s", "UnreachableAfter = -1"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error does not name %q:\n%v", want, err)
-		}
-	}
-	good := transport.Options{ID: 1}
-	good.EnsureDefaults()
-	if err := good.Validate(); err != nil {
-		t.Errorf("defaults do not validate: %v", err)
 	}
 }

@@ -112,7 +112,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// EnsureDefaults fills zero fields with their defaults.
+// EnsureDefaults fills zero fields with their defaults. It never
+// validates (a value already set stays, however wrong) and calling it again
+// changes nothing.
 func (o *Options) EnsureDefaults() {
 	if o.MaxFrameSize == 0 {
 		o.MaxFrameSize = DefaultMaxFrameSize
@@ -153,7 +155,9 @@ func (o *Options) EnsureDefaults() {
 }
 
 // Validate reports every invalid field, each naming the field, its value
-// and the limit, joined into one error wrapping ErrInvalidConfig.
+// and the limit, joined into one error wrapping ErrInvalidConfig. It
+// expects defaults applied (zero durations and sizes are errors) and does
+// not change o.
 func (o *Options) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {

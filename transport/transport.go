@@ -65,6 +65,14 @@ type Transport interface {
 	// Stats returns a snapshot of the counters.
 	Stats() Stats
 
+	// MaxFrameSize is the largest frame body, in bytes, this transport
+	// sends or accepts (Options.MaxFrameSize, defaults applied): Send drops
+	// a larger message as DropTooLarge. The node runtime compares it with
+	// MaxMessageSize of its largest AppendEntries at start-up and refuses a
+	// configuration whose appends could not travel, instead of losing them
+	// one by one at run time. A wrapper reports its inner transport's.
+	MaxFrameSize() int
+
 	// Close stops everything: the listener, every connection, every
 	// goroutine the transport started. Queued messages are dropped
 	// (counted as DropClosed). Close returns once no goroutine of the

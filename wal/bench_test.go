@@ -69,7 +69,9 @@ func BenchmarkSave(b *testing.B) {
 // the in-memory bookkeeping.
 func BenchmarkPebbleRaw(b *testing.B) {
 	benchGrid(b, func(b *testing.B, payload, batch int, sync bool) {
-		db, err := pebble.Open(b.TempDir(), PebbleOptions{}.withDefaults().pebbleOptions())
+		var o PebbleOptions
+		o.EnsureDefaults()
+		db, err := pebble.Open(b.TempDir(), o.pebbleOptions())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package wal
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -22,12 +21,13 @@ type PebbleOptions struct {
 	FS vfs.FS
 
 	// MemTableSize is the size of one Pebble memtable, in [1 MiB, 4 GiB).
-	// Default 8 MiB. See pebbleOptions for why: it bounds the WAL's disk
+	// Default DefaultMemTableSize, 8 MiB. See pebbleOptions for why: it bounds the WAL's disk
 	// footprint.
 	MemTableSize uint64
 
 	// CacheSize is Pebble's block cache in bytes, at least 1 MiB. Default
-	// 16 MiB: reads are mostly of the recent tail, which the memtables hold.
+	// DefaultCacheSize, 16 MiB: reads are mostly of the recent tail, which
+	// the memtables hold.
 	CacheSize int64
 
 	// WALMinSyncInterval delays each WAL fsync until at least this long
@@ -38,7 +38,8 @@ type PebbleOptions struct {
 	WALMinSyncInterval time.Duration
 
 	// TermCacheRuns bounds the term cache: how many runs of equal terms in
-	// the log's tail are answered from memory, in [1, 1<<20]. Default 1024.
+	// the log's tail are answered from memory, in [1, 1<<20]. Default
+	// DefaultTermCacheRuns, 1024.
 	TermCacheRuns int
 
 	// Logger receives Pebble's log messages. Default: errors go to Pebble's
@@ -47,11 +48,17 @@ type PebbleOptions struct {
 	Logger pebble.Logger
 }
 
-// ErrInvalidOptions marks a PebbleOptions that failed validation.
+// ErrInvalidOptions is wrapped by every error PebbleOptions.Validate
+// returns (and so by OpenPebble's for bad options).
 var ErrInvalidOptions = errors.New("wal: invalid options")
 
-// Limits that Validate enforces, named so error messages can quote them.
+// Defaults of PebbleOptions, and the limits Validate enforces (named so
+// error messages can quote them).
 const (
+	DefaultMemTableSize  = 8 << 20
+	DefaultCacheSize     = 16 << 20
+	DefaultTermCacheRuns = 1024
+
 	minMemTableSize       = 1 << 20
 	maxMemTableSize       = 4 << 30 // Pebble's own limit: must be < 4 GiB
 	minCacheSize          = 1 << 20
@@ -59,47 +66,49 @@ const (
 	maxTermCacheRuns      = 1 << 20
 )
 
-// withDefaults returns o with every zero field set to its default.
-func (o PebbleOptions) withDefaults() PebbleOptions {
+// EnsureDefaults sets every zero field to its default. It never validates
+// (a value already set stays, however wrong) and calling it again changes
+// nothing.
+func (o *PebbleOptions) EnsureDefaults() {
 	if o.FS == nil {
 		o.FS = vfs.Default
 	}
 	if o.MemTableSize == 0 {
-		o.MemTableSize = 8 << 20
+		o.MemTableSize = DefaultMemTableSize
 	}
 	if o.CacheSize == 0 {
-		o.CacheSize = 16 << 20
+		o.CacheSize = DefaultCacheSize
 	}
 	if o.TermCacheRuns == 0 {
-		o.TermCacheRuns = 1024
+		o.TermCacheRuns = DefaultTermCacheRuns
 	}
 	if o.Logger == nil {
 		o.Logger = quietLogger{}
 	}
-	return o
 }
 
-// Validate reports every field outside its allowed range, each with its
-// value and the limit, in one error matching ErrInvalidOptions. It expects
-// defaults applied; OpenPebble does both.
+// Validate reports every field outside its allowed range, each naming the
+// field, its value and the limit, joined into one error wrapping
+// ErrInvalidOptions. It expects defaults applied (a zero MemTableSize is an
+// error); OpenPebble applies them, then validates.
 func (o PebbleOptions) Validate() error {
-	var bad []string
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...))
+	}
 	if o.MemTableSize < minMemTableSize || o.MemTableSize >= maxMemTableSize {
-		bad = append(bad, fmt.Sprintf("MemTableSize %d outside [%d, %d)", o.MemTableSize, minMemTableSize, maxMemTableSize))
+		bad("MemTableSize %d outside [%d, %d)", o.MemTableSize, minMemTableSize, maxMemTableSize)
 	}
 	if o.CacheSize < minCacheSize {
-		bad = append(bad, fmt.Sprintf("CacheSize %d below minimum %d", o.CacheSize, minCacheSize))
+		bad("CacheSize %d below minimum %d", o.CacheSize, minCacheSize)
 	}
 	if o.WALMinSyncInterval < 0 || o.WALMinSyncInterval > maxWALMinSyncInterval {
-		bad = append(bad, fmt.Sprintf("WALMinSyncInterval %v outside [0, %v]", o.WALMinSyncInterval, maxWALMinSyncInterval))
+		bad("WALMinSyncInterval %v outside [0, %v]", o.WALMinSyncInterval, maxWALMinSyncInterval)
 	}
 	if o.TermCacheRuns < 1 || o.TermCacheRuns > maxTermCacheRuns {
-		bad = append(bad, fmt.Sprintf("TermCacheRuns %d outside [1, %d]", o.TermCacheRuns, maxTermCacheRuns))
+		bad("TermCacheRuns %d outside [1, %d]", o.TermCacheRuns, maxTermCacheRuns)
 	}
-	if len(bad) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalidOptions, strings.Join(bad, "; "))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // pebbleFormat is the Pebble on-disk format we create and expect. It is

@@ -105,7 +105,7 @@ func OpenPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 }
 
 func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
-	opts = opts.withDefaults()
+	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

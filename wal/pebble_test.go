@@ -10,25 +10,35 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/raftbench/raftbench/core"
+	"github.com/raftbench/raftbench/internal/configtest"
 )
 
-func TestOptionsValidateNamesEveryViolation(t *testing.T) {
-	if err := (PebbleOptions{}).withDefaults().Validate(); err != nil {
-		t.Fatalf("defaults do not validate: %v", err)
-	}
+// PebbleOptions follows the config contract (internal/configtest), and
+// OpenPebble refuses bad options with every problem and the directory.
+func TestOptions_ConfigShape(t *testing.T) {
+	fs := vfs.NewMem()
 	bad := PebbleOptions{MemTableSize: 1000, CacheSize: -1, WALMinSyncInterval: -1, TermCacheRuns: -5}
+	want := []string{"MemTableSize 1000", "CacheSize -1", "WALMinSyncInterval -1ns", "TermCacheRuns -5"}
+	configtest.Check(t, configtest.Case[PebbleOptions]{
+		Sentinel:       ErrInvalidOptions,
+		EnsureDefaults: (*PebbleOptions).EnsureDefaults,
+		Validate:       func(o *PebbleOptions) error { return o.Validate() },
+		Required:       func() PebbleOptions { return PebbleOptions{} },
+		Set: func() PebbleOptions {
+			return PebbleOptions{GroupID: 3, FS: fs, MemTableSize: 2 << 20, CacheSize: 4 << 20,
+				WALMinSyncInterval: time.Millisecond, TermCacheRuns: 16, Logger: pebble.DefaultLogger}
+		},
+		Bad:  func() PebbleOptions { return bad },
+		Want: want,
+	})
 	_, err := OpenPebble("unused", bad)
-	if !errors.Is(err, ErrInvalidOptions) {
-		t.Fatalf("err = %v, want ErrInvalidOptions", err)
-	}
-	for _, want := range []string{"MemTableSize 1000", "CacheSize -1", "WALMinSyncInterval -1ns", "TermCacheRuns -5", "unused"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %q", err, want)
-		}
+	if !errors.Is(err, ErrInvalidOptions) || len(configtest.Violations(errors.Unwrap(err))) != len(want) || !strings.Contains(err.Error(), "unused") {
+		t.Errorf("OpenPebble(bad options) = %v, want %d violations naming the directory", err, len(want))
 	}
 }
 

@@ -39,8 +39,9 @@ import (
 	"github.com/raftbench/raftbench/transport"
 )
 
-// ErrInvalidRules wraps every problem Rules.Validate finds.
-var ErrInvalidRules = errors.New("fault: invalid rules")
+// ErrInvalidConfig wraps every problem Config.Validate and Rules.Validate
+// find.
+var ErrInvalidConfig = errors.New("fault: invalid config")
 
 // Rules are the per-message faults a wrapper applies to what it sends.
 type Rules struct {
@@ -62,7 +63,18 @@ type Rules struct {
 // DefaultReorderWindow is used when ReorderRate > 0 and ReorderWindow is 0.
 const DefaultReorderWindow = 5 * time.Millisecond
 
-// Validate reports every invalid field with its value and limit.
+// EnsureDefaults fills zero fields with their defaults: ReorderWindow,
+// when ReorderRate asks for reordering. The other zero values mean "no such
+// fault".
+func (r *Rules) EnsureDefaults() {
+	if r.ReorderRate > 0 && r.ReorderWindow == 0 {
+		r.ReorderWindow = DefaultReorderWindow
+	}
+}
+
+// Validate reports every invalid field, each naming the field, its value
+// and the limit, joined into one error wrapping ErrInvalidConfig. It does
+// not change r.
 func (r *Rules) Validate() error {
 	var errs []error
 	for _, f := range []struct {
@@ -70,7 +82,7 @@ func (r *Rules) Validate() error {
 		v    float64
 	}{{"DropRate", r.DropRate}, {"DuplicateRate", r.DuplicateRate}, {"ReorderRate", r.ReorderRate}} {
 		if !(f.v >= 0 && f.v <= 1) {
-			errs = append(errs, fmt.Errorf("%w: %s = %v, must be in [0, 1]", ErrInvalidRules, f.name, f.v))
+			errs = append(errs, fmt.Errorf("%w: %s = %v, must be in [0, 1]", ErrInvalidConfig, f.name, f.v))
 		}
 	}
 	for _, f := range []struct {
@@ -78,7 +90,7 @@ func (r *Rules) Validate() error {
 		v    time.Duration
 	}{{"ReorderWindow", r.ReorderWindow}, {"Delay", r.Delay}, {"Jitter", r.Jitter}} {
 		if f.v < 0 {
-			errs = append(errs, fmt.Errorf("%w: %s = %v, must be >= 0", ErrInvalidRules, f.name, f.v))
+			errs = append(errs, fmt.Errorf("%w: %s = %v, must be >= 0", ErrInvalidConfig, f.name, f.v))
 		}
 	}
 	return errors.Join(errs...)
@@ -220,6 +232,26 @@ type Config struct {
 	Rules Rules
 }
 
+// EnsureDefaults fills zero fields with their defaults: a private Network
+// when none is given, and the Rules' defaults.
+func (c *Config) EnsureDefaults() {
+	if c.Network == nil {
+		c.Network = NewNetwork()
+	}
+	c.Rules.EnsureDefaults()
+}
+
+// Validate reports every invalid field, each naming the field, its value
+// and the limit, joined into one error wrapping ErrInvalidConfig. It does
+// not change c.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ID == 0 {
+		errs = append(errs, fmt.Errorf("%w: ID = 0, must be the wrapped node's (non-zero) ID", ErrInvalidConfig))
+	}
+	return errors.Join(append(errs, c.Rules.Validate())...)
+}
+
 // Counters are what the wrapper did.
 type Counters struct {
 	Dropped         uint64 // dropped by DropRate
@@ -266,20 +298,19 @@ var _ transport.Transport = (*Transport)(nil)
 // Wrap returns inner with faults applied. The wrapper owns inner: closing
 // the wrapper closes inner.
 func Wrap(inner transport.Transport, cfg Config) (*Transport, error) {
-	if cfg.ID == 0 {
-		return nil, fmt.Errorf("%w: ID = 0, must be the wrapped node's ID", ErrInvalidRules)
+	cfg.EnsureDefaults()
+	err := cfg.Validate()
+	if inner == nil {
+		err = errors.Join(err, fmt.Errorf("%w: the inner transport is nil", ErrInvalidConfig))
 	}
-	if err := cfg.Rules.Validate(); err != nil {
+	if err != nil {
 		return nil, err
-	}
-	if cfg.Network == nil {
-		cfg.Network = NewNetwork()
 	}
 	t := &Transport{
 		inner:     inner,
 		id:        cfg.ID,
 		net:       cfg.Network,
-		rules:     withDefaults(cfg.Rules),
+		rules:     cfg.Rules,
 		rng:       rand.New(rand.NewPCG(cfg.Seed, cfg.ID)),
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
@@ -290,20 +321,15 @@ func Wrap(inner transport.Transport, cfg Config) (*Transport, error) {
 	return t, nil
 }
 
-func withDefaults(r Rules) Rules {
-	if r.ReorderRate > 0 && r.ReorderWindow == 0 {
-		r.ReorderWindow = DefaultReorderWindow
-	}
-	return r
-}
-
-// SetRules replaces the rules; messages already delayed keep their times.
+// SetRules replaces the rules (defaults filled, then validated); messages
+// already delayed keep their times.
 func (t *Transport) SetRules(r Rules) error {
+	r.EnsureDefaults()
 	if err := r.Validate(); err != nil {
 		return err
 	}
 	t.mu.Lock()
-	t.rules = withDefaults(r)
+	t.rules = r
 	t.mu.Unlock()
 	return nil
 }
@@ -539,6 +565,10 @@ func (t *Transport) RemovePeer(id uint64) { t.inner.RemovePeer(id) }
 
 // Addr implements transport.Transport.
 func (t *Transport) Addr() string { return t.inner.Addr() }
+
+// MaxFrameSize implements transport.Transport: the inner transport's limit,
+// since every message the wrapper lets through is sent by it, unchanged.
+func (t *Transport) MaxFrameSize() int { return t.inner.MaxFrameSize() }
 
 // Stats returns the inner transport's counters with the wrapper's own
 // drops added per peer as transport.DropFault and DropPartition.

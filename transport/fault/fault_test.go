@@ -1,7 +1,6 @@
 package fault_test
 
 import (
-	"errors"
 	"math"
 	"reflect"
 	"sync"
@@ -37,6 +36,7 @@ func (f *fake) Send(msgs []core.Message) {
 func (f *fake) AddPeer(uint64, string) error { return nil }
 func (f *fake) RemovePeer(uint64)            {}
 func (f *fake) Addr() string                 { return "fake" }
+func (f *fake) MaxFrameSize() int            { return 12345 }
 func (f *fake) Stats() transport.Stats       { return transport.Stats{} }
 func (f *fake) Close() error                 { return nil }
 func (f *fake) Sent() []core.Message {
@@ -300,30 +300,6 @@ func TestPartitionCatchesDelayed(t *testing.T) {
 	if len(in.Sent()) != 0 {
 		t.Errorf("%d messages crossed a partition", len(in.Sent()))
 	}
-}
-
-func TestRulesValidate(t *testing.T) {
-	err := (&fault.Rules{DropRate: 1.5, DuplicateRate: -0.1, Delay: -time.Second}).Validate()
-	if !errors.Is(err, fault.ErrInvalidRules) {
-		t.Fatalf("Validate = %v", err)
-	}
-	for _, want := range []string{"DropRate = 1.5", "DuplicateRate = -0.1", "Delay = -1s"} {
-		if !contains(err.Error(), want) {
-			t.Errorf("error %q does not name %q", err, want)
-		}
-	}
-	if _, err := fault.Wrap(&fake{}, fault.Config{}); err == nil {
-		t.Errorf("Wrap with ID 0 succeeded")
-	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 // The conformance suite through the wrapper with no faults, over each real

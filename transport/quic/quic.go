@@ -45,7 +45,17 @@ import (
 // alpn is the TLS application protocol QUIC requires both sides to agree on.
 const alpn = "raftbench/1"
 
-// Config configures a QUIC transport.
+// Defaults and limits of Config's own fields.
+const (
+	DefaultIdleTimeout  = 10 * time.Second
+	DefaultStreamWindow = 16 << 20
+	// MinStreamWindow keeps bulk throughput (StreamWindow/RTT) from being
+	// throttled to nothing by a unit typo.
+	MinStreamWindow = 64 << 10
+)
+
+// Config configures a QUIC transport. Zero fields take defaults
+// (EnsureDefaults); Validate then reports every remaining problem.
 type Config struct {
 	transport.Options
 	// ListenAddr is the UDP host:port to listen on (port 0 picks one).
@@ -55,11 +65,12 @@ type Config struct {
 	TLS *transport.TLSFiles
 	// IdleTimeout closes a connection that heard nothing from its peer for
 	// this long; keep-alives go out at a third of it, so only a dead peer
-	// hits it. Zero means 10 s.
+	// hits it. Zero means DefaultIdleTimeout (10 s).
 	IdleTimeout time.Duration
 	// StreamWindow is the maximum per-stream receive window in bytes; it
 	// caps the bytes in flight on one stream, so it bounds bulk throughput
-	// at StreamWindow/RTT. Zero means 16 MiB.
+	// at StreamWindow/RTT. Zero means DefaultStreamWindow (16 MiB); at
+	// least MinStreamWindow.
 	StreamWindow uint64
 	// StatelessResetKey lets a restarted node tell its peers at once that
 	// their old connection is gone, instead of them waiting IdleTimeout.
@@ -70,29 +81,36 @@ type Config struct {
 	StatelessResetKey *[32]byte
 }
 
-// Validate fills defaults and reports every invalid field.
-func (c *Config) Validate() error {
-	c.EnsureDefaults()
-	err := c.Options.Validate()
-	if c.ListenAddr == "" {
-		err = errors.Join(err, fmt.Errorf("%w: ListenAddr is empty", transport.ErrInvalidConfig))
-	}
-	if c.TLS != nil {
-		err = errors.Join(err, c.TLS.Validate())
-	}
+// EnsureDefaults fills zero fields with their defaults, the shared
+// Options' included.
+func (c *Config) EnsureDefaults() {
+	c.Options.EnsureDefaults()
 	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 10 * time.Second
-	}
-	if c.IdleTimeout < 0 {
-		err = errors.Join(err, fmt.Errorf("%w: IdleTimeout = %v, must be > 0", transport.ErrInvalidConfig, c.IdleTimeout))
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.StreamWindow == 0 {
-		c.StreamWindow = 16 << 20
+		c.StreamWindow = DefaultStreamWindow
 	}
-	if c.StreamWindow < 64<<10 {
-		err = errors.Join(err, fmt.Errorf("%w: StreamWindow = %d, must be >= %d", transport.ErrInvalidConfig, c.StreamWindow, 64<<10))
+}
+
+// Validate reports every invalid field, each naming the field, its value
+// and the limit, joined into one error wrapping transport.ErrInvalidConfig.
+// It does not change c.
+func (c *Config) Validate() error {
+	errs := []error{c.Options.Validate()}
+	if c.ListenAddr == "" {
+		errs = append(errs, fmt.Errorf("%w: ListenAddr is empty, must be host:port", transport.ErrInvalidConfig))
 	}
-	return err
+	if c.TLS != nil {
+		errs = append(errs, c.TLS.Validate())
+	}
+	if c.IdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("%w: IdleTimeout = %v, must be > 0", transport.ErrInvalidConfig, c.IdleTimeout))
+	}
+	if c.StreamWindow < MinStreamWindow {
+		errs = append(errs, fmt.Errorf("%w: StreamWindow = %d, must be >= %d", transport.ErrInvalidConfig, c.StreamWindow, MinStreamWindow))
+	}
+	return errors.Join(errs...)
 }
 
 // Transport is the QUIC implementation of transport.Transport.
@@ -126,8 +144,10 @@ type outConn struct {
 	conn *quicgo.Conn
 }
 
-// New validates cfg, prepares TLS and binds the UDP socket.
+// New fills cfg's defaults, validates it, prepares TLS and binds the UDP
+// socket.
 func New(cfg Config) (*Transport, error) {
+	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -268,6 +288,10 @@ func (t *Transport) Addr() string { return t.udp.LocalAddr().String() }
 
 // Stats implements transport.Transport.
 func (t *Transport) Stats() transport.Stats { return t.eng.Stats() }
+
+// MaxFrameSize implements transport.Transport: Options.MaxFrameSize with
+// defaults applied.
+func (t *Transport) MaxFrameSize() int { return t.eng.Options().MaxFrameSize }
 
 // Close implements transport.Transport. Connections are closed with a
 // CONNECTION_CLOSE so peers notice at once, then the UDP socket.

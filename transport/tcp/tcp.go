@@ -36,7 +36,11 @@ import (
 	"github.com/raftbench/raftbench/transport"
 )
 
-// Config configures a TCP transport.
+// DefaultKeepAlive is Config.KeepAlive's default.
+const DefaultKeepAlive = 15 * time.Second
+
+// Config configures a TCP transport. Zero fields take defaults
+// (EnsureDefaults); Validate then reports every remaining problem.
 type Config struct {
 	transport.Options
 	// ListenAddr is the host:port to listen on; port 0 picks a free port
@@ -45,25 +49,32 @@ type Config struct {
 	// TLS, when set, wraps every connection in TLS 1.3 using these files.
 	TLS *transport.TLSFiles
 	// KeepAlive is the TCP keep-alive period; it is what eventually notices
-	// a peer that vanished without closing. Zero means 15 s; negative
-	// disables keep-alives.
+	// a peer that vanished without closing. Zero means DefaultKeepAlive
+	// (15 s); negative disables keep-alives.
 	KeepAlive time.Duration
 }
 
-// Validate fills defaults and reports every invalid field.
+// EnsureDefaults fills zero fields with their defaults, the shared
+// Options' included.
+func (c *Config) EnsureDefaults() {
+	c.Options.EnsureDefaults()
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+}
+
+// Validate reports every invalid field, each naming the field, its value
+// and the limit, joined into one error wrapping transport.ErrInvalidConfig.
+// It does not change c.
 func (c *Config) Validate() error {
-	c.EnsureDefaults()
-	err := c.Options.Validate()
+	errs := []error{c.Options.Validate()}
 	if c.ListenAddr == "" {
-		err = errors.Join(err, fmt.Errorf("%w: ListenAddr is empty", transport.ErrInvalidConfig))
+		errs = append(errs, fmt.Errorf("%w: ListenAddr is empty, must be host:port", transport.ErrInvalidConfig))
 	}
 	if c.TLS != nil {
-		err = errors.Join(err, c.TLS.Validate())
+		errs = append(errs, c.TLS.Validate())
 	}
-	if c.KeepAlive == 0 {
-		c.KeepAlive = 15 * time.Second
-	}
-	return err
+	return errors.Join(errs...)
 }
 
 // Transport is the TCP implementation of transport.Transport.
@@ -80,8 +91,10 @@ type Transport struct {
 
 var _ transport.Transport = (*Transport)(nil)
 
-// New validates cfg and binds the listener; call Start to accept.
+// New fills cfg's defaults, validates it and binds the listener; call
+// Start to accept.
 func New(cfg Config) (*Transport, error) {
+	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -166,6 +179,10 @@ func (t *Transport) Addr() string { return t.ln.Addr().String() }
 
 // Stats implements transport.Transport.
 func (t *Transport) Stats() transport.Stats { return t.eng.Stats() }
+
+// MaxFrameSize implements transport.Transport: Options.MaxFrameSize with
+// defaults applied.
+func (t *Transport) MaxFrameSize() int { return t.eng.Options().MaxFrameSize }
 
 // Close implements transport.Transport: listener first (no new inbound),
 // then every peer and reader.

@@ -208,6 +208,7 @@ func testDeliveryAndOrder(t *testing.T, f Factory) {
 
 // A message exactly at the frame limit goes through intact; one byte more
 // is dropped and counted before it leaves, and the connection stays usable.
+// MaxFrameSize reports that limit.
 func testLargeMessages(t *testing.T, f Factory) {
 	const limit = 1 << 20
 	a := start(t, f, Options{ID: 1, MaxFrameSize: limit}, nil)
@@ -215,6 +216,9 @@ func testLargeMessages(t *testing.T, f Factory) {
 	defer closeWithin(t, a.tr, wait)
 	defer closeWithin(t, b.tr, wait)
 	connect(t, a, b)
+	if got := a.tr.MaxFrameSize(); got != limit {
+		t.Fatalf("MaxFrameSize() = %d, want the configured %d that Send enforces", got, limit)
+	}
 
 	exact := App(1, 2, 7, 1, limit)
 	exact.Entries[0].Data = exact.Entries[0].Data[:limit-(transport.MessageSize(&exact)-limit)]
@@ -469,5 +473,8 @@ func testAPI(t *testing.T, f Factory) {
 	}
 	if a.tr.Addr() == "" {
 		t.Errorf("Addr is empty")
+	}
+	if got := a.tr.MaxFrameSize(); got != transport.DefaultMaxFrameSize {
+		t.Errorf("MaxFrameSize() = %d without a configured limit, want the default %d", got, transport.DefaultMaxFrameSize)
 	}
 }
