@@ -68,7 +68,11 @@ type Config struct {
 	AdminToken string `json:"-"`
 
 	// Cluster.
-	Nodes     int    `json:"nodes"`
+	Nodes int `json:"nodes"`
+	// Groups is the number of Raft groups (shards) a system that runs
+	// several runs over the same nodes (0 and 1: one); the clients and
+	// the keys are spread over them. raftbench runs one per cluster.
+	Groups    int    `json:"groups,omitempty"`
 	Transport string `json:"transport"`
 	WAL       string `json:"wal"`
 	Sync      bool   `json:"sync"`
@@ -187,6 +191,9 @@ const (
 // short of exhausting its ports and file descriptors on a typo.
 const MaxNodes = 1000
 
+// MaxGroups bounds --groups.
+const MaxGroups = 1024
+
 // Default returns the defaults of `raftbench run`: 3 nodes on TCP, Pebble
 // with sync, 128-byte payloads from 64 closed-loop clients for 10 s, with
 // snapshots every DefaultSnapshotEvery entries. Every Raft knob is node's
@@ -245,6 +252,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
 		bad("nodes", "%d, want 1..%d", c.Nodes, MaxNodes)
+	}
+	if c.Groups < 0 || c.Groups > MaxGroups {
+		bad("groups", "%d, want 1..%d", c.Groups, MaxGroups)
+	} else if c.Groups > 1 && c.System == DefaultSystem {
+		bad("groups", "%d: raftbench runs one Raft group per cluster (a system that runs several, such as dragonboat, takes it)", c.Groups)
 	}
 	if c.Transport != "tcp" && c.Transport != "quic" {
 		bad("transport", "%q, want tcp or quic", c.Transport)

@@ -1,0 +1,156 @@
+package target_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftbench/raftbench/bench"
+	"github.com/raftbench/raftbench/bench/results"
+	"github.com/raftbench/raftbench/peers/target"
+)
+
+func init() {
+	if err := target.Register(); err != nil {
+		panic(err)
+	}
+}
+
+// shortRun is a short run of system with a 300 ms election timeout (so a
+// failover fits in it), its data and result directory under the test's.
+func shortRun(t *testing.T, system string) bench.Config {
+	t.Helper()
+	c := bench.Default()
+	dir := t.TempDir()
+	c.System, c.Dir, c.Out = system, filepath.Join(dir, "data"), filepath.Join(dir, "out")
+	c.Clients, c.Keys = 8, 50
+	c.Warmup, c.Duration = bench.Duration(300*time.Millisecond), bench.Duration(2500*time.Millisecond)
+	c.ElectionTimeout = bench.Duration(300 * time.Millisecond)
+	return c
+}
+
+// TestKillLeaderCheck runs every peer system through a leader kill and
+// restart with --check: the run must see the fault applied, a new
+// leader, a linearizable history, replicas that agree at one index and
+// every acknowledged write on every replica, and must write the system
+// and the library's version into summary.json and config.json.
+func TestKillLeaderCheck(t *testing.T) {
+	for _, sys := range []string{"etcd", target.EtcdAsync, "hashicorp", "dragonboat"} {
+		t.Run(sys, func(t *testing.T) {
+			c := shortRun(t, sys)
+			c.Check = true
+			c.Faults = []string{"kill-leader@500ms+800ms", "loss=0.01"}
+			o, err := bench.Run(context.Background(), c, bench.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := o.Summaries[0]
+			if bad := results.FailedVerdicts(s); bad != "" {
+				t.Fatalf("verdicts failed: %s (problems %q)", bad, s.Problems)
+			}
+			if s.LinearizabilityCheck != "ok" || s.ReplicaCheck != bench.ReplicaAgree || s.LostWrites != 0 || s.AckedWrites == 0 {
+				t.Fatalf("linearizability %q, replicas %q, %d acked, %d lost; want ok, agree, >0, 0",
+					s.LinearizabilityCheck, s.ReplicaCheck, s.AckedWrites, s.LostWrites)
+			}
+			if len(s.Problems) != 0 {
+				t.Fatalf("problems: %q", s.Problems)
+			}
+			var kill *results.AppliedFault
+			for i := range s.Faults {
+				if strings.HasPrefix(s.Faults[i].Spec, "kill-leader") && kill == nil {
+					kill = &s.Faults[i]
+				}
+			}
+			if kill == nil || kill.Error != "" {
+				t.Fatalf("kill-leader not applied: %+v", s.Faults)
+			}
+			if len(s.Failovers) != 1 || s.Failovers[0].NewLeader == 0 {
+				t.Fatalf("failovers %+v, want one with a new leader", s.Failovers)
+			}
+			if s.System != sys || s.SystemVersion == "" {
+				t.Fatalf("summary system %q version %q, want %q and a version", s.System, s.SystemVersion, sys)
+			}
+			run, err := results.Read(o.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run.Config["system"] != sys {
+				t.Fatalf("config.json system %v, want %s", run.Config["system"], sys)
+			}
+		})
+	}
+}
+
+// TestRefusesFlags: a knob a system has no setting for, and a fault it
+// cannot inject, are refused before anything starts, in one line naming
+// the system and the flag, as a configuration error (exit code 2).
+func TestRefusesFlags(t *testing.T) {
+	for _, tc := range []struct {
+		system string
+		set    func(c *bench.Config)
+		want   []string
+	}{
+		{"hashicorp", func(c *bench.Config) { c.Heartbeat = bench.Duration(20 * time.Millisecond) }, []string{"hashicorp", "--heartbeat"}},
+		{"hashicorp", func(c *bench.Config) { c.Faults = []string{"dup=0.1"} }, []string{"hashicorp", "dup=0.1"}},
+		{"dragonboat", func(c *bench.Config) { c.MaxInflight = 64 }, []string{"dragonboat", "--max-inflight"}},
+		{"etcd", func(c *bench.Config) { c.BatchEntries = 10 }, []string{"etcd", "--batch-entries"}},
+		{"etcd", func(c *bench.Config) { c.Transport = "quic" }, []string{"etcd", "--transport"}},
+		{"etcd", func(c *bench.Config) { c.Faults = []string{"crash-leader@1s"} }, []string{"etcd", "crash-leader@1s"}},
+		{"etcd", func(c *bench.Config) { c.Faults = []string{"add-node@1s"} }, []string{"etcd", "add-node@1s"}},
+		{"etcd", func(c *bench.Config) { c.Faults = []string{"slow-disk=1ms"} }, []string{"etcd", "slow-disk"}},
+		{target.EtcdAsync, func(c *bench.Config) { c.Groups = 4 }, []string{"etcd", "--groups"}},
+		{"hashicorp", func(c *bench.Config) { c.ReadMode = "lease" }, []string{"hashicorp", "--read-mode"}},
+		{"raftbench", func(c *bench.Config) { c.Groups = 2 }, []string{"raftbench", "--groups"}},
+		{target.RaftbenchQUIC, func(c *bench.Config) { c.Groups = 2 }, []string{target.RaftbenchQUIC, "--groups"}},
+	} {
+		c := shortRun(t, tc.system)
+		tc.set(&c)
+		err := c.Validate()
+		if !errors.Is(err, bench.ErrBadConfig) {
+			t.Errorf("%s %v: got %v, want an error wrapping ErrBadConfig", tc.system, tc.want, err)
+			continue
+		}
+		msg := err.Error()
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: %q does not name %q", tc.system, msg, w)
+			}
+		}
+		if strings.Contains(msg, "\n") {
+			t.Errorf("%s: %q is not one line", tc.system, msg)
+		}
+	}
+}
+
+// TestAcceptsMappedFlags: the knobs each library has are accepted, and a
+// config that sets nothing is accepted by every system.
+func TestAcceptsMappedFlags(t *testing.T) {
+	for _, sys := range target.Names() {
+		c := shortRun(t, sys)
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s with no knob set: %v", sys, err)
+		}
+	}
+	for _, tc := range []struct {
+		system string
+		set    func(c *bench.Config)
+	}{
+		{"etcd", func(c *bench.Config) { c.MaxInflight, c.MaxMsgBytes, c.Sync = 64, 64 << 10, false }},
+		{"hashicorp", func(c *bench.Config) { c.BatchEntries, c.MaxInflight, c.SnapshotEvery = 32, 8, 5000 }},
+		{"dragonboat", func(c *bench.Config) { c.Heartbeat, c.Groups, c.CheckQuorum = bench.Duration(20*time.Millisecond), 4, false }},
+		{"etcd", func(c *bench.Config) { c.Faults = []string{"isolate:2@1s+500ms", "partition-leader@1500ms+500ms", "dup=0.01", "delay=1ms~1ms"} }},
+	} {
+		c := shortRun(t, tc.system)
+		tc.set(&c)
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", tc.system, err)
+		}
+	}
+	c := shortRun(t, target.RaftbenchQUIC)
+	if err := c.Validate(); err != nil || c.Transport != "quic" {
+		t.Errorf("raftbench-quic: transport %q, err %v; want quic, nil", c.Transport, err)
+	}
+}
