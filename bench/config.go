@@ -55,7 +55,12 @@ type Config struct {
 	// directory); with Cluster the run drives a cluster someone else
 	// started, whose client API addresses Cluster lists and admin
 	// endpoints Admin lists (ID=HOST:PORT,...). Mode says which.
-	System         string `json:"system"`
+	System string `json:"system"`
+	// SystemVersion is a record, not a setting: the version of the
+	// system a run ran (a peer library's module version), written into
+	// config.json by the run for every system but raftbench (whose
+	// version is env.commit); a --config file's is ignored.
+	SystemVersion  string `json:"system-version,omitempty"`
 	Procs          bool   `json:"procs,omitempty"`
 	Netns          bool   `json:"netns,omitempty"`
 	DirTemplate    string `json:"dir-template,omitempty"`

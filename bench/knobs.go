@@ -307,6 +307,9 @@ func applyYAML(c *Config, path string, b []byte) error {
 		if name == "faults" {
 			name = "fault"
 		}
+		if name == "system-version" {
+			continue // a record of what ran (see Config.SystemVersion)
+		}
 		k, ok := KnobByName(name)
 		if !ok || name == "config" {
 			return fmt.Errorf("%w: config file %s line %d: unknown key %q", ErrBadConfig, path, m.Content[i].Line, key)

@@ -77,8 +77,8 @@ func TestKillLeaderCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if run.Config["system"] != sys {
-				t.Fatalf("config.json system %v, want %s", run.Config["system"], sys)
+			if run.Config["system"] != sys || run.Config["system-version"] != s.SystemVersion {
+				t.Fatalf("config.json system %v version %v, want %s %s", run.Config["system"], run.Config["system-version"], sys, s.SystemVersion)
 			}
 		})
 	}
@@ -138,10 +138,14 @@ func TestAcceptsMappedFlags(t *testing.T) {
 		system string
 		set    func(c *bench.Config)
 	}{
-		{"etcd", func(c *bench.Config) { c.MaxInflight, c.MaxMsgBytes, c.Sync = 64, 64 << 10, false }},
+		{"etcd", func(c *bench.Config) { c.MaxInflight, c.MaxMsgBytes, c.Sync = 64, 64<<10, false }},
 		{"hashicorp", func(c *bench.Config) { c.BatchEntries, c.MaxInflight, c.SnapshotEvery = 32, 8, 5000 }},
-		{"dragonboat", func(c *bench.Config) { c.Heartbeat, c.Groups, c.CheckQuorum = bench.Duration(20*time.Millisecond), 4, false }},
-		{"etcd", func(c *bench.Config) { c.Faults = []string{"isolate:2@1s+500ms", "partition-leader@1500ms+500ms", "dup=0.01", "delay=1ms~1ms"} }},
+		{"dragonboat", func(c *bench.Config) {
+			c.Heartbeat, c.Groups, c.CheckQuorum = bench.Duration(20*time.Millisecond), 4, false
+		}},
+		{"etcd", func(c *bench.Config) {
+			c.Faults = []string{"isolate:2@1s+500ms", "partition-leader@1500ms+500ms", "dup=0.01", "delay=1ms~1ms"}
+		}},
 	} {
 		c := shortRun(t, tc.system)
 		tc.set(&c)
@@ -152,5 +156,34 @@ func TestAcceptsMappedFlags(t *testing.T) {
 	c := shortRun(t, target.RaftbenchQUIC)
 	if err := c.Validate(); err != nil || c.Transport != "quic" {
 		t.Errorf("raftbench-quic: transport %q, err %v; want quic, nil", c.Transport, err)
+	}
+}
+
+// TestDragonboatGroups runs dragonboat with three shards through a leader
+// kill with --check: the keys are spread over the shards, and every shard
+// must agree on its own state and hold its own acknowledged writes, which
+// summary.json reports per member and shard.
+func TestDragonboatGroups(t *testing.T) {
+	c := shortRun(t, "dragonboat")
+	c.Groups, c.Check = 3, true
+	c.Faults = []string{"kill-leader@500ms+800ms"}
+	o, err := bench.Run(context.Background(), c, bench.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := o.Summaries[0]
+	if bad := results.FailedVerdicts(s); bad != "" || len(s.Problems) > 0 {
+		t.Fatalf("verdicts %q, problems %q", bad, s.Problems)
+	}
+	if s.LinearizabilityCheck != "ok" || s.ReplicaCheck != bench.ReplicaAgree || s.AckedWrites == 0 {
+		t.Fatalf("linearizability %q, replicas %q, %d acked", s.LinearizabilityCheck, s.ReplicaCheck, s.AckedWrites)
+	}
+	for _, id := range []string{"1/g0", "2/g1", "3/g2"} {
+		if _, ok := s.ReplicaHashes[id]; !ok {
+			t.Fatalf("replica hashes %v lack %s", s.ReplicaHashes, id)
+		}
+	}
+	if len(s.ReplicaHashes) != 9 {
+		t.Fatalf("%d replica hashes, want 3 nodes x 3 shards: %v", len(s.ReplicaHashes), s.ReplicaHashes)
 	}
 }
