@@ -90,11 +90,11 @@ type workload struct {
 	history *kv.Recorder // nil without --check
 	// groups[g] are group g's endpoints (one group but for a
 	// multi-group system, see Config.Groups).
-	groups  [][]kv.Endpoint
-	keys    [][]byte
-	filler  []byte
-	nextID  atomic.Uint64
-	seed    atomic.Uint64
+	groups [][]kv.Endpoint
+	keys   [][]byte
+	filler []byte
+	nextID atomic.Uint64
+	seed   atomic.Uint64
 
 	// issuing is true until the window closes; afterwards no operation
 	// starts. active counts the operations in flight, measured or not.
