@@ -1,6 +1,9 @@
-// Command raftbench runs raftbench clusters under load and faults and
-// writes result directories; see `raftbench help` and results/README.md.
-package main
+// Package cli is raftbench's command line: run, sweep, compare, tune,
+// report, node, crash-soak. cmd/raftbench is a thin main over it (Main);
+// another module's binary reuses it whole, with systems of its own
+// registered (bench.RegisterSystem) and commands of its own added
+// (Options.Commands), as peers/cmd/raftbench-peers does.
+package cli
 
 import (
 	"context"
@@ -32,23 +35,44 @@ var errInterrupted = errors.New("interrupted")
 // errUsage marks errors in how the command was called (exit code 2).
 var errUsage = errors.New("usage")
 
-func main() {
+// Options shape a binary's command line.
+type Options struct {
+	// Name is the binary's name, in help and before every error
+	// (default "raftbench").
+	Name string
+	// Commands are added to the standard ones.
+	Commands []*cobra.Command
+}
+
+// Run is what a binary's main does: it runs the command line
+// (os.Args[1:]) until the end, with the first Ctrl-C (or SIGTERM) stopping
+// a run's load so it settles and writes what it measured, and a second
+// one killing the process; then it exits with Main's code.
+func Run(opt Options) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
-		// After the first Ctrl-C (or SIGTERM) the run stops its load and settles; a
-		// second one kills the process the default way.
 		<-ctx.Done()
 		stop()
 	}()
-	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := Main(ctx, opt, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-// realMain runs the command line args and returns the exit code: 0, or
-// exitFailed, or exitBadInput with a one-line error on stderr.
+// realMain is Main of the raftbench binary.
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRoot()
+	return Main(ctx, Options{}, args, stdout, stderr)
+}
+
+// Main runs the command line args and returns the exit code: 0, or
+// exitFailed, or exitBadInput (2: a bad flag, config value, fault or
+// directory) with a one-line error on stderr, or exitInterrupted.
+func Main(ctx context.Context, opt Options, args []string, stdout, stderr io.Writer) int {
+	if opt.Name == "" {
+		opt.Name = "raftbench"
+	}
+	root := newRoot(opt.Name)
+	root.AddCommand(opt.Commands...)
 	root.SetArgs(joinProfileArgs(args))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -57,7 +81,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 0
 	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	fmt.Fprintln(stderr, "raftbench:", msg)
+	fmt.Fprintln(stderr, opt.Name+":", msg)
 	switch {
 	case errors.Is(err, errInterrupted):
 		return exitInterrupted
@@ -104,9 +128,9 @@ type flagError struct{ err error }
 func (e *flagError) Error() string { return e.err.Error() }
 func (e *flagError) Unwrap() error { return e.err }
 
-func newRoot() *cobra.Command {
+func newRoot(name string) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "raftbench",
+		Use:   name,
 		Short: "Benchmark raftbench's Raft: runs, sweeps, comparisons, tuning",
 		Long: `raftbench starts a Raft cluster in this process (nodes talk over real TCP or
 QUIC on loopback, each with its own WAL), drives a key-value workload, injects
@@ -124,7 +148,7 @@ faults on a schedule, checks the outcome, and writes a result directory
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
-	root.SetVersionTemplate("raftbench {{.Version}}\n")
+	root.SetVersionTemplate(name + " {{.Version}}\n")
 	root.AddCommand(newRunCmd(), newSweepCmd(), newCompareCmd(), newTuneCmd(), newReportCmd(), newNodeCmd(), newCrashSoakCmd(), faultsHelp())
 	return root
 }

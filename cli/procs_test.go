@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -33,7 +33,7 @@ const (
 	procClusterID = 0x70726f6373 // "procs"
 )
 
-// buildRaftbench builds this command into dir once per test binary run
+// buildRaftbench builds cmd/raftbench into dir once per test binary run
 // (without -race: the nodes are the system under test, the test itself is
 // what runs under the race detector).
 func buildRaftbench(t *testing.T) string {
@@ -43,7 +43,7 @@ func buildRaftbench(t *testing.T) string {
 		t.Fatalf("the test builds raftbench and needs the go command on PATH: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "raftbench")
-	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
+	out, err := exec.Command(goTool, "build", "-o", bin, "../cmd/raftbench").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
