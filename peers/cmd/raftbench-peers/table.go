@@ -144,7 +144,7 @@ func markdown(cells []cell) string {
 	for _, s := range systems {
 		name := s
 		if v := version[s]; v != "" && v != "unknown" {
-			name += " (" + v + ")"
+			name += " (" + shortVersion(v) + ")"
 		}
 		fmt.Fprintf(&b, "| %s |", name)
 		for _, n := range clients {
@@ -172,6 +172,19 @@ func markdown(cells []cell) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// shortVersion shortens a commit (raftbench's version) to 12 digits,
+// keeping a "-dirty" suffix; module versions are left whole.
+func shortVersion(v string) string {
+	c, dirty := strings.CutSuffix(v, "-dirty")
+	if len(c) == 40 && strings.Trim(c, "0123456789abcdef") == "" {
+		v = c[:12]
+		if dirty {
+			v += "-dirty"
+		}
+	}
+	return v
 }
 
 func plural(n int) string {
