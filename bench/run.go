@@ -35,6 +35,10 @@ type Options struct {
 	// Binary is the raftbench executable that --procs runs as `raftbench
 	// node` processes; the CLI passes its own (os.Executable).
 	Binary string
+	// NoPlots writes report.md without its plots (`raftbench report DIR`
+	// draws them later): rendering them is most of a short run's time
+	// under the race detector, so other modules' tests set it.
+	NoPlots bool
 
 	// hooks let tests reach into a run (nil: none).
 	hooks *testHooks
@@ -519,7 +523,7 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 	}
 	run.Name = name
 	write := report.Write
-	if opt.hooks != nil && opt.hooks.noPlots {
+	if opt.NoPlots || (opt.hooks != nil && opt.hooks.noPlots) {
 		write = report.WriteMarkdown
 	}
 	if err := write(run); err != nil {

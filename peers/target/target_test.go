@@ -20,13 +20,14 @@ func init() {
 }
 
 // shortRun is a short run of system with a 300 ms election timeout (so a
-// failover fits in it), its data and result directory under the test's.
+// failover fits in it), a fifth of the operations linearizable reads, its
+// data and result directory under the test's.
 func shortRun(t *testing.T, system string) bench.Config {
 	t.Helper()
 	c := bench.Default()
 	dir := t.TempDir()
 	c.System, c.Dir, c.Out = system, filepath.Join(dir, "data"), filepath.Join(dir, "out")
-	c.Clients, c.Keys = 8, 50
+	c.Clients, c.Keys, c.ReadRatio = 8, 50, 0.2
 	c.Warmup, c.Duration = bench.Duration(300*time.Millisecond), bench.Duration(2500*time.Millisecond)
 	c.ElectionTimeout = bench.Duration(300 * time.Millisecond)
 	return c
@@ -43,7 +44,7 @@ func TestKillLeaderCheck(t *testing.T) {
 			c := shortRun(t, sys)
 			c.Check = true
 			c.Faults = []string{"kill-leader@500ms+800ms", "loss=0.01"}
-			o, err := bench.Run(context.Background(), c, bench.Options{})
+			o, err := bench.Run(context.Background(), c, bench.Options{NoPlots: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,7 +168,7 @@ func TestDragonboatGroups(t *testing.T) {
 	c := shortRun(t, "dragonboat")
 	c.Groups, c.Check = 3, true
 	c.Faults = []string{"kill-leader@500ms+800ms"}
-	o, err := bench.Run(context.Background(), c, bench.Options{})
+	o, err := bench.Run(context.Background(), c, bench.Options{NoPlots: true})
 	if err != nil {
 		t.Fatal(err)
 	}
