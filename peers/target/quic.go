@@ -19,12 +19,10 @@ func registerQUIC() error {
 		Name: RaftbenchQUIC,
 		Doc:  "raftbench's own nodes in this process on the QUIC transport (--system raftbench --transport quic)",
 		Check: func(cfg *bench.Config) error {
-			switch {
-			case cfg.Groups > 1:
+			if cfg.Groups > 1 {
 				return fmt.Errorf("%w: --groups: %d: %s runs one Raft group per cluster", bench.ErrBadConfig, cfg.Groups, RaftbenchQUIC)
-			case cfg.Transport == "tcp" && cfg.Transport != bench.Default().Transport:
-				return fmt.Errorf("%w: --transport tcp: %s is QUIC; use --system raftbench", bench.ErrBadConfig, RaftbenchQUIC)
 			}
+			// Always QUIC: --transport tcp is --system raftbench.
 			cfg.Transport = "quic"
 			return nil
 		},

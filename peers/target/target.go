@@ -110,8 +110,16 @@ var harnessKnobs = map[string]bool{
 	"procs": true, "netns": true, "dir-template": true, "cluster": true, "admin": true, "admin-token": true, "admin-token-file": true,
 }
 
+// mappedKnobs are the bench knobs knobsOf maps onto peers.Knobs.
+var mappedKnobs = map[string]bool{
+	"tick": true, "election-timeout": true, "heartbeat": true, "max-inflight": true, "max-msg-bytes": true,
+	"batch-entries": true, "batch-bytes": true, "sync": true, "prevote": true, "checkquorum": true,
+	"snapshot-every": true, "snapshot-trailing": true, "groups": true,
+}
+
 // notMapped says, for bench knobs with no peers.Knobs field, why a peer
-// system has no such setting.
+// system has no such setting. A knob in none of harnessKnobs, mappedKnobs
+// and notMapped (one added to bench later) is refused too when set.
 var notMapped = map[string]string{
 	"transport":             "it runs its own transport over TCP",
 	"wal":                   "it runs the log storage it ships with, on disk",
@@ -178,7 +186,7 @@ func knobsOf(cfg *bench.Config, async bool) (peers.Knobs, []string) {
 	k.AsyncStorageWrites = async
 	var refused []string
 	for _, kn := range bench.Knobs {
-		if _, no := notMapped[kn.Name]; no && kn.Get(cfg) != kn.Get(&def) {
+		if !harnessKnobs[kn.Name] && !mappedKnobs[kn.Name] && kn.Get(cfg) != kn.Get(&def) {
 			refused = append(refused, kn.Name)
 		}
 	}
@@ -191,7 +199,11 @@ func (p peer) check(cfg *bench.Config) error {
 	k, refused := knobsOf(cfg, p.async)
 	var msgs []string
 	for _, name := range refused {
-		msgs = append(msgs, fmt.Sprintf("--system %s has no --%s knob (%s)", p.name, name, notMapped[name]))
+		why := notMapped[name]
+		if why == "" {
+			why = "it is not mapped onto the peer libraries"
+		}
+		msgs = append(msgs, fmt.Sprintf("--system %s has no --%s knob (%s)", p.name, name, why))
 	}
 	if k.SnapshotEntries < 0 {
 		msgs = append(msgs, fmt.Sprintf("--system %s: --snapshot-every 0 (never) cannot be expressed: leave it at its default for the library's own snapshot policy", p.name))
