@@ -71,10 +71,11 @@ fuzz-short:
 		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
-## lint: formatting and staticcheck.
+## lint: formatting and staticcheck (of both modules).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(STATICCHECK) $(PKGS)
+	cd peers && $(STATICCHECK) ./...
 
 ## sim: a long soak of the core simulator, e.g. make sim SEEDS=100000.
 sim:

@@ -34,8 +34,9 @@ func shortRun(t *testing.T, system string) bench.Config {
 }
 
 // TestKillLeaderCheck runs every peer system through a leader kill and
-// restart with --check: the run must see the fault applied, a new
-// leader, a linearizable history, replicas that agree at one index and
+// restart, then isolation of node 3, under message loss and delay, with
+// --check: the run must see every fault applied without error, a new
+// leader after the kill, a linearizable history, replicas that agree at one index and
 // every acknowledged write on every replica, and must write the system
 // and the library's version into summary.json and config.json.
 func TestKillLeaderCheck(t *testing.T) {
@@ -43,7 +44,8 @@ func TestKillLeaderCheck(t *testing.T) {
 		t.Run(sys, func(t *testing.T) {
 			c := shortRun(t, sys)
 			c.Check = true
-			c.Faults = []string{"kill-leader@500ms+800ms", "loss=0.01"}
+			c.Duration = bench.Duration(3 * time.Second)
+			c.Faults = []string{"kill-leader@500ms+800ms", "isolate:3@1500ms+500ms", "loss=0.01", "delay=1ms~1ms"}
 			o, err := bench.Run(context.Background(), c, bench.Options{NoPlots: true})
 			if err != nil {
 				t.Fatal(err)
@@ -59,17 +61,23 @@ func TestKillLeaderCheck(t *testing.T) {
 			if len(s.Problems) != 0 {
 				t.Fatalf("problems: %q", s.Problems)
 			}
-			var kill *results.AppliedFault
-			for i := range s.Faults {
-				if strings.HasPrefix(s.Faults[i].Spec, "kill-leader") && kill == nil {
-					kill = &s.Faults[i]
+			applied := map[string]bool{}
+			for _, f := range s.Faults {
+				if f.Error != "" {
+					t.Fatalf("fault %s: %s", f.Spec, f.Error)
+				}
+				applied[f.Spec] = true
+			}
+			for _, f := range c.Faults {
+				if !applied[f] {
+					t.Fatalf("fault %s not applied: %+v", f, s.Faults)
 				}
 			}
-			if kill == nil || kill.Error != "" {
-				t.Fatalf("kill-leader not applied: %+v", s.Faults)
+			if len(s.Failovers) == 0 || s.Failovers[0].Fault != c.Faults[0] || s.Failovers[0].NewLeader == 0 {
+				t.Fatalf("failovers %+v, want the kill's first, with a new leader", s.Failovers)
 			}
-			if len(s.Failovers) != 1 || s.Failovers[0].NewLeader == 0 {
-				t.Fatalf("failovers %+v, want one with a new leader", s.Failovers)
+			if s.MessageFaults["dropped"] == 0 || s.MessageFaults["delayed"] == 0 {
+				t.Fatalf("message faults %v: want drops and delays counted", s.MessageFaults)
 			}
 			if s.System != sys || s.SystemVersion == "" {
 				t.Fatalf("summary system %q version %q, want %q and a version", s.System, s.SystemVersion, sys)
