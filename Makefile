@@ -21,7 +21,7 @@ LDFLAGS := -X github.com/raftbench/raftbench/bench/results.stampedCommit=$(if $(
 # Fuzz targets run briefly by `make test`, as package:FuzzFunc pairs.
 FUZZ_TARGETS ?= ./core:FuzzUnmarshalConfChange ./transport:FuzzDecodeFrame ./transport:FuzzHandshake ./transport:FuzzSnapshotRecords ./wal:FuzzDecodeEntry ./kv:FuzzDecodeCommand ./clientapi/wire:FuzzDecodeFrame
 
-.PHONY: test vet unit sim-short wal-matrix fuzz-short lint sim bench cover run build race-soak crash-soak
+.PHONY: test vet unit sim-short wal-matrix fuzz-short lint sim bench cover run build race-soak crash-soak peers-test build-peers compare-peers
 
 ## run: a raftbench run with the defaults (3 nodes, TCP, Pebble with sync,
 ## 128 B payloads, 64 closed-loop clients, 10 s); pass more flags in RUNFLAGS,
@@ -39,8 +39,14 @@ build:
 race-soak:
 	RAFTBENCH_RACE_RUNS=50 $(GO) test -race -count=1 -run '^TestEndOfRunVerdictsExact$$' -v ./bench/
 
-## test: vet, the race-enabled test suite, and a short run of every fuzz target.
-test: vet unit sim-short wal-matrix fuzz-short
+## test: vet, the race-enabled test suite, and a short run of every fuzz
+## target; then the same vet and race tests of the peers module.
+test: vet unit sim-short wal-matrix fuzz-short peers-test
+
+## peers-test: vet and race-test the peers module (its own go.mod: the other
+## Raft libraries stay out of raftbench's).
+peers-test:
+	cd peers && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
 vet:
 	$(GO) vet $(PKGS)
@@ -65,10 +71,11 @@ fuzz-short:
 		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
-## lint: formatting and staticcheck.
+## lint: formatting and staticcheck (of both modules).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(STATICCHECK) $(PKGS)
+	cd peers && $(STATICCHECK) ./...
 
 ## sim: a long soak of the core simulator, e.g. make sim SEEDS=100000.
 sim:
@@ -83,6 +90,40 @@ MINUTES   ?= 2
 SOAKFLAGS ?=
 crash-soak:
 	$(GO) run ./cmd/raftbench crash-soak --duration $(MINUTES)m $(SOAKFLAGS)
+
+## build-peers: bin/raftbench-peers, raftbench's CLI with --system etcd,
+## etcd-async, hashicorp, dragonboat and raftbench-quic (built in the peers
+## module).
+build-peers:
+	cd peers && $(GO) build -ldflags '$(LDFLAGS)' -o ../bin/raftbench-peers ./cmd/raftbench-peers
+
+## compare-peers: the README's comparison table. raftbench on TCP and QUIC
+## vs etcd raft, hashicorp/raft and dragonboat, 3 nodes, 128 B payloads,
+## fsync on, at 1, 64 and 256 closed-loop clients, each cell --count 3 runs
+## of PEERS_WARMUP + PEERS_DURATION; writes every result directory and
+## table.md (printed at the end) under PEERS_OUT. The defaults (6 s + 1 s)
+## fit 15 cells x 3 runs (with each run's start, settling and report) in
+## under 15 minutes on 2 cores. E.g. make compare-peers PEERS_DURATION=20s.
+PEERS_DURATION ?= 6s
+PEERS_WARMUP   ?= 1s
+PEERS_COUNT    ?= 3
+PEERS_CLIENTS  ?= 1 64 256
+PEERS_SYSTEMS  ?= raftbench raftbench-quic etcd hashicorp dragonboat
+PEERS_FLAGS    ?=
+PEERS_OUT      ?= results/compare-peers/$(shell date -u +%Y%m%dT%H%M%SZ)
+compare-peers: build-peers
+	@set -e; mkdir -p $(PEERS_OUT); \
+	for c in $(PEERS_CLIENTS); do for s in $(PEERS_SYSTEMS); do \
+		echo "compare-peers: $$s, $$c clients"; \
+		bin/raftbench-peers run --system $$s --nodes 3 --payload 128 --sync --clients $$c \
+			--count $(PEERS_COUNT) --duration $(PEERS_DURATION) --warmup $(PEERS_WARMUP) $(PEERS_FLAGS) \
+			--out $(PEERS_OUT)/c$$c-$$s > $(PEERS_OUT)/c$$c-$$s.log 2>&1 || \
+			{ echo "compare-peers: $$s at $$c clients failed (see $(PEERS_OUT)/c$$c-$$s.log):"; tail -5 $(PEERS_OUT)/c$$c-$$s.log; }; \
+	done; done; \
+	{ echo "# raftbench vs etcd raft, hashicorp/raft, dragonboat"; echo; \
+	  echo "3 nodes on loopback, 128 B payloads, fsync on, closed loop; $(PEERS_COUNT) runs of $(PEERS_WARMUP) warm-up + $(PEERS_DURATION) per cell; \`make compare-peers\` on $$(nproc) CPUs."; echo; \
+	  bin/raftbench-peers table $(PEERS_OUT); } > $(PEERS_OUT)/table.md; \
+	cat $(PEERS_OUT)/table.md; echo "compare-peers: wrote $(PEERS_OUT)/table.md"
 
 ## bench: Go benchmarks with allocations.
 bench:

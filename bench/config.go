@@ -55,7 +55,12 @@ type Config struct {
 	// directory); with Cluster the run drives a cluster someone else
 	// started, whose client API addresses Cluster lists and admin
 	// endpoints Admin lists (ID=HOST:PORT,...). Mode says which.
-	System         string `json:"system"`
+	System string `json:"system"`
+	// SystemVersion is a record, not a setting: the version of the
+	// system a run ran (a peer library's module version), written into
+	// config.json by the run for every system but raftbench (whose
+	// version is env.commit); a --config file's is ignored.
+	SystemVersion  string `json:"system-version,omitempty"`
 	Procs          bool   `json:"procs,omitempty"`
 	Netns          bool   `json:"netns,omitempty"`
 	DirTemplate    string `json:"dir-template,omitempty"`
@@ -68,7 +73,11 @@ type Config struct {
 	AdminToken string `json:"-"`
 
 	// Cluster.
-	Nodes     int    `json:"nodes"`
+	Nodes int `json:"nodes"`
+	// Groups is the number of Raft groups (shards) a system that runs
+	// several runs over the same nodes (0 and 1: one); the clients and
+	// the keys are spread over them. raftbench runs one per cluster.
+	Groups    int    `json:"groups,omitempty"`
 	Transport string `json:"transport"`
 	WAL       string `json:"wal"`
 	Sync      bool   `json:"sync"`
@@ -187,6 +196,9 @@ const (
 // short of exhausting its ports and file descriptors on a typo.
 const MaxNodes = 1000
 
+// MaxGroups bounds --groups.
+const MaxGroups = 1024
+
 // Default returns the defaults of `raftbench run`: 3 nodes on TCP, Pebble
 // with sync, 128-byte payloads from 64 closed-loop clients for 10 s, with
 // snapshots every DefaultSnapshotEvery entries. Every Raft knob is node's
@@ -245,6 +257,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
 		bad("nodes", "%d, want 1..%d", c.Nodes, MaxNodes)
+	}
+	if c.Groups < 0 || c.Groups > MaxGroups {
+		bad("groups", "%d, want 1..%d", c.Groups, MaxGroups)
+	} else if c.Groups > 1 && c.System == DefaultSystem {
+		bad("groups", "%d: raftbench runs one Raft group per cluster (a system that runs several, such as dragonboat, takes it)", c.Groups)
 	}
 	if c.Transport != "tcp" && c.Transport != "quic" {
 		bad("transport", "%q, want tcp or quic", c.Transport)

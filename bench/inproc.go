@@ -103,7 +103,13 @@ func (t *inProcess) Info() TargetInfo {
 	if d := t.c.Dir(); d != "" {
 		where += ", data in " + d
 	}
-	return TargetInfo{Mode: ModeInProcess, System: DefaultSystem, Version: results.Commit(),
+	// A module may register raftbench's own start under a name of its own
+	// (raftbench-quic); the run's system is the name it was run as.
+	system := t.cfg.System
+	if system == "" {
+		system = DefaultSystem
+	}
+	return TargetInfo{Mode: ModeInProcess, System: system, Version: results.Commit(),
 		Nodes: nodeIDs(t.cfg.Nodes), Groups: 1, Where: where}
 }
 

@@ -168,6 +168,7 @@ var Knobs = []Knob{
 	strKnob("admin", "with --cluster, the nodes' admin endpoints, ID=HOST:PORT,... (status, state at an index, faults, profiles)", false, func(c *Config) *string { return &c.Admin }),
 	strKnob("admin-token", "with --cluster, the admin endpoints' bearer token (shows in ps: prefer --admin-token-file; never written to config.json)", false, func(c *Config) *string { return &c.AdminToken }),
 	strKnob("admin-token-file", "with --cluster, a file holding the admin endpoints' bearer token", false, func(c *Config) *string { return &c.AdminTokenFile }),
+	intKnob("groups", "Raft groups (shards) over the same nodes, the clients and keys spread over them, for systems that run several (dragonboat); 0 or 1: one", func(c *Config) *int { return &c.Groups }),
 	intKnob("nodes", "cluster size, 1..1000 (more than 4 nodes per CPU draws a warning: they compete for it)", func(c *Config) *int { return &c.Nodes }),
 	strKnob("transport", "transport between nodes: tcp or quic", true, func(c *Config) *string { return &c.Transport }),
 	strKnob("wal", "write-ahead log: pebble (on disk), crashable (Pebble on an in-memory filesystem that a crash fault cuts back to what was synced; chosen instead of pebble when --fault has a crash) or memory", true, func(c *Config) *string { return &c.WAL }),
@@ -305,6 +306,9 @@ func applyYAML(c *Config, path string, b []byte) error {
 		name := strings.ReplaceAll(key, "_", "-")
 		if name == "faults" {
 			name = "fault"
+		}
+		if name == "system-version" {
+			continue // a record of what ran (see Config.SystemVersion)
 		}
 		k, ok := KnobByName(name)
 		if !ok || name == "config" {

@@ -35,6 +35,10 @@ type Options struct {
 	// Binary is the raftbench executable that --procs runs as `raftbench
 	// node` processes; the CLI passes its own (os.Executable).
 	Binary string
+	// NoPlots writes report.md without its plots (`raftbench report DIR`
+	// draws them later): rendering them is most of a short run's time
+	// under the race detector, so other modules' tests set it.
+	NoPlots bool
 
 	// hooks let tests reach into a run (nil: none).
 	hooks *testHooks
@@ -244,8 +248,8 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 	}
 	defer closeTarget()
 	info := tgt.Info()
-	if info.Groups != 1 {
-		return nil, fmt.Errorf("%w: --system %s runs %d Raft groups; this harness drives one", ErrBadConfig, cfg.System, info.Groups)
+	if want := max(cfg.Groups, 1); info.Groups != want {
+		return nil, fmt.Errorf("%w: --groups %d: --system %s started %d Raft groups", ErrBadConfig, want, cfg.System, info.Groups)
 	}
 	if err := checkFaults(tgt, cfg.ParsedFaults()); err != nil {
 		return nil, err
@@ -280,8 +284,14 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		}
 	}()
 	defer func() { stopDisk(); <-diskDone }()
-	if _, err := g.WaitLeader(ctx, 30*time.Second); err != nil {
-		return nil, fmt.Errorf("start cluster: %w", err)
+	// Every group needs a leader; the leader faults, the timeline and the
+	// leader changes follow group 0's.
+	groupEps := make([][]kv.Endpoint, info.Groups)
+	for gi := range info.Groups {
+		if _, err := tgt.Group(gi).WaitLeader(ctx, 30*time.Second); err != nil {
+			return nil, fmt.Errorf("start cluster: group %d: %w", gi, err)
+		}
+		groupEps[gi] = tgt.Group(gi).Endpoints()
 	}
 
 	tWarm := time.Now()
@@ -292,7 +302,7 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 	if cfg.Check {
 		history = kv.NewRecorder()
 	}
-	w := newWorkload(cfg, realClock{}, rec, history, g.Endpoints())
+	w := newWorkload(cfg, realClock{}, rec, history, groupEps...)
 	nodeProf, _ := tgt.(Profiler)
 	if nodeProf != nil && cfg.wantsProfiles() {
 		if err := nodeProf.StartProfiles(ctx, cfg, dir, cfg.Warmup.D()+cfg.Duration.D()); err != nil {
@@ -501,6 +511,9 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		return nil, err
 	}
 	jc := *cfg
+	if cfg.System != DefaultSystem {
+		jc.SystemVersion = info.Version
+	}
 	if jc.Faults == nil {
 		jc.Faults = []string{} // [] rather than null in config.json
 	}
@@ -516,7 +529,7 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 	}
 	run.Name = name
 	write := report.Write
-	if opt.hooks != nil && opt.hooks.noPlots {
+	if opt.NoPlots || (opt.hooks != nil && opt.hooks.noPlots) {
 		write = report.WriteMarkdown
 	}
 	if err := write(run); err != nil {

@@ -116,39 +116,25 @@ func settle(ctx context.Context, t Target, tracker *ackTracker, s *results.Summa
 			problems = append(problems, err)
 		}
 	}
-	g := t.Group(0)
-	s.ReplicaCheck = ReplicaIncomplete
 	s.ReplicaHashes, s.ReplicaApplied = map[string]string{}, map[string]uint64{}
-	var moved []string
-	for attempt := 0; attempt < settleAttempts; attempt++ {
-		q, err := quiesce(ctx, g, quiesceTimeout)
+	groups := max(t.Info().Groups, 1)
+	check := ReplicaAgree
+	for gi := range groups {
+		c, err := settleGroup(ctx, t, gi, groups, tracker, s, beforeCompare)
 		if err != nil {
+			if groups > 1 {
+				err = fmt.Errorf("group %d: %w", gi, err)
+			}
 			problems = append(problems, err)
-			break
 		}
-		if attempt == 0 && beforeCompare != nil {
-			beforeCompare(t)
+		switch {
+		case c == ReplicaIncomplete || check == ReplicaIncomplete:
+			check = ReplicaIncomplete
+		case c == ReplicaDisagree:
+			check = ReplicaDisagree
 		}
-		reps, moves, err := readReplicas(ctx, g, q.Members, q.Index)
-		if err != nil {
-			problems = append(problems, err)
-			break
-		}
-		if again, why := g.Quiescent(ctx); why != "" || !equalQ(again, q) {
-			moves = append(moves, fmt.Sprintf("the cluster left index %d (%s)", q.Index, orText(why, fmt.Sprintf("now at %d", again.Index))))
-		}
-		if len(moves) > 0 {
-			moved = append(moved, fmt.Sprintf("converged at %d, then %s", q.Index, strings.Join(moves, ", ")))
-			continue
-		}
-		s.AppliedIndex = q.Index
-		compareReplicas(reps, tracker, s)
-		moved = nil
-		break
 	}
-	if len(moved) > 0 {
-		problems = append(problems, fmt.Errorf("applied index moved after convergence (a harness problem, not a disagreement): %s", strings.Join(moved, "; ")))
-	}
+	s.ReplicaCheck = check
 	s.ReplicasAgree = s.ReplicaCheck == ReplicaAgree
 	if s.ReplicaCheck == ReplicaIncomplete {
 		s.AckedWrites = tracker.acked.Load()
@@ -160,24 +146,74 @@ func settle(ctx context.Context, t Target, tracker *ackTracker, s *results.Summa
 	return errors.Join(problems...)
 }
 
-// compareReplicas compares the states of replicas that all applied the
-// same index, and checks every acknowledged write against each of them.
-func compareReplicas(reps []replicaState, tracker *ackTracker, s *results.Summary) {
+// settleGroup quiesces group gi of groups, reads its members' states at
+// one index and compares them (compareReplicas), retrying while the index
+// moves; it returns the group's replica check (ReplicaAgree,
+// ReplicaDisagree or ReplicaIncomplete) and the harness's problem, if any.
+// s.AppliedIndex is group 0's index.
+func settleGroup(ctx context.Context, t Target, gi, groups int, tracker *ackTracker, s *results.Summary, beforeCompare func(Target)) (string, error) {
+	g := t.Group(gi)
+	var moved []string
+	for attempt := 0; attempt < settleAttempts; attempt++ {
+		q, err := quiesce(ctx, g, quiesceTimeout)
+		if err != nil {
+			return ReplicaIncomplete, err
+		}
+		if attempt == 0 && gi == 0 && beforeCompare != nil {
+			beforeCompare(t)
+		}
+		reps, moves, err := readReplicas(ctx, g, q.Members, q.Index)
+		if err != nil {
+			return ReplicaIncomplete, err
+		}
+		if again, why := g.Quiescent(ctx); why != "" || !equalQ(again, q) {
+			moves = append(moves, fmt.Sprintf("the cluster left index %d (%s)", q.Index, orText(why, fmt.Sprintf("now at %d", again.Index))))
+		}
+		if len(moves) > 0 {
+			moved = append(moved, fmt.Sprintf("converged at %d, then %s", q.Index, strings.Join(moves, ", ")))
+			continue
+		}
+		if gi == 0 {
+			s.AppliedIndex = q.Index
+		}
+		return compareReplicas(reps, gi, groups, tracker, s), nil
+	}
+	return ReplicaIncomplete, fmt.Errorf("applied index moved after convergence (a harness problem, not a disagreement): %s", strings.Join(moved, "; "))
+}
+
+// replicaKey names member id of group g in summary.json's per-replica maps:
+// its ID, with "/g<g>" after it when there are several groups.
+func replicaKey(id uint64, g, groups int) string {
+	if groups > 1 {
+		return fmt.Sprintf("%d/g%d", id, g)
+	}
+	return fmt.Sprint(id)
+}
+
+// compareReplicas compares the states of group g's replicas, which all
+// applied the same index, checks every acknowledged write of the group's
+// keys against each of them, and returns ReplicaAgree or ReplicaDisagree.
+func compareReplicas(reps []replicaState, g, groups int, tracker *ackTracker, s *results.Summary) string {
 	agree := len(reps) > 0
 	for _, r := range reps {
-		id := fmt.Sprint(r.ID)
+		id := replicaKey(r.ID, g, groups)
 		s.ReplicaHashes[id] = hex.EncodeToString(r.hash[:8])
 		s.ReplicaApplied[id] = r.Applied
 		if r.hash != reps[0].hash {
 			agree = false
 		}
 	}
-	s.ReplicaCheck = ReplicaDisagree
+	check := ReplicaDisagree
 	if agree {
-		s.ReplicaCheck = ReplicaAgree
+		check = ReplicaAgree
 	}
 	lostKeys := map[string]bool{}
-	s.AckedOpsFound = len(reps) > 0
+	if g == 0 {
+		s.AckedOpsFound = true
+	}
+	if len(reps) == 0 {
+		s.AckedOpsFound = false
+	}
 	for _, r := range reps {
 		st, err := kv.NewStore(kv.StoreOptions{})
 		if err == nil {
@@ -188,26 +224,27 @@ func compareReplicas(reps []replicaState, tracker *ackTracker, s *results.Summar
 			s.Problems = append(s.Problems, fmt.Sprintf("cannot read member %d's state back: %v", r.ID, err))
 			continue
 		}
-		acked, lost := tracker.verify(func(k string) ([]byte, bool) { return st.Get([]byte(k)) })
+		acked, lost := tracker.verifyGroup(g, groups, func(k string) ([]byte, bool) { return st.Get([]byte(k)) })
 		s.AckedWrites = acked
 		if len(lost) > 0 {
 			s.AckedOpsFound = false
 			if s.LostWritesByNode == nil {
 				s.LostWritesByNode = map[string]int64{}
 			}
-			s.LostWritesByNode[fmt.Sprint(r.ID)] = int64(len(lost))
+			s.LostWritesByNode[replicaKey(r.ID, g, groups)] = int64(len(lost))
 			for _, k := range lost {
 				lostKeys[k] = true
 			}
 		}
 	}
-	keys := make([]string, 0, len(lostKeys))
+	keys := slices.Clone(s.LostKeys)
 	for k := range lostKeys {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	s.LostWrites = int64(len(keys))
+	s.LostWrites += int64(len(lostKeys))
 	s.LostKeys = keys[:min(len(keys), 10)]
+	return check
 }
 
 func orText(s, alt string) string {

@@ -27,7 +27,7 @@ var RunKnobs = []string{
 	"nodes", "dir", "payload", "clients", "rate", "duration", "warmup", "read-ratio", "keys", "op-timeout",
 	"count", "fault", "cpuprofile", "memprofile", "mutexprofile", "blockprofile", "trace", "pprof-addr",
 	"check", "out", "attempt-timeout", "metrics-addr",
-	"system", "procs", "netns", "dir-template", "cluster", "admin", "admin-token", "admin-token-file",
+	"system", "groups", "procs", "netns", "dir-template", "cluster", "admin", "admin-token", "admin-token-file",
 }
 
 // NodeFlags are c's node knobs as `raftbench node` flags ("--tick=1ms",

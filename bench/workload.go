@@ -69,12 +69,13 @@ type kvClient interface {
 	Get(ctx context.Context, key []byte) ([]byte, bool, error)
 }
 
-// client is one workload client: its kv client, a context of its own (so
+// client is one workload client: its kv client per Raft group, a context of its own (so
 // the operations of many clients do not all register with one parent
 // context, whose lock they would then contend on), and a value buffer it
 // reuses (kv copies a value into its command before Put returns).
 type client struct {
-	kv     kvClient
+	// kv[g] reaches group g: key number k lives in group k mod len(kv).
+	kv     []kvClient
 	ctx    context.Context
 	cancel context.CancelFunc
 	buf    []byte
@@ -87,11 +88,13 @@ type workload struct {
 	rec     *latencyRecorder
 	tracker *ackTracker
 	history *kv.Recorder // nil without --check
-	eps     []kv.Endpoint
-	keys    [][]byte
-	filler  []byte
-	nextID  atomic.Uint64
-	seed    atomic.Uint64
+	// groups[g] are group g's endpoints (one group but for a
+	// multi-group system, see Config.Groups).
+	groups [][]kv.Endpoint
+	keys   [][]byte
+	filler []byte
+	nextID atomic.Uint64
+	seed   atomic.Uint64
 
 	// issuing is true until the window closes; afterwards no operation
 	// starts. active counts the operations in flight, measured or not.
@@ -119,10 +122,12 @@ func workloadKeys(n int) [][]byte {
 	return keys
 }
 
-// newWorkload makes the workload of cfg against eps, measured by rec, with
-// a tracker of its writes (and, with history, a record of every operation).
-func newWorkload(cfg *Config, clk Clock, rec *latencyRecorder, history *kv.Recorder, eps []kv.Endpoint) *workload {
-	w := &workload{cfg: cfg, clk: clk, rec: rec, history: history, eps: eps, keys: workloadKeys(cfg.Keys)}
+// newWorkload makes the workload of cfg against groups (each group's
+// endpoints; key number k lives in group k mod len(groups)), measured by
+// rec, with a tracker of its writes (and, with history, a record of every
+// operation).
+func newWorkload(cfg *Config, clk Clock, rec *latencyRecorder, history *kv.Recorder, groups ...[]kv.Endpoint) *workload {
+	w := &workload{cfg: cfg, clk: clk, rec: rec, history: history, groups: groups, keys: workloadKeys(cfg.Keys)}
 	w.tracker = newAckTracker(w.keys)
 	w.filler = make([]byte, cfg.Payload-PayloadMin)
 	for i := range w.filler {
@@ -135,13 +140,17 @@ func newWorkload(cfg *Config, clk Clock, rec *latencyRecorder, history *kv.Recor
 
 // newClient makes a client whose operations end with ctx.
 func (w *workload) newClient(ctx context.Context) (*client, error) {
-	c, err := kv.NewClient(w.eps, kv.ClientOptions{AttemptTimeout: w.cfg.AttemptTimeout.D()})
-	if err != nil {
-		return nil, fmt.Errorf("new kv client: %w", err)
-	}
-	cl := &client{kv: c, buf: make([]byte, 0, w.cfg.Payload)}
-	if w.history != nil {
-		cl.kv = w.history.NewRecordingClient(c)
+	cl := &client{buf: make([]byte, 0, w.cfg.Payload)}
+	for g, eps := range w.groups {
+		c, err := kv.NewClient(eps, kv.ClientOptions{AttemptTimeout: w.cfg.AttemptTimeout.D()})
+		if err != nil {
+			return nil, fmt.Errorf("new kv client of group %d: %w", g, err)
+		}
+		if w.history != nil {
+			cl.kv = append(cl.kv, w.history.NewRecordingClient(c))
+		} else {
+			cl.kv = append(cl.kv, c)
+		}
 	}
 	cl.ctx, cl.cancel = context.WithCancel(ctx)
 	w.poolMu.Lock()
@@ -185,10 +194,10 @@ func (w *workload) one(cl *client, rng *rand.Rand, o *op, intended time.Time) {
 	octx, cancel := context.WithTimeout(cl.ctx, w.cfg.OpTimeout.D())
 	defer cancel()
 	k := rng.IntN(len(w.keys))
-	key := w.keys[k]
+	key, kc := w.keys[k], cl.kv[k%len(cl.kv)]
 	if w.cfg.ReadRatio > 0 && rng.Float64() < w.cfg.ReadRatio {
 		start := w.clk.Now()
-		_, _, err := cl.kv.Get(octx, key)
+		_, _, err := kc.Get(octx, key)
 		w.rec.finish(o, opRead, err, start, w.clk.Now())
 		return
 	}
@@ -198,7 +207,7 @@ func (w *workload) one(cl *client, rng *rand.Rand, o *op, intended time.Time) {
 	v = append(v, w.filler...)
 	cl.buf = v
 	start := w.clk.Now()
-	err := cl.kv.Put(octx, key, v)
+	err := kc.Put(octx, key, v)
 	done := w.clk.Now()
 	w.tracker.done(k, id, start, done, err == nil)
 	w.rec.finish(o, opWrite, err, start, done)

@@ -170,6 +170,21 @@ func (b *Base) Leader(g int) (id, term uint64) {
 	return id, term
 }
 
+// MaxTerm implements System.
+func (b *Base) MaxTerm(g int) uint64 {
+	if b.known(g, 1) != nil {
+		return 0
+	}
+	var term uint64
+	for _, nid := range b.ids {
+		if n := b.node(nid); n != nil {
+			_, t := n.Leads(g)
+			term = max(term, t)
+		}
+	}
+	return term
+}
+
 // Stop implements System.
 func (b *Base) Stop(id uint64) error {
 	if err := b.known(0, id); err != nil {

@@ -162,6 +162,9 @@ type System interface {
 	// Leader returns the leader of group g with the highest term among the
 	// running nodes that say they lead, or 0.
 	Leader(g int) (id, term uint64)
+	// MaxTerm is the highest term any running node is in, in group g. Like
+	// Leader it is cheap: harnesses poll both often.
+	MaxTerm(g int) uint64
 	// Status returns node id's state in group g; it fails with
 	// node.ErrStopped while the node is stopped.
 	Status(g int, id uint64) (Status, error)

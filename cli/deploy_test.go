@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -20,7 +20,7 @@ import (
 
 // deployDir is the repository's deploy/ directory, seen from this
 // package's directory (where go test runs).
-var deployDir = filepath.Join("..", "..", "deploy")
+var deployDir = filepath.Join("..", "deploy")
 
 // k8sObject is the part of a Kubernetes manifest the test reads.
 type k8sObject struct {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -59,7 +59,7 @@ func buildRaftbench(t *testing.T) string {
 			return
 		}
 		bin := filepath.Join(buildDir, "raftbench")
-		if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		if out, err := exec.Command(goTool, "build", "-o", bin, "../cmd/raftbench").CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return
 		}

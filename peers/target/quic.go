@@ -1,0 +1,33 @@
+package target
+
+import (
+	"fmt"
+
+	"github.com/raftbench/raftbench/bench"
+)
+
+// registerQUIC registers raftbench-quic: raftbench's own nodes with
+// --transport quic, under a system name of its own so that a comparison
+// across systems (make compare-peers) has it as a column. Its Check sets
+// the transport, so config.json says "transport": "quic".
+func registerQUIC() error {
+	rb, ok := bench.LookupSystem(bench.DefaultSystem)
+	if !ok {
+		return fmt.Errorf("%w: %s is not registered", bench.ErrSystem, bench.DefaultSystem)
+	}
+	return bench.RegisterSystem(bench.System{
+		Name: RaftbenchQUIC,
+		Doc:  "raftbench's own nodes in this process on the QUIC transport (--system raftbench --transport quic)",
+		Check: func(cfg *bench.Config) error {
+			if cfg.Groups > 1 {
+				return fmt.Errorf("%w: --groups: %d: %s runs one Raft group per cluster", bench.ErrBadConfig, cfg.Groups, RaftbenchQUIC)
+			}
+			// Always QUIC: --transport tcp is --system raftbench.
+			cfg.Transport = "quic"
+			return nil
+		},
+		// raftbench's own start, on cfg as Check left it: its target
+		// reports cfg.System as its system.
+		Start: rb.Start,
+	})
+}
