@@ -160,7 +160,7 @@ func parseSize(v string) (int, error) {
 
 // Knobs lists every setting, in the order help shows them.
 var Knobs = []Knob{
-	strKnob("system", "the Raft implementation to run (raftbench; more where a build registers them, see raftbench help systems)", true, func(c *Config) *string { return &c.System }),
+	strKnob("system", "the Raft implementation to run (raftbench; raftbench-peers, built by make build-peers, adds raftbench-quic, etcd, etcd-async, hashicorp and dragonboat)", true, func(c *Config) *string { return &c.System }),
 	boolKnob("procs", "run each node as a `raftbench node` process of its own on this machine, with its own data directory, heap and profiles; kill9 and pause faults need it", func(c *Config) *bool { return &c.Procs }),
 	boolKnob("netns", "with --procs, put each node process in a network namespace of its own joined by veth links on a bridge, so partitions are real link cuts (Linux, root)", func(c *Config) *bool { return &c.Netns }),
 	strKnob("dir-template", "with --procs, each node's data directory, {id} standing for its ID (e.g. /mnt/disk{id}/raftbench, so each WAL has a device of its own); each must be empty or absent, and is emptied or removed after the run (default: node{id} in a temporary directory under --dir, removed after the run)", false, func(c *Config) *string { return &c.DirTemplate }),

@@ -93,33 +93,40 @@ func TestEndOfRunVerdictsExact(t *testing.T) {
 	}
 }
 
-// corruptValue flips one byte of the first value in st's state: a byte of
-// its filler (only the state hash can see that), or the top byte of its
-// write ID (which no write of the run has, so the acknowledged-write check
-// sees it too).
+// corruptValue corrupts st's state after the fact: with inID the top byte
+// of every value's write ID (no write of the run has such an ID, so the
+// acknowledged-write check sees it on every key that had an acknowledged
+// write, whichever keys those were), else one byte of the first value's
+// filler (only the state hash can see that).
 func corruptValue(st *kv.Store, inID bool) error {
 	img, err := st.Snapshot()
 	if err != nil {
 		return err
 	}
-	// version, applied index, key count, then the first key and value,
-	// each a uvarint length and its bytes.
+	// version, applied index, key count, then each key and value, each a
+	// uvarint length and its bytes.
 	off := 1
-	for range 2 {
-		_, n := binary.Uvarint(img[off:])
-		off += n
-	}
-	klen, n := binary.Uvarint(img[off:])
-	off += n + int(klen)
-	vlen, n := binary.Uvarint(img[off:])
+	_, n := binary.Uvarint(img[off:])
 	off += n
-	if vlen < PayloadMin+1 {
-		return fmt.Errorf("first value is %d bytes", vlen)
+	keys, n := binary.Uvarint(img[off:])
+	off += n
+	if keys == 0 {
+		return fmt.Errorf("the state holds no key")
 	}
-	if inID {
+	for i := range keys {
+		klen, n := binary.Uvarint(img[off:])
+		off += n + int(klen)
+		vlen, n := binary.Uvarint(img[off:])
+		off += n
+		if vlen < PayloadMin+1 {
+			return fmt.Errorf("value %d is %d bytes", i, vlen)
+		}
+		if !inID {
+			img[off+PayloadMin] ^= 0x01
+			break
+		}
 		img[off] ^= 0x80
-	} else {
-		img[off+PayloadMin] ^= 0x01
+		off += int(vlen)
 	}
 	return st.Restore(img)
 }
@@ -133,6 +140,9 @@ func TestCorruptReplicaCaught(t *testing.T) {
 		for victim := uint64(1); victim <= 3; victim++ {
 			cfg := raceConfig(t, 1)
 			cfg.Out = filepath.Join(t.TempDir(), fmt.Sprintf("run-%d-%v", victim, inID))
+			// Long enough that even a loaded machine acknowledges writes to
+			// corrupt (150 ms once ended with none).
+			cfg.Duration = Duration(500 * time.Millisecond)
 			var corruptErr error
 			hooks := &testHooks{noPlots: true, beforeCompare: func(t Target) {
 				corruptErr = corruptValue(t.(*inProcess).c.Store(victim), inID)
