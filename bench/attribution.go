@@ -136,7 +136,9 @@ func (w *windowProbe) closeWindow(ctx context.Context) *windowCost {
 // fill charges the window to s's operations (its throughput and operation
 // counts must be set) and records where the writes' time went.
 func (wc *windowCost) fill(s *results.Summary, payload int) {
-	s.Problems = append(s.Problems, wc.problems...)
+	// What the attribution could not read makes the cost figures less
+	// complete, not the run's verdicts less true: a warning.
+	s.Warnings = append(s.Warnings, wc.problems...)
 	writesPerSec := 0.0
 	if s.Ops > 0 {
 		writesPerSec = s.ThroughputOpsPerSec * float64(s.Writes) / float64(s.Ops)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -359,10 +360,33 @@ func (c *Config) Validate() error {
 			bad(p.flag, "%q, want a plain file name (it lands in the result directory)", p.v)
 		}
 	}
+	// --cluster first: the faults below name its nodes.
+	c.remote = nil
+	switch {
+	case c.Cluster != "":
+		nodes, err := parseRemote(c.Cluster, c.Admin)
+		if err != nil {
+			probs = append(probs, err.Error())
+			break
+		}
+		if d := Default(); c.Nodes != d.Nodes && c.Nodes != len(nodes) {
+			bad("nodes", "%d, but --cluster lists %d nodes (leave --nodes out: the list is the cluster)", c.Nodes, len(nodes))
+		}
+		if c.Dir != "" {
+			bad("dir", "%q: with --cluster the nodes keep their data where they were started; the run has no data directory", c.Dir)
+		}
+		c.remote = nodes
+		c.Nodes = len(nodes)
+	case c.Admin != "":
+		bad("admin", "needs --cluster (the client addresses of the cluster it administers)")
+	}
 	probs = append(probs, c.validateMode()...)
 	mode := c.Mode()
 	c.faults = c.faults[:0]
 	c.maxID = uint64(c.Nodes + startsNodes(c.Faults))
+	for _, n := range c.remote {
+		c.maxID = max(c.maxID, n.ID)
+	}
 	for _, s := range c.Faults {
 		var f faultspec.Fault
 		var err error
@@ -376,6 +400,10 @@ func (c *Config) Validate() error {
 		}
 		if err != nil {
 			bad("fault", "%v", err)
+			continue
+		}
+		if c.remote != nil && f.Node != 0 && !slices.ContainsFunc(c.remote, func(n remoteNode) bool { return n.ID == f.Node }) {
+			bad("fault", "%q names node %d, which --cluster does not list", s, f.Node)
 			continue
 		}
 		if c.System == DefaultSystem {
@@ -456,19 +484,6 @@ func (c *Config) validateMode() []string {
 				bad(name, "%s: with --cluster the nodes run the knobs they were started with (give it to raftbench node); the run cannot change it", k.Get(c))
 			}
 		}
-	}
-	c.remote = nil
-	switch {
-	case c.Cluster != "":
-		nodes, err := parseRemote(c.Cluster, c.Admin)
-		if err != nil {
-			probs = append(probs, err.Error())
-			break
-		}
-		c.remote = nodes
-		c.Nodes = len(nodes)
-	case c.Admin != "":
-		bad("admin", "needs --cluster (the client addresses of the cluster it administers)")
 	}
 	if c.Cluster == "" && (c.AdminToken != "" || c.AdminTokenFile != "") {
 		bad("admin-token", "needs --cluster (with --procs the harness makes the token itself)")

@@ -286,3 +286,37 @@ func TestTuneEdges(t *testing.T) {
 		t.Errorf("an interior winner: edges %q", e)
 	}
 }
+
+// --cluster's list is the cluster: faults are checked against the IDs it
+// lists (not 1..N), IDs are bounded, and --nodes or --dir saying
+// otherwise is refused rather than overridden.
+func TestClusterListIsTheCluster(t *testing.T) {
+	for _, tc := range []struct {
+		cluster, admin string
+		nodes          int
+		dir            string
+		faults         []string
+		want           string // "" means valid
+	}{
+		{"1=h:1,2=h:2,7=h:7", "1=h:3,2=h:4,7=h:8", 0, "", []string{"isolate:7@1s+1s"}, ""},
+		{"1=h:1,2=h:2,7=h:7", "1=h:3,2=h:4,7=h:8", 0, "", []string{"isolate:3@1s+1s"}, "names node 3, which --cluster does not list"},
+		{"1=h:1,2=h:2,7=h:7", "1=h:3,2=h:4,7=h:8", 0, "", []string{"loss:3=0.1"}, "names node 3"},
+		{"1=h:1,2=h:2,3=h:3", "1=h:3,2=h:4,3=h:8", 5, "", nil, "--nodes: 5, but --cluster lists 3 nodes"},
+		{"1=h:1,2=h:2,3=h:3", "1=h:3,2=h:4,3=h:8", 3, "", nil, ""},
+		{"1=h:1,2=h:2,3=h:3", "1=h:3,2=h:4,3=h:8", 0, "/data", nil, `--dir: "/data"`},
+		{"18446744073709551615=h:1", "18446744073709551615=h:2", 0, "", nil, "is not a node ID from 1 to 65535"},
+	} {
+		c := Default()
+		c.Cluster, c.Admin, c.Dir, c.Faults = tc.cluster, tc.admin, tc.dir, tc.faults
+		if tc.nodes != 0 {
+			c.Nodes = tc.nodes
+		}
+		err := c.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("--cluster %s --nodes %d %v: %v", tc.cluster, tc.nodes, tc.faults, err)
+		case tc.want != "" && (err == nil || !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("--cluster %s --nodes %d --dir %q %v: Validate = %v, want ErrBadConfig naming %q", tc.cluster, tc.nodes, tc.dir, tc.faults, err, tc.want)
+		}
+	}
+}

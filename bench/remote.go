@@ -53,7 +53,11 @@ const (
 // kept, so a node that restarts or resumes (and so forgot, or missed,
 // them) is brought back in line (resync).
 type remote struct {
-	name      string // in messages: "raftbench --cluster"
+	name string // in messages: "raftbench --cluster"
+	// version is the first node's build, as its /status said when the
+	// target started (asked once: Info is called often, and a node down
+	// mid-run must not stall it or change the answer).
+	version   string
 	ids       []uint64
 	clusterID uint64
 	admins    map[uint64]*admin.Client
@@ -142,7 +146,6 @@ func newRemote(ctx context.Context, sp remoteSpec) (*remote, error) {
 	r.views = make([]atomic.Pointer[view], maxID+1)
 	// Who each admin endpoint is.
 	var probs []string
-	version := ""
 	for _, id := range r.ids {
 		st, err := r.firstStatus(ctx, id)
 		switch {
@@ -156,8 +159,8 @@ func newRemote(ctx context.Context, sp remoteSpec) (*remote, error) {
 		case st.ClusterID != r.clusterID:
 			probs = append(probs, fmt.Sprintf("node %d is of cluster %#x, node %d of %#x", id, st.ClusterID, r.ids[0], r.clusterID))
 		}
-		if version == "" {
-			version = st.Version
+		if r.version == "" {
+			r.version = st.Version
 		}
 	}
 	if len(probs) > 0 {
@@ -752,18 +755,8 @@ func (t *clusterTarget) Info() TargetInfo {
 	for _, n := range t.cfg.remote {
 		parts = append(parts, fmt.Sprintf("%d=%s", n.ID, n.Client))
 	}
-	return TargetInfo{Mode: ModeCluster, System: DefaultSystem, Version: t.version(), Nodes: slices.Clone(t.ids), Groups: 1,
+	return TargetInfo{Mode: ModeCluster, System: DefaultSystem, Version: t.remote.version, Nodes: slices.Clone(t.ids), Groups: 1,
 		Where: fmt.Sprintf("%d nodes of cluster %#x run by someone else: %s", len(t.ids), t.clusterID, strings.Join(parts, ","))}
-}
-
-// version is the first node's build, as its /status says.
-func (t *clusterTarget) version() string {
-	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
-	defer cancel()
-	if st, err := t.admins[t.ids[0]].Status(ctx); err == nil {
-		return st.Version
-	}
-	return ""
 }
 
 func (t *clusterTarget) Group(int) Group { return t.remote }

@@ -127,11 +127,14 @@ func settle(ctx context.Context, t Target, tracker *ackTracker, s *results.Summa
 			}
 			problems = append(problems, err)
 		}
+		// A group that disagrees is a disagreement whatever another group
+		// could not compare: a divergence is never hidden behind a harness
+		// problem.
 		switch {
-		case c == ReplicaIncomplete || check == ReplicaIncomplete:
-			check = ReplicaIncomplete
-		case c == ReplicaDisagree:
+		case c == ReplicaDisagree || check == ReplicaDisagree:
 			check = ReplicaDisagree
+		case c == ReplicaIncomplete:
+			check = ReplicaIncomplete
 		}
 	}
 	s.ReplicaCheck = check

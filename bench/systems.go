@@ -141,6 +141,10 @@ func parseRemote(clientList, adminList string) ([]remoteNode, error) {
 }
 
 // parseAddrList parses ID=HOST:PORT,... for flag.
+// MaxRemoteNodeID bounds the node IDs --cluster and --admin accept: the
+// harness keeps a slot per ID up to the largest, so an ID is a size.
+const MaxRemoteNodeID = 1<<16 - 1
+
 func parseAddrList(flag, s string) (map[uint64]string, error) {
 	m := map[uint64]string{}
 	for _, e := range strings.Split(s, ",") {
@@ -150,8 +154,8 @@ func parseAddrList(flag, s string) (map[uint64]string, error) {
 			return nil, fmt.Errorf("--%s: %q is not ID=HOST:PORT", flag, e)
 		}
 		id, err := strconv.ParseUint(idStr, 10, 64)
-		if err != nil || id == 0 {
-			return nil, fmt.Errorf("--%s: %q: %q is not a non-zero node ID", flag, e, idStr)
+		if err != nil || id == 0 || id > MaxRemoteNodeID {
+			return nil, fmt.Errorf("--%s: %q: %q is not a node ID from 1 to %d", flag, e, idStr, MaxRemoteNodeID)
 		}
 		if host, port, err := net.SplitHostPort(addr); err != nil || host == "" || port == "" {
 			return nil, fmt.Errorf("--%s: %q: %q is not HOST:PORT", flag, e, addr)

@@ -132,17 +132,21 @@ func newRoot(name string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   name,
 		Short: "Benchmark raftbench's Raft: runs, sweeps, comparisons, tuning",
-		Long: `raftbench starts a Raft cluster in this process (nodes talk over real TCP or
-QUIC on loopback, each with its own WAL), drives a key-value workload, injects
-faults on a schedule, checks the outcome, and writes a result directory
-(see results/README.md).`,
+		Long: `raftbench starts a Raft cluster (in this process by default, its nodes on real
+TCP or QUIC on loopback, each with its own WAL; with run --procs each node a
+process of its own, optionally in a network namespace; with run --cluster a
+cluster someone else runs), drives a key-value workload, injects faults on a
+schedule, checks the outcome, and writes a result directory (see
+results/README.md). raftbench node serves one node; raftbench-peers (make
+build-peers) is this command with etcd, hashicorp/raft and dragonboat as
+--system.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       results.Version(),
 		Args:          cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("%w: unknown command %q (see raftbench help)", errUsage, args[0])
+				return fmt.Errorf("%w: unknown command %q (see %s help)", errUsage, args[0], name)
 			}
 			return cmd.Help()
 		},

@@ -78,7 +78,9 @@ type nodeSetup struct {
 const nodeLong = `Node runs one Raft node with the kv state machine as a long-lived server: the
 Raft transport on its --peers address, the client API (put/get/delete/CAS with
 sessions, pipelined) on --client-addr, and the admin HTTP endpoint (/status,
-/metrics, /debug/pprof, /hash, fault controls) on --admin-addr.
+/leadership, /stats, /metrics, /debug/pprof, /hash and /state at an applied
+index, fault controls, leadership transfer, membership, snapshots) on
+--admin-addr.
 
   raftbench node --id 2 --cluster-id 0x7261667462 --dir /var/lib/raftbench \
     --peers 1=node1:7001/node1:7100,2=node2:7001/node2:7100,3=node3:7001/node3:7100 \
@@ -99,7 +101,8 @@ flag is a one-line error and exit code 2. SIGTERM or SIGINT shuts the node
 down cleanly: requests in progress are answered, the WAL is closed.
 
 The admin endpoint needs --admin-token (or --admin-token-file) when it
-listens beyond loopback; GET /status stays open for readiness probes.
+listens beyond loopback; GET /status and GET /leadership stay open for
+readiness probes and leader discovery.
 
 Every Raft knob of raftbench run is a flag here too (and a key of --config).`
 

@@ -187,7 +187,7 @@ type Summary struct {
 
 // FailedVerdicts says which verdicts of s failed, or "" when all hold. A
 // replica comparison the harness could not make is reported as that, not
-// as a disagreement.
+// as a disagreement; any problem fails the run.
 func FailedVerdicts(s *Summary) string {
 	var v []string
 	if s.Linearizable != nil && !*s.Linearizable {
@@ -198,8 +198,18 @@ func FailedVerdicts(s *Summary) string {
 		v = append(v, "replicas not compared (harness problem: see problems)")
 	case !s.ReplicasAgree:
 		v = append(v, "replicas disagree")
+	default:
+		// A durability failure (a log reopened shorter than it was
+		// reported durable), a node process that died on its own, a
+		// cluster that would not stop: each is a failed run, whatever the
+		// other verdicts say.
+		if len(s.Problems) > 0 {
+			v = append(v, fmt.Sprintf("%d problem(s): %s", len(s.Problems), strings.Join(s.Problems, "; ")))
+		}
 	}
-	if !s.AckedOpsFound && s.ReplicaCheck != "incomplete" {
+	// Lost writes found on the members that could be read are reported
+	// even when another group's comparison was incomplete.
+	if (!s.AckedOpsFound && s.ReplicaCheck != "incomplete") || s.LostWrites > 0 {
 		v = append(v, fmt.Sprintf("%d acknowledged writes lost", s.LostWrites))
 	}
 	return strings.Join(v, ", ")
