@@ -12,6 +12,7 @@ import (
 	"github.com/raftbench/raftbench/bench/netns"
 	"github.com/raftbench/raftbench/kv"
 	"github.com/raftbench/raftbench/node"
+	"github.com/raftbench/raftbench/wal"
 )
 
 // ErrBadConfig is wrapped by every configuration error: a bad flag, config
@@ -116,6 +117,11 @@ type Config struct {
 	// the memtable holding them is flushed, so it bounds the WAL directory
 	// as much as compaction does.
 	WALMemtable int `json:"wal-memtable"`
+	// WALMarkerLag is how far the WAL's durable-index marker may trail
+	// synced saves (wal.PebbleOptions.MarkerLag); 0 makes it exact, every
+	// synced save waiting for it (ExactMarker). Default
+	// wal.DefaultMarkerLag.
+	WALMarkerLag Duration `json:"wal-marker-lag"`
 
 	// Workload.
 	Payload   int      `json:"payload"`
@@ -213,7 +219,7 @@ func Default() Config {
 		MaxMsgBytes: node.DefaultMaxSizePerMsg, MaxInflightBytes: node.DefaultMaxInflightBytes, MaxUncommittedBytes: node.DefaultMaxUncommittedBytes,
 		Tick: Duration(node.DefaultTickInterval), ElectionTimeout: Duration(node.DefaultElectionTicks * node.DefaultTickInterval),
 		Heartbeat: Duration(node.DefaultHeartbeatTicks * node.DefaultTickInterval), PreVote: true, CheckQuorum: true, ReadMode: "index",
-		SnapshotEvery: DefaultSnapshotEvery, SnapshotTrailing: DefaultSnapshotTrailing,
+		SnapshotEvery: DefaultSnapshotEvery, SnapshotTrailing: DefaultSnapshotTrailing, WALMarkerLag: Duration(wal.DefaultMarkerLag),
 		Payload: 128, Clients: 64, Duration: Duration(10 * time.Second), Warmup: Duration(2 * time.Second),
 		Keys: 1000, OpTimeout: Duration(10 * time.Second), AttemptTimeout: Duration(kv.DefaultAttemptTimeout), Count: 1,
 	}
@@ -348,6 +354,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WALMemtable != 0 && (c.WALMemtable < 1<<20 || c.WALMemtable >= 4<<30) {
 		bad("wal-memtable", "%d, want 0 (default) or 1MiB..4GiB", c.WALMemtable)
+	}
+	if c.WALMarkerLag < 0 || c.WALMarkerLag > Duration(time.Second) {
+		bad("wal-marker-lag", "%v, want 0 (exact) up to 1s", c.WALMarkerLag.D())
 	}
 	if c.Count < 1 || c.Count > 100 {
 		bad("count", "%d, want 1..100", c.Count)

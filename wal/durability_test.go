@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -283,6 +284,43 @@ func TestDurabilityMarkerDamage(t *testing.T) {
 	})
 }
 
+// TestTrailingMarkerCatchesUp: with the default trailing marker, a synced
+// save returns before the marker covers it, and the marker goroutine then
+// raises it unprompted, so a crash after it caught up (no Close) still
+// catches a store that lost every entry.
+func TestTrailingMarkerCatchesUp(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	opts := PebbleOptions{FS: mem, GroupID: 2, Logger: quietTestLogger{t}}
+	l := mustOpen(t, "db", opts)
+	syncedSaves(t, l, 1, 30)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.markMu.Lock()
+		v := l.mark.value
+		l.markMu.Unlock()
+		if v == 30 {
+			break
+		}
+		if v > 30 || time.Now().After(deadline) {
+			t.Fatalf("trailing marker at %d, want 30 after 30 synced saves", v)
+		}
+	}
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{}) // synced data only
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mark := crashed.PathJoin("db", markFileName(2))
+	names, _ := crashed.List("db")
+	for _, n := range names {
+		if p := crashed.PathJoin("db", n); p != mark {
+			if err := crashed.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, err := OpenPebble("db", PebbleOptions{FS: crashed, GroupID: 2, Logger: quietTestLogger{t}})
+	expectLostSynced(t, err, 30)
+}
+
 // TestUpgradeFromVersion1: a directory written before the marker existed
 // opens, gets a marker at its last index and the current format version,
 // and is protected from then on.
@@ -527,10 +565,11 @@ func (l quietTestLogger) Fatalf(format string, args ...any) {
 // conflict truncation to 12 is applied before the append's fsync returns.
 // The append's marker raise must stop at 12, not 20, since the truncation
 // may be durable already; a crash that keeps only synced data must then
-// open.
+// open. The marker is exact here, so each save's raise is done when it
+// returns.
 func TestRaiseNeverPassesALaterShortening(t *testing.T) {
 	mem := vfs.NewCrashableMem()
-	opts := PebbleOptions{FS: mem, Logger: quietTestLogger{t}}
+	opts := PebbleOptions{FS: mem, ExactMarker: true, Logger: quietTestLogger{t}}
 	l := mustOpen(t, "wal", opts)
 	mustSave(t, l, core.HardState{Term: 1, Commit: 5}, run(1, 10, 1))
 	if l.mark.value != 10 {

@@ -37,6 +37,22 @@ type PebbleOptions struct {
 	// Pebble's group commit.
 	WALMinSyncInterval time.Duration
 
+	// ExactMarker makes every synced save wait for the durable-index
+	// marker (durable.go) to cover it before returning: two fsyncs per
+	// synced save, and Open then refuses a log that lost any entry a save
+	// reported durable. Default false: the marker trails by up to
+	// MarkerLag. Durability itself is the same either way: a save returns
+	// only once Pebble's fsync has.
+	ExactMarker bool
+
+	// MarkerLag bounds how far the durable-index marker trails synced
+	// saves when ExactMarker is off: the log's marker goroutine raises it
+	// over every save noted durable, at most once per MarkerLag, so Open
+	// refuses a log that lost any entry reported durable more than about
+	// MarkerLag plus one fsync before a crash. In (0, 1s]. Default
+	// DefaultMarkerLag (see its measurement).
+	MarkerLag time.Duration
+
 	// TermCacheRuns bounds the term cache: how many runs of equal terms in
 	// the log's tail are answered from memory, in [1, 1<<20]. Default
 	// DefaultTermCacheRuns, 1024.
@@ -58,12 +74,19 @@ const (
 	DefaultMemTableSize  = 8 << 20
 	DefaultCacheSize     = 16 << 20
 	DefaultTermCacheRuns = 1024
+	// DefaultMarkerLag is PebbleOptions.MarkerLag's default. The disk
+	// serialises fsyncs, so a marker fsync after every synced save delays
+	// the next save's fsync as much when it runs in the background as when
+	// the save waits for it; only fewer marker fsyncs help. See durable.go
+	// for the measurement that chose it.
+	DefaultMarkerLag = 10 * time.Millisecond
 
 	minMemTableSize       = 1 << 20
 	maxMemTableSize       = 4 << 30 // Pebble's own limit: must be < 4 GiB
 	minCacheSize          = 1 << 20
 	maxWALMinSyncInterval = 10 * time.Millisecond
 	maxTermCacheRuns      = 1 << 20
+	maxMarkerLag          = time.Second
 )
 
 // EnsureDefaults sets every zero field to its default. It never validates
@@ -81,6 +104,9 @@ func (o *PebbleOptions) EnsureDefaults() {
 	}
 	if o.TermCacheRuns == 0 {
 		o.TermCacheRuns = DefaultTermCacheRuns
+	}
+	if o.MarkerLag == 0 {
+		o.MarkerLag = DefaultMarkerLag
 	}
 	if o.Logger == nil {
 		o.Logger = quietLogger{}
@@ -104,6 +130,9 @@ func (o PebbleOptions) Validate() error {
 	}
 	if o.WALMinSyncInterval < 0 || o.WALMinSyncInterval > maxWALMinSyncInterval {
 		bad("WALMinSyncInterval %v outside [0, %v]", o.WALMinSyncInterval, maxWALMinSyncInterval)
+	}
+	if o.MarkerLag <= 0 || o.MarkerLag > maxMarkerLag {
+		bad("MarkerLag %v outside (0, %v]", o.MarkerLag, maxMarkerLag)
 	}
 	if o.TermCacheRuns < 1 || o.TermCacheRuns > maxTermCacheRuns {
 		bad("TermCacheRuns %d outside [1, %d]", o.TermCacheRuns, maxTermCacheRuns)

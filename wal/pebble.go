@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -45,6 +46,16 @@ type PebbleLog struct {
 	mark   *durableMark
 	// markSeq is the write whose durability the marker reflects.
 	markSeq uint64
+	// exact is PebbleOptions.ExactMarker. Otherwise markLoop raises the
+	// marker at most once per markLag: finish wakes it through markKick
+	// (capacity one, so wake-ups arriving while it raises or waits merge
+	// into its next raise), and it closes markStopped once Close has closed
+	// markStop.
+	exact       bool
+	markLag     time.Duration
+	markKick    chan struct{}
+	markStop    chan struct{}
+	markStopped chan struct{}
 	// shortened lists, in order, the writes after the newest known durable
 	// one that made the log shorter (at most one per conflict truncation
 	// or replacing snapshot since then).
@@ -136,12 +147,20 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 		hsKey:   makeKey(kindHardState, opts.GroupID, 0),
 		snapKey: makeKey(kindSnapshot, opts.GroupID, 0),
 		terms:   newTermCache(opts.TermCacheRuns),
+		exact:   opts.ExactMarker,
+		markLag: opts.MarkerLag,
 	}
 	if err := l.load(opts.FS); err != nil {
 		if l.mark != nil {
 			err = errors.Join(err, l.mark.close())
 		}
 		return nil, errors.Join(err, db.Close(), lock.Close())
+	}
+	if !l.exact {
+		l.markKick = make(chan struct{}, 1)
+		l.markStop = make(chan struct{})
+		l.markStopped = make(chan struct{})
+		go l.markLoop()
 	}
 	return l, nil
 }
@@ -579,8 +598,10 @@ func (l *PebbleLog) readEntries(lo, hi, maxBytes uint64) (ents []core.Entry, err
 	return ents, nil
 }
 
-// Close implements Log. It waits for synced saves in flight, then closes
-// the marker and Pebble and releases the directory lock.
+// Close implements Log. It waits for synced saves in flight, stops the
+// trailing marker's goroutine and raises the marker over every synced save
+// (so a log closed cleanly is checked exactly on its next open), then
+// closes the marker and Pebble and releases the directory lock.
 func (l *PebbleLog) Close() error {
 	l.wmu.Lock()
 	l.mu.Lock()
@@ -592,7 +613,17 @@ func (l *PebbleLog) Close() error {
 		return ErrClosed
 	}
 	l.inflight.Wait()
-	if err := errors.Join(l.mark.close(), l.db.Close(), l.lock.Close()); err != nil {
+	var merr error
+	if !l.exact {
+		close(l.markStop)
+		<-l.markStopped
+	}
+	if l.failed.Load() == nil {
+		if merr = l.raise(); merr != nil {
+			merr = fmt.Errorf("durability marker: %w", merr)
+		}
+	}
+	if err := errors.Join(merr, l.mark.close(), l.db.Close(), l.lock.Close()); err != nil {
 		return fmt.Errorf("wal: close %s: %w", l.dir, err)
 	}
 	return nil

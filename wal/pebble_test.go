@@ -22,8 +22,8 @@ import (
 // OpenPebble refuses bad options with every problem and the directory.
 func TestOptions_ConfigShape(t *testing.T) {
 	fs := vfs.NewMem()
-	bad := PebbleOptions{MemTableSize: 1000, CacheSize: -1, WALMinSyncInterval: -1, TermCacheRuns: -5}
-	want := []string{"MemTableSize 1000", "CacheSize -1", "WALMinSyncInterval -1ns", "TermCacheRuns -5"}
+	bad := PebbleOptions{MemTableSize: 1000, CacheSize: -1, WALMinSyncInterval: -1, TermCacheRuns: -5, MarkerLag: 2 * time.Second}
+	want := []string{"MemTableSize 1000", "CacheSize -1", "WALMinSyncInterval -1ns", "TermCacheRuns -5", "MarkerLag 2s"}
 	configtest.Check(t, configtest.Case[PebbleOptions]{
 		Sentinel:       ErrInvalidOptions,
 		EnsureDefaults: (*PebbleOptions).EnsureDefaults,
@@ -31,7 +31,7 @@ func TestOptions_ConfigShape(t *testing.T) {
 		Required:       func() PebbleOptions { return PebbleOptions{} },
 		Set: func() PebbleOptions {
 			return PebbleOptions{GroupID: 3, FS: fs, MemTableSize: 2 << 20, CacheSize: 4 << 20,
-				WALMinSyncInterval: time.Millisecond, TermCacheRuns: 16, Logger: pebble.DefaultLogger}
+				WALMinSyncInterval: time.Millisecond, TermCacheRuns: 16, ExactMarker: true, MarkerLag: 3 * time.Millisecond, Logger: pebble.DefaultLogger}
 		},
 		Bad:  func() PebbleOptions { return bad },
 		Want: want,

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/raftbench/raftbench/core"
@@ -17,8 +18,9 @@ import (
 // A synced save is applied to Pebble (memtable and WAL buffer) under wmu and
 // then waits for the fsync with no lock held, so saves from several
 // goroutines share fsyncs through Pebble's group commit, and readers never
-// wait for the disk. It then raises the durable-index marker (durable.go)
-// before returning, which concurrent saves share the same way.
+// wait for the disk. The durable-index marker (durable.go) is then raised
+// over it, by the log's marker goroutine, or before Save returns with
+// PebbleOptions.ExactMarker; concurrent saves share marker writes too.
 func (l *PebbleLog) Save(hs core.HardState, ents []core.Entry, sync bool) error {
 	p, err := l.applySave(hs, ents, sync)
 	if err != nil || p.b == nil {
@@ -161,8 +163,9 @@ func (l *PebbleLog) commit(b *pebble.Batch, sync, exclusive bool, newLast uint64
 	return pending{b: b, seq: seq, last: newLast}, nil
 }
 
-// finish waits, holding no lock, for p's fsync, then raises the marker to
-// cover it. Once it returns nil the write is durable and reported so.
+// finish waits, holding no lock, for p's fsync, then has the marker raised
+// over it: before returning with ExactMarker, by markLoop otherwise. Once
+// it returns nil the write is durable and reported so.
 func (l *PebbleLog) finish(p pending) error {
 	defer l.inflight.Done()
 	err := p.b.SyncWait()
@@ -173,38 +176,78 @@ func (l *PebbleLog) finish(p pending) error {
 		l.fail(err)
 		return fmt.Errorf("wal: %s: sync: %w", l.dir, pebbleErr(err))
 	}
-	if err := l.raiseMark(p.seq, p.last); err != nil {
+	l.noteDurable(p.seq, p.last)
+	if !l.exact {
+		select {
+		case l.markKick <- struct{}{}:
+		default: // a wake-up is pending already; its raise covers this write
+		}
+		return nil
+	}
+	if err := l.raise(); err != nil {
 		l.fail(err)
 		return fmt.Errorf("wal: %s: durability marker: %w", l.dir, err)
 	}
 	return nil
 }
 
+// markLoop raises the trailing marker after synced saves, then waits
+// markLag before the next raise so the saves of that interval share one
+// marker fsync, until Close closes markStop. A failed raise fails the log,
+// like a failed fsync: the marker's state on disk is then unknown.
+func (l *PebbleLog) markLoop() {
+	defer close(l.markStopped)
+	lag := time.NewTimer(l.markLag)
+	lag.Stop()
+	for {
+		select {
+		case <-l.markStop:
+			return
+		case <-l.markKick:
+		}
+		if l.failed.Load() == nil {
+			if err := l.raise(); err != nil {
+				l.fail(fmt.Errorf("durability marker: %w", err))
+			}
+		}
+		lag.Reset(l.markLag)
+		select {
+		case <-l.markStop:
+			lag.Stop()
+			return
+		case <-lag.C:
+		}
+	}
+}
+
 // shortening is a write that made the log shorter: its place in Pebble's
 // order and the log's last index after it.
 type shortening struct{ seq, last uint64 }
 
-// raiseMark records that write seq, after which the log's last index was
-// last, is durable, and raises the marker as far as is safe: to the last
-// index after the newest write known durable, but no higher than the last
-// index after any later write that shortened the log, since Pebble may have
-// made that one durable already. Concurrent callers share one marker write:
-// whoever holds markMu covers every write whose fsync returned before it
-// looked.
-func (l *PebbleLog) raiseMark(seq, last uint64) error {
+// noteDurable records that write seq, after which the log's last index was
+// last, is durable in Pebble (its fsync returned).
+func (l *PebbleLog) noteDurable(seq, last uint64) {
 	l.durMu.Lock()
 	if seq > l.durSeq {
 		l.durSeq, l.durLast = seq, last
 	}
 	l.durMu.Unlock()
+}
+
+// raise raises the marker as far as is safe: to the last index after the
+// newest write noted durable, but no higher than the last index after any
+// later write that shortened the log, since Pebble may have made that one
+// durable already. Concurrent callers share one marker write: whoever holds
+// markMu covers every write noted durable before it looked.
+func (l *PebbleLog) raise() error {
 	l.markMu.Lock()
 	defer l.markMu.Unlock()
-	if l.markSeq >= seq {
-		return nil // a raise for a later write covered this one
-	}
 	l.durMu.Lock()
 	d, target := l.durSeq, l.durLast
 	l.durMu.Unlock()
+	if l.markSeq >= d {
+		return nil // an earlier raise covered every write noted durable
+	}
 	keep := l.shortened[:0]
 	for _, s := range l.shortened {
 		if s.seq > d {
