@@ -55,19 +55,21 @@
 // data where a later block vouches for it. Where nothing can vouch (the
 // WAL's last block, a WAL file cut short), a second line of defence does
 // not depend on Pebble's recovery rules: a small marker file beside
-// Pebble's, DURABLE-<group>, holds the log's last index as of the newest
+// Pebble's, DURABLE-<group>, holds the log's last index as of a recent
 // write it reported durable, and Open refuses with ErrCorrupt (naming the
 // index found and the index expected) a log that ends before it. The
-// marker is fsynced after Pebble's WAL for each synced write, before the
-// write returns, and lowered before a write that shortens the log (a
-// conflict truncation, a replacing snapshot) is applied, so no crash at any
-// point makes Open refuse a log that lost only what it never reported
-// durable; durable.go has the argument. Open also refuses a hard state
+// marker is fsynced after Pebble's WAL, at most PebbleOptions.MarkerLag
+// (10 ms) after a synced write returns (before it returns, with
+// ExactMarker; and over every synced write at Close), and lowered before a
+// write that shortens the log (a conflict truncation, a replacing
+// snapshot) is applied, so no crash at any point makes Open refuse a log
+// that lost only what it never reported durable; durable.go has the
+// argument and the measurement behind the trailing default. Open also refuses a hard state
 // that commits past the last entry, which Save never writes.
 //
 // Concurrent synced saves ride Pebble's group commit: they are applied in
 // order and then wait for the fsync without holding any lock of ours, so one
-// fsync can cover several of them (and one marker update too), and readers
+// fsync can cover several of them, and readers
 // never wait for the disk.
 // Readers may see a save before it is durable; Raft learns of durability from
 // the runtime, once Save has returned, never from the Storage view.
