@@ -56,23 +56,28 @@ import (
 //
 // Trailing or exact. By default the marker trails: a synced save returns
 // once Pebble's fsync does, and the log's marker goroutine (markLoop) then
-// raises D over every write noted durable so far, one raise at a time, so
-// raises merge under load. The marker is a detector, not a durability
-// mechanism — an acknowledged entry is on disk either way — and a trailing
-// marker still catches every loss of an entry acknowledged before the
-// marker's last completed fsync; what it can miss is the loss of entries
-// acknowledged in the last fsync or two before a crash. Close raises D over
+// raises D over every write noted durable so far, at most once per
+// PebbleOptions.MarkerLag (10 ms), so the saves of an interval share one
+// marker fsync. The marker is a detector, not a durability mechanism — an
+// acknowledged entry is on disk either way — and a trailing marker still
+// catches every loss of an entry acknowledged before the marker's last
+// completed fsync; what it can miss is the loss of entries acknowledged in
+// the last MarkerLag plus one fsync before a crash. Close raises D over
 // every synced save, so a cleanly closed log is checked exactly. With
-// ExactMarker a synced save waits for the raise, two fsyncs instead of one,
-// and the check is exact after any crash.
+// ExactMarker a synced save waits for the raise, two fsyncs instead of
+// one, and the check is exact after any crash.
 //
-// Measured (same sitting, 2-core VM, ext4 on virtio; `raftbench run
-// --clients C --duration 8s|10s --warmup 2s`, two rounds interleaved, the
-// exact build against one that skipped the raise): 1 client p50 0.94 and
-// 0.79 ms exact against 0.51 and 0.54 ms without; 256 clients 39.2k and
-// 50.5k ops/s against 68.1k and 58.1k. BenchmarkSave (last session, single
-// synced 128 B saves) 532 µs without the marker, 1156 µs exact. The
-// trailing default's own figures are in README.md's wal section.
+// Why trail, and by how much (same sitting, 2-core VM, ext4 on virtio;
+// `raftbench run --clients C --duration 6s|10s --warmup 2s
+// --wal-marker-lag L`, rounds interleaved). The disk serialises fsyncs, so
+// a marker fsync after every save, even in the background, delayed the
+// next save's as much as waiting for it did: 1 client p50 0.56–0.59 ms
+// either way, against 0.36–0.41 ms with no marker at all. What helps is
+// fewer marker fsyncs. 1 client p50, three rounds: exact 0.57/0.84/1.13
+// ms, 1 ms lag 0.42/0.80/0.70, 10 ms 0.40/0.55/0.55, 50 ms 0.40/0.54/0.54,
+// no marker 0.42/0.64/0.53 — 10 ms is as good as none, and a longer lag
+// buys nothing. 256 clients, three rounds: exact 57.5k/54.2k/52.8k ops/s
+// at 23.2–25.2 µs CPU per op, 10 ms lag 70.4k/71.6k/66.5k at 19.3–20.8.
 
 // markFileName is the marker's file name in the log's directory, per group
 // so groups sharing an instance later keep separate markers. Pebble ignores
