@@ -59,6 +59,15 @@ type ClientOptions struct {
 	// Keep it below the cluster's election timeout. Default
 	// DefaultAttemptTimeout (500ms).
 	AttemptTimeout time.Duration
+	// OpTimeout, if set, bounds each command (or read) across all its
+	// attempts and pauses, as a deadline on the caller's context would;
+	// the command's outcome is then unknown, with an error wrapping
+	// context.DeadlineExceeded. It costs nothing per command: a context
+	// with a deadline costs a runtime timer, a channel and a registration
+	// with its parent per command, which made two thirds of the harness's
+	// context overhead at 256 clients (see bench's workload). Default 0:
+	// only the caller's context bounds a command.
+	OpTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the pause between failed attempts,
 	// which doubles from MinBackoff up to MaxBackoff (with jitter, so
 	// clients that failed together do not retry in lockstep). Defaults 2ms
@@ -88,6 +97,9 @@ func (o *ClientOptions) EnsureDefaults() {
 // into one error wrapping ErrInvalidOptions. It expects defaults applied.
 func (o ClientOptions) Validate() error {
 	var errs []error
+	if o.OpTimeout < 0 {
+		errs = append(errs, fmt.Errorf("%w: OpTimeout is %v, must not be negative", ErrInvalidOptions, o.OpTimeout))
+	}
 	if o.AttemptTimeout < 0 {
 		errs = append(errs, fmt.Errorf("%w: AttemptTimeout is %v, must not be negative", ErrInvalidOptions, o.AttemptTimeout))
 	}
@@ -297,13 +309,21 @@ func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result,
 	var lastErr error
 	attempts, failures, redirects := 0, 0, 0
 	s := suspicion{suspect: -1}
+	var deadline time.Time // the command's, with OpTimeout
+	if c.opts.OpTimeout > 0 {
+		deadline = time.Now().Add(c.opts.OpTimeout)
+	}
 	for {
-		if ctx.Err() != nil {
-			return Result{}, mayHaveApplied, outcomeUnknown(ctx, attempts, lastErr)
+		attempt := c.opts.AttemptTimeout
+		if !deadline.IsZero() {
+			attempt = min(attempt, time.Until(deadline))
+		}
+		if ctx.Err() != nil || attempt <= 0 {
+			return Result{}, mayHaveApplied, c.outcomeUnknown(ctx, attempts, lastErr)
 		}
 		s.tried(c.leader)
 		ep := c.endpoints[c.leader]
-		actx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
+		actx, cancel := context.WithTimeout(ctx, attempt)
 		var v any
 		if read {
 			v, err = ep.Read(actx, payload)
@@ -329,8 +349,8 @@ func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result,
 			// Refused before reaching the log: the leader's quorum is
 			// behind. Back off and ask the same leader again.
 			failures++
-			if err := c.backoff(ctx, failures); err != nil {
-				return Result{}, mayHaveApplied, outcomeUnknown(ctx, attempts, lastErr)
+			if err := c.backoff(ctx, deadline, failures); err != nil {
+				return Result{}, mayHaveApplied, c.outcomeUnknown(ctx, attempts, lastErr)
 			}
 			continue
 		}
@@ -363,8 +383,8 @@ func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result,
 			c.next()
 		}
 		failures++
-		if err := c.backoff(ctx, failures); err != nil {
-			return Result{}, mayHaveApplied, outcomeUnknown(ctx, attempts, lastErr)
+		if err := c.backoff(ctx, deadline, failures); err != nil {
+			return Result{}, mayHaveApplied, c.outcomeUnknown(ctx, attempts, lastErr)
 		}
 	}
 }
@@ -412,8 +432,10 @@ func (s *suspicion) avoid(i, n int) bool { return i == s.suspect && s.others < n
 
 // backoff pauses before the failures-th retry: MinBackoff doubled per
 // failure, capped at MaxBackoff, with up to half of it taken off at random.
-// It returns early with ctx's error when ctx ends.
-func (c *Client) backoff(ctx context.Context, failures int) error {
+// It returns early with an error when ctx ends, and stops at the command's
+// deadline (OpTimeout; zero for none), where the caller's next look at the
+// time gives up.
+func (c *Client) backoff(ctx context.Context, deadline time.Time, failures int) error {
 	d := c.opts.MinBackoff
 	for i := 1; i < failures && d < c.opts.MaxBackoff; i++ {
 		d *= 2
@@ -421,6 +443,11 @@ func (c *Client) backoff(ctx context.Context, failures int) error {
 	d = min(d, c.opts.MaxBackoff)
 	if half := d / 2; half > 0 {
 		d = half + time.Duration(c.rng.Int64N(int64(half)+1))
+	}
+	if !deadline.IsZero() {
+		if d = min(d, time.Until(deadline)); d <= 0 {
+			return context.DeadlineExceeded
+		}
 	}
 	if d <= 0 {
 		return ctx.Err()
@@ -435,9 +462,15 @@ func (c *Client) backoff(ctx context.Context, failures int) error {
 	}
 }
 
-func outcomeUnknown(ctx context.Context, attempts int, lastErr error) error {
-	if lastErr == nil {
-		return fmt.Errorf("%w: %w before any attempt", ErrOutcomeUnknown, context.Cause(ctx))
+// outcomeUnknown is the error of a command given up on: ctx ended, or its
+// OpTimeout passed.
+func (c *Client) outcomeUnknown(ctx context.Context, attempts int, lastErr error) error {
+	cause := context.Cause(ctx)
+	if cause == nil {
+		cause = fmt.Errorf("OpTimeout %v passed: %w", c.opts.OpTimeout, context.DeadlineExceeded)
 	}
-	return fmt.Errorf("%w: %w after %d attempts (last: %w)", ErrOutcomeUnknown, context.Cause(ctx), attempts, lastErr)
+	if lastErr == nil {
+		return fmt.Errorf("%w: %w before any attempt", ErrOutcomeUnknown, cause)
+	}
+	return fmt.Errorf("%w: %w after %d attempts (last: %w)", ErrOutcomeUnknown, cause, attempts, lastErr)
 }

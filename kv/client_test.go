@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -368,6 +369,41 @@ func TestClientGivesUpWhenContextEnds(t *testing.T) {
 	}
 }
 
+// TestClientOpTimeout: with OpTimeout, a command on a cluster whose every
+// attempt hangs gives up by itself, with no deadline on the caller's
+// context: no attempt is given more than what is left of the command's
+// time, and the error says the outcome is unknown and why.
+func TestClientOpTimeout(t *testing.T) {
+	fc, eps := newFakeCluster(t, 3, 0)
+	opts := fastOptions()
+	opts.AttemptTimeout = time.Hour
+	opts.OpTimeout = 60 * time.Millisecond
+	c := newTestClient(t, eps, opts)
+	if err := c.Put(context.Background(), []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	fc.takeCalls()
+	for id := uint64(1); id <= 3; id++ {
+		fc.script[id] = []fault{{block: true}, {block: true}, {block: true}}
+	}
+	// Were OpTimeout ignored, the hour-long attempt would hang the test.
+	err := c.Put(context.Background(), []byte("k"), []byte("w"))
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "OpTimeout 60ms") {
+		t.Fatalf("got %v; want ErrOutcomeUnknown wrapping context.DeadlineExceeded, naming OpTimeout 60ms", err)
+	}
+	calls := fc.takeCalls()
+	if len(calls) == 0 {
+		t.Fatal("no attempt made")
+	}
+	for _, cl := range calls {
+		// Every attempt has a deadline (AttemptTimeout); one made just
+		// before the end may find none of it left on arrival.
+		if cl.budget > opts.OpTimeout {
+			t.Fatalf("attempt %+v had %v, want at most OpTimeout %v", cl, cl.budget, opts.OpTimeout)
+		}
+	}
+}
+
 func TestClientBackoffHonoursContext(t *testing.T) {
 	fc, eps := newFakeCluster(t, 2, 0)
 	opts := fastOptions()
@@ -538,12 +574,13 @@ func TestNewClientValidates(t *testing.T) {
 		eps  []Endpoint
 		opts ClientOptions
 	}{
-		"no endpoints":     {nil, ClientOptions{}},
-		"nil endpoint":     {[]Endpoint{eps[0], nil}, ClientOptions{}},
-		"duplicate IDs":    {[]Endpoint{eps[0], eps[0]}, ClientOptions{}},
-		"endpoint ID 0":    {[]Endpoint{&fakeEndpoint{id: 0}}, ClientOptions{}},
-		"negative timeout": {eps, ClientOptions{AttemptTimeout: -1}},
-		"max below min":    {eps, ClientOptions{MinBackoff: time.Second, MaxBackoff: time.Millisecond}},
+		"no endpoints":        {nil, ClientOptions{}},
+		"nil endpoint":        {[]Endpoint{eps[0], nil}, ClientOptions{}},
+		"duplicate IDs":       {[]Endpoint{eps[0], eps[0]}, ClientOptions{}},
+		"endpoint ID 0":       {[]Endpoint{&fakeEndpoint{id: 0}}, ClientOptions{}},
+		"negative timeout":    {eps, ClientOptions{AttemptTimeout: -1}},
+		"negative op timeout": {eps, ClientOptions{OpTimeout: -1}},
+		"max below min":       {eps, ClientOptions{MinBackoff: time.Second, MaxBackoff: time.Millisecond}},
 	} {
 		if _, err := NewClient(tc.eps, tc.opts); !errors.Is(err, ErrInvalidOptions) {
 			t.Errorf("%s: got %v, want ErrInvalidOptions", name, err)

@@ -28,12 +28,12 @@ func TestOptions_ConfigShape(t *testing.T) {
 			Validate:       func(o *ClientOptions) error { return o.Validate() },
 			Required:       func() ClientOptions { return ClientOptions{} },
 			Set: func() ClientOptions {
-				return ClientOptions{ID: 5, AttemptTimeout: time.Second, MinBackoff: time.Millisecond, MaxBackoff: time.Second}
+				return ClientOptions{ID: 5, AttemptTimeout: time.Second, OpTimeout: 3 * time.Second, MinBackoff: time.Millisecond, MaxBackoff: time.Second}
 			},
 			Bad: func() ClientOptions {
-				return ClientOptions{AttemptTimeout: -1, MinBackoff: -1, MaxBackoff: -2}
+				return ClientOptions{AttemptTimeout: -1, OpTimeout: -3, MinBackoff: -1, MaxBackoff: -2}
 			},
-			Want: []string{"AttemptTimeout is -1ns", "MinBackoff is -1ns", "MaxBackoff is -2ns"},
+			Want: []string{"OpTimeout is -3ns", "AttemptTimeout is -1ns", "MinBackoff is -1ns", "MaxBackoff is -2ns"},
 		})
 	})
 }
