@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -112,5 +114,51 @@ func TestAckTracker(t *testing.T) {
 	state["b"] = val(99) // a value no write of the run wrote
 	if _, lost = tr.verify(read); len(lost) != 3 || lost[0] != "a" || lost[1] != "b" || lost[2] != "c" {
 		t.Errorf("lost %v, want [a b c]", lost)
+	}
+}
+
+// TestAckTrackerSweepKeepsVerdicts: sweeping writes that ended before the
+// last acknowledged write was called changes no verdict, for any write that
+// could be a key's final value, and keeps the map near the writes in
+// flight instead of every write of the run.
+func TestAckTrackerSweepKeepsVerdicts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	tr := newAckTracker([][]byte{[]byte("k")})
+	type w struct {
+		start, end int64
+		acked      bool
+	}
+	writes := map[uint64]w{}
+	peak := 0
+	clock := int64(0)
+	for id := uint64(1); id <= 20000; id++ {
+		clock += int64(rng.IntN(3))
+		start, end := clock, clock+int64(1+rng.IntN(8)) // a few in flight at once
+		acked := rng.IntN(50) != 0
+		writes[id] = w{start, end, acked}
+		tr.done(0, id, tr.base.Add(time.Duration(start)), tr.base.Add(time.Duration(end)), acked)
+		peak = max(peak, len(tr.slots[0].ends))
+	}
+	if peak > 4*minSweep+len(writes)/50*2 {
+		t.Errorf("map of %d writes at its peak, want it near the writes in flight", peak)
+	}
+	// The reference verdict, from every write: final q is consistent iff
+	// it is the last-called acknowledged write or it ended (or may end)
+	// after that write was called.
+	var last w
+	var lastID uint64
+	for id := uint64(1); id <= uint64(len(writes)); id++ { // in call order: the first of equal starts wins
+		if x := writes[id]; x.acked && (lastID == 0 || x.start > last.start) {
+			last, lastID = x, id
+		}
+	}
+	sl := &tr.slots[0]
+	for id, x := range writes {
+		want := id == lastID || !x.acked || x.end >= last.start
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, id)
+		if got := tr.found(sl, v, true); got != want {
+			t.Fatalf("write %d (%+v, last acked write %d %+v): found %v, want %v", id, x, lastID, last, got, want)
+		}
 	}
 }
