@@ -113,7 +113,7 @@ type Config struct {
 	SnapshotEvery    int `json:"snapshot-every"`
 	SnapshotTrailing int `json:"snapshot-trailing"`
 	// WALMemtable is Pebble's memtable size in bytes (0: the wal package's
-	// default, 8 MiB). Pebble keeps its own log file of every write until
+	// default, 32 MiB). Pebble keeps its own log file of every write until
 	// the memtable holding them is flushed, so it bounds the WAL directory
 	// as much as compaction does.
 	WALMemtable int `json:"wal-memtable"`

@@ -199,7 +199,7 @@ var Knobs = []Knob{
 	strKnob("read-mode", "how leaders confirm linearizable reads: index (a heartbeat round to a quorum) or lease (no round trip while the leader's lease holds; assumes bounded clock drift)", true, func(c *Config) *string { return &c.ReadMode }),
 	intKnob("snapshot-every", "snapshot the state machine and compact the log every this many applied entries (0 = never; the WAL then grows for the whole run)", func(c *Config) *int { return &c.SnapshotEvery }),
 	intKnob("snapshot-trailing", "log entries kept behind each snapshot, so a follower slightly behind catches up from the log", func(c *Config) *int { return &c.SnapshotTrailing }),
-	bytesKnob("wal-memtable", "Pebble memtable size (0 = the wal default, 8 MiB): Pebble's own log file holds every write until its memtable is flushed, so this bounds a node's WAL directory as much as snapshots do", func(c *Config) *int { return &c.WALMemtable }),
+	bytesKnob("wal-memtable", "Pebble memtable size (0 = the wal default, 32 MiB): Pebble's own log file holds every write until its memtable is flushed, so this bounds a node's WAL directory as much as snapshots do", func(c *Config) *int { return &c.WALMemtable }),
 	durKnob("wal-marker-lag", "how far the WAL's durable-index marker may trail synced saves (0 = exact: each synced save also waits for the marker's fsync); a restart refuses a log that lost entries acknowledged before the marker", func(c *Config) *Duration { return &c.WALMarkerLag }),
 	bytesKnob("payload", "value size", func(c *Config) *int { return &c.Payload }),
 	intKnob("clients", "closed loop: concurrent clients, each waiting for its reply (open loop: initial client pool)", func(c *Config) *int { return &c.Clients }),
