@@ -65,7 +65,7 @@ func (c *Combined) Markdown() string {
 	var b bytes.Buffer
 	b.WriteString("| figure | median | 95% CI | min | max | n |\n|---|---|---|---|---|---|\n")
 	for _, m := range c.Metrics {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d |\n", Metric{Name: m.Name, Unit: m.Unit}.label(), fmtNum(m.Median), ciText(m.CellJSON), fmtNum(m.Min), fmtNum(m.Max), m.N)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d |\n", Metric{Name: m.Name, Unit: m.Unit}.label(), numText(m.CellJSON, m.Median), ciText(m.CellJSON), numText(m.CellJSON, m.Min), numText(m.CellJSON, m.Max), m.N)
 	}
 	b.WriteString(c.notes("- "))
 	return b.String()
@@ -76,7 +76,7 @@ func (c *Combined) Text() string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "  %-22s %12s %22s %12s %12s\n", "figure", "median", "95% CI", "min", "max")
 	for _, m := range c.Metrics {
-		fmt.Fprintf(&b, "  %-22s %12s %22s %12s %12s\n", Metric{Name: m.Name, Unit: m.Unit}.label(), fmtNum(m.Median), ciText(m.CellJSON), fmtNum(m.Min), fmtNum(m.Max))
+		fmt.Fprintf(&b, "  %-22s %12s %22s %12s %12s\n", Metric{Name: m.Name, Unit: m.Unit}.label(), numText(m.CellJSON, m.Median), ciText(m.CellJSON), numText(m.CellJSON, m.Min), numText(m.CellJSON, m.Max))
 	}
 	b.WriteString(c.notes("  "))
 	return b.String()
@@ -100,6 +100,14 @@ func (c *Combined) notes(bullet string) string {
 		fmt.Fprintf(&b, "%s%s\n", bullet, n)
 	}
 	return b.String()
+}
+
+// numText formats v, a figure of c, or "n/a" when no run of c measured it.
+func numText(c CellJSON, v float64) string {
+	if c.N == 0 {
+		return "n/a"
+	}
+	return fmtNum(v)
 }
 
 func ciText(c CellJSON) string {

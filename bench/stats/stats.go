@@ -41,26 +41,37 @@ type Metric struct {
 	// HigherIsBetter says which direction is an improvement.
 	HigherIsBetter bool
 	Get            func(*results.Summary) float64
+	// Has, if set, says whether a run measured the metric at all: a run
+	// written before the figure existed, or by a system that cannot
+	// report it, reads 0, which is no measurement. Summarize leaves such
+	// runs out, and a group with none shows "n/a".
+	Has func(*results.Summary) bool
 }
+
+// hasCost says whether a run charged its window (summary.json "cost").
+func hasCost(s *results.Summary) bool { return s.Cost != nil }
 
 // Metrics are the headline figures compare and --count summarise.
 var Metrics = []Metric{
-	{"throughput_ops_per_sec", "throughput", "ops/s", true, func(s *results.Summary) float64 { return s.ThroughputOpsPerSec }},
-	{"throughput_mb_per_sec", "throughput", "MB/s", true, func(s *results.Summary) float64 { return s.ThroughputMBPerSec }},
-	{"p50_us", "p50", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P50 }},
-	{"p90_us", "p90", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P90 }},
-	{"p99_us", "p99", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P99 }},
-	{"p999_us", "p99.9", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P999 }},
-	{"max_us", "max", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.Max }},
+	{"throughput_ops_per_sec", "throughput", "ops/s", true, func(s *results.Summary) float64 { return s.ThroughputOpsPerSec }, nil},
+	{"throughput_mb_per_sec", "throughput", "MB/s", true, func(s *results.Summary) float64 { return s.ThroughputMBPerSec }, nil},
+	{"p50_us", "p50", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P50 }, nil},
+	{"p90_us", "p90", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P90 }, nil},
+	{"p99_us", "p99", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P99 }, nil},
+	{"p999_us", "p99.9", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.P999 }, nil},
+	{"max_us", "max", "µs", false, func(s *results.Summary) float64 { return s.LatencyUS.Max }, nil},
 	{"errors", "errors", "ops", false, func(s *results.Summary) float64 {
 		var n int64
 		for _, v := range s.Errors {
 			n += v
 		}
 		return float64(n)
-	}},
-	{"incomplete_ops", "incomplete", "ops", false, func(s *results.Summary) float64 { return float64(s.IncompleteOps) }},
-	{"leader_changes", "leader changes", "", false, func(s *results.Summary) float64 { return float64(s.LeaderChanges) }},
+	}, nil},
+	{"incomplete_ops", "incomplete", "ops", false, func(s *results.Summary) float64 { return float64(s.IncompleteOps) }, nil},
+	{"leader_changes", "leader changes", "", false, func(s *results.Summary) float64 { return float64(s.LeaderChanges) }, nil},
+	{Key: "cpu_us_per_op", Name: "CPU per op", Unit: "µs", Get: func(s *results.Summary) float64 { return s.Cost.CPUUSPerOp }, Has: hasCost},
+	{Key: "fsyncs_per_op", Name: "fsyncs per op", Get: func(s *results.Summary) float64 { return s.Cost.FsyncsPerOp }, Has: hasCost},
+	{Key: "allocs_per_op", Name: "allocs per op", Get: func(s *results.Summary) float64 { return s.Cost.AllocsPerOp }, Has: hasCost},
 }
 
 // MetricByKey finds a metric.
@@ -248,9 +259,14 @@ type Cell struct {
 
 // Summarize computes the cell of metric m for the summaries.
 func Summarize(ss []results.Summary, m Metric) Cell {
-	vals := make([]float64, len(ss))
+	vals := make([]float64, 0, len(ss))
 	for i := range ss {
-		vals[i] = m.Get(&ss[i])
+		if m.Has == nil || m.Has(&ss[i]) {
+			vals = append(vals, m.Get(&ss[i]))
+		}
+	}
+	if len(vals) == 0 {
+		return Cell{}
 	}
 	smp := benchmath.NewSample(vals, &benchmath.DefaultThresholds)
 	c := Cell{N: len(vals), Sample: smp, Summary: benchmath.AssumeNothing.Summary(smp, 0.95)}
@@ -264,6 +280,9 @@ func Summarize(ss []results.Summary, m Metric) Cell {
 // the confidence interval in percent (only with 2 or more runs; "∞" when
 // the sample is too small for a 95% interval).
 func (c Cell) String() string {
+	if c.N == 0 {
+		return "n/a"
+	}
 	v := fmtNum(c.Center)
 	if c.N < 2 {
 		return v
@@ -287,6 +306,9 @@ type Delta struct {
 
 // CompareCells computes the change of metric m from base to other.
 func CompareCells(base, other Cell, m Metric) Delta {
+	if base.N == 0 || other.N == 0 {
+		return Delta{Text: "n/a (not measured)"}
+	}
 	d := Delta{Pct: pct(base.Center, other.Center)}
 	if base.N < 2 || other.N < 2 {
 		d.Text = fmt.Sprintf("%+.2f%% (n=%d+%d, no test)", d.Pct, base.N, other.N)

@@ -176,3 +176,42 @@ func TestCombine(t *testing.T) {
 		t.Errorf("markdown:\n%s", md)
 	}
 }
+
+// TestCostMetricsLeaveOutUnmeasuredRuns: a run with no cost (written before
+// cost existed, or by a system without it) is no zero-cost run: it is left
+// out of CPU per op, and a group with none shows n/a rather than 0 or an
+// infinite change.
+func TestCostMetricsLeaveOutUnmeasuredRuns(t *testing.T) {
+	m, ok := MetricByKey("cpu_us_per_op")
+	if !ok || m.HigherIsBetter {
+		t.Fatalf("cpu_us_per_op metric %+v, %v: want one, lower is better", m, ok)
+	}
+	with := func(us ...float64) Group {
+		g := group("costed", us...)
+		for i := range g.Runs {
+			g.Runs[i].Summary.Cost = &results.Cost{CPUUSPerOp: us[i]}
+		}
+		return g
+	}
+	mixed := with(20, 21, 19)
+	mixed.Runs = append(mixed.Runs, group("old", 100).Runs...) // no cost
+	c := Summarize(mixed.Summaries(), m)
+	if c.N != 3 || c.Center != 20 || c.Min != 19 {
+		t.Errorf("mixed group: n %d median %v min %v, want the 3 costed runs (median 20, min 19)", c.N, c.Center, c.Min)
+	}
+	none := Summarize(summaries(group("old", 100, 101)), m)
+	if none.N != 0 || none.String() != "n/a" {
+		t.Errorf("group with no costed run: %+v %q, want n=0 shown as n/a", none, none.String())
+	}
+	if d := CompareCells(c, none, m); d.Significant || !strings.Contains(d.Text, "n/a") {
+		t.Errorf("change to an unmeasured group: %+v, want n/a", d)
+	}
+	tab := Compare([]Group{with(20, 21, 19, 20, 22, 18), with(10, 11, 9, 10, 12, 8)}).Markdown()
+	if !strings.Contains(tab, "| CPU per op (µs) | 20 ±") || !strings.Contains(tab, "-50.00%") {
+		t.Errorf("compare table lacks the CPU row or its change:\n%s", tab)
+	}
+	comb := Combine([]string{"a", "b"}, summaries(group("old", 100, 101)))
+	if txt := comb.Text(); !strings.Contains(txt, "n/a") {
+		t.Errorf("--count summary of runs without cost shows no n/a:\n%s", txt)
+	}
+}
