@@ -25,8 +25,8 @@ type Endpoint interface {
 }
 
 // ErrOutcomeUnknown is wrapped by a Client error when the command may or may
-// not have been applied: the caller's context ended while attempts were
-// unanswered, or the session expired after an attempt that may have reached
+// not have been applied: the caller's context ended (or the command's
+// OpTimeout passed) while attempts were unanswered, or the session expired after an attempt that may have reached
 // the log. Any other Client error means the command was not applied.
 var ErrOutcomeUnknown = errors.New("kv: outcome unknown")
 
@@ -114,8 +114,9 @@ func (o ClientOptions) Validate() error {
 
 // Client issues commands to a replicated Store through a set of endpoints,
 // as one client session: it finds the leader, follows redirects, and retries
-// a command with the same sequence number until it is answered or the
-// caller's context ends, so the store applies it at most once.
+// a command with the same sequence number until it is answered, the
+// caller's context ends or its OpTimeout passes, so the store applies it at
+// most once.
 //
 // A Client is safe for concurrent use, but runs one command at a time (a
 // session answers only its last command); use several Clients for
@@ -219,7 +220,7 @@ func (c *Client) CASAbsent(ctx context.Context, key, value []byte) (swapped bool
 func (c *Client) Get(ctx context.Context, key []byte) (value []byte, found bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, _, err := c.send(ctx, AppendGetQuery(nil, key), true)
+	r, _, err := c.send(ctx, c.deadline(), AppendGetQuery(nil, key), true)
 	if err != nil {
 		return nil, false, fmt.Errorf("kv: get %q (client %d): %w", key, c.id, err)
 	}
@@ -234,9 +235,10 @@ func (c *Client) Get(ctx context.Context, key []byte) (value []byte, found bool,
 func (c *Client) command(ctx context.Context, cmd Command) (Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	deadline := c.deadline() // one for the command: session opening and renewal included
 	for {
 		if !c.open {
-			if err := c.openSession(ctx); err != nil {
+			if err := c.openSession(ctx, deadline); err != nil {
 				return Result{}, fmt.Errorf("kv: %v %q: %w", cmd.Op, cmd.Key, err)
 			}
 		}
@@ -246,7 +248,7 @@ func (c *Client) command(ctx context.Context, cmd Command) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("kv: %v %q: %w", cmd.Op, cmd.Key, err)
 		}
-		r, mayHaveApplied, err := c.send(ctx, enc, false)
+		r, mayHaveApplied, err := c.send(ctx, deadline, enc, false)
 		if err != nil {
 			return Result{}, fmt.Errorf("kv: %v %q (client %d seq %d): %w", cmd.Op, cmd.Key, cmd.ClientID, cmd.Seq, err)
 		}
@@ -270,12 +272,12 @@ func (c *Client) command(ctx context.Context, cmd Command) (Result, error) {
 
 // openSession sends the open command (seq 1). A retried or duplicated open
 // is answered from the session like any retry, so it is safe to repeat.
-func (c *Client) openSession(ctx context.Context) error {
+func (c *Client) openSession(ctx context.Context, deadline time.Time) error {
 	enc, err := AppendCommand(nil, Command{Op: OpOpen, ClientID: c.id, Seq: 1})
 	if err != nil {
 		return err
 	}
-	r, _, err := c.send(ctx, enc, false)
+	r, _, err := c.send(ctx, deadline, enc, false)
 	if err != nil {
 		return fmt.Errorf("open session for client %d: %w", c.id, err)
 	}
@@ -294,8 +296,17 @@ func (c *Client) renew() {
 	c.id, c.seq, c.open = randomID(), 0, false
 }
 
+// deadline is the end of a command begun now: OpTimeout from now, or zero
+// without one.
+func (c *Client) deadline() time.Time {
+	if c.opts.OpTimeout > 0 {
+		return time.Now().Add(c.opts.OpTimeout)
+	}
+	return time.Time{}
+}
+
 // send sends payload (a command, or a query if read) until some endpoint
-// answers or ctx ends. mayHaveApplied reports whether any attempt ended in a
+// answers, ctx ends or the command's deadline (zero for none) passes. mayHaveApplied reports whether any attempt ended in a
 // way that leaves open whether the payload reached a log (anything but a
 // not-leader or overloaded refusal, or an ErrNotSent).
 //
@@ -305,14 +316,10 @@ func (c *Client) renew() {
 // that may be gone. A hint to the suspect is therefore not followed until
 // every other endpoint has been tried since; if they all still point at
 // it, it is asked again.
-func (c *Client) send(ctx context.Context, payload []byte, read bool) (r Result, mayHaveApplied bool, err error) {
+func (c *Client) send(ctx context.Context, deadline time.Time, payload []byte, read bool) (r Result, mayHaveApplied bool, err error) {
 	var lastErr error
 	attempts, failures, redirects := 0, 0, 0
 	s := suspicion{suspect: -1}
-	var deadline time.Time // the command's, with OpTimeout
-	if c.opts.OpTimeout > 0 {
-		deadline = time.Now().Add(c.opts.OpTimeout)
-	}
 	for {
 		attempt := c.opts.AttemptTimeout
 		if !deadline.IsZero() {

@@ -379,12 +379,11 @@ func TestClientOpTimeout(t *testing.T) {
 	opts.AttemptTimeout = time.Hour
 	opts.OpTimeout = 60 * time.Millisecond
 	c := newTestClient(t, eps, opts)
-	if err := c.Put(context.Background(), []byte("k"), []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	fc.takeCalls()
+	// The session's open succeeds after a 40 ms hang, then the put hangs:
+	// the two together must fit in one OpTimeout.
+	fc.script[1] = []fault{{then: func() { time.Sleep(40 * time.Millisecond) }}}
 	for id := uint64(1); id <= 3; id++ {
-		fc.script[id] = []fault{{block: true}, {block: true}, {block: true}}
+		fc.script[id] = append(fc.script[id], fault{block: true}, fault{block: true}, fault{block: true})
 	}
 	// Were OpTimeout ignored, the hour-long attempt would hang the test.
 	err := c.Put(context.Background(), []byte("k"), []byte("w"))
@@ -392,8 +391,12 @@ func TestClientOpTimeout(t *testing.T) {
 		t.Fatalf("got %v; want ErrOutcomeUnknown wrapping context.DeadlineExceeded, naming OpTimeout 60ms", err)
 	}
 	calls := fc.takeCalls()
-	if len(calls) == 0 {
-		t.Fatal("no attempt made")
+	if len(calls) < 2 || calls[0].op != OpOpen || calls[1].op != OpPut {
+		t.Fatalf("calls %+v, want the session's open, then the put", calls)
+	}
+	// The put's attempts had only what the open left of the one timeout.
+	if b := calls[1].budget; b > opts.OpTimeout-40*time.Millisecond {
+		t.Errorf("put's first attempt had %v, want at most OpTimeout less the open's 40 ms", b)
 	}
 	for _, cl := range calls {
 		// Every attempt has a deadline (AttemptTimeout); one made just

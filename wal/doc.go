@@ -50,21 +50,23 @@
 // (every synced one included): no hole, no torn entry, no later save without
 // the earlier ones. Compact and SaveSnapshot are always synced.
 //
-// Damage is refused, never read as a shorter log. Every WAL Pebble writes
-// carries sync offsets (see openDB), so its replay reports damage to synced
-// data where a later block vouches for it. Where nothing can vouch (the
-// WAL's last block, a WAL file cut short), a second line of defence does
-// not depend on Pebble's recovery rules: a small marker file beside
-// Pebble's, DURABLE-<group>, holds the log's last index as of a recent
-// write it reported durable, and Open refuses with ErrCorrupt (naming the
-// index found and the index expected) a log that ends before it. The
-// marker is fsynced after Pebble's WAL, at most PebbleOptions.MarkerLag
-// (10 ms) after a synced write returns (before it returns, with
-// ExactMarker; and over every synced write at Close), and lowered before a
-// write that shortens the log (a conflict truncation, a replacing
-// snapshot) is applied, so no crash at any point makes Open refuse a log
-// that lost only what it never reported durable; durable.go has the
-// argument and the measurement behind the trailing default. Open also refuses a hard state
+// Damage is refused, never read as a shorter log, except for entries
+// reported durable within the marker's trailing window before a crash
+// (below). Every WAL Pebble writes carries sync offsets (see openDB), so
+// its replay reports damage to synced data where a later block vouches for
+// it. Where nothing can vouch (the WAL's last block, a WAL file cut short),
+// a second line of defence does not depend on Pebble's recovery rules: a
+// small marker file beside Pebble's, DURABLE-<group>, holds the log's last
+// index as of a recent write it reported durable, and Open refuses with
+// ErrCorrupt (naming the index found and the index expected) a log that
+// ends before it. The marker is fsynced after Pebble's WAL, within
+// PebbleOptions.MarkerLag (10 ms) plus up to two marker fsyncs after a
+// synced write returns (before it returns, with ExactMarker; and over
+// every synced write at Close), and lowered before a write that shortens
+// the log (a conflict truncation, a replacing snapshot) is applied, so no
+// crash at any point makes Open refuse a log that lost only what it never
+// reported durable; durable.go has the argument and the measurement behind
+// the trailing default. Open also refuses a hard state
 // that commits past the last entry, which Save never writes.
 //
 // Concurrent synced saves ride Pebble's group commit: they are applied in

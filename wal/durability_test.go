@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -439,12 +440,22 @@ func TestCrashAtEverySyncNeverRefusesOrLoses(t *testing.T) {
 	if testing.Short() {
 		seeds = 1
 	}
-	for seed := uint64(1); seed <= uint64(seeds); seed++ {
-		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { crashAtEverySync(t, seed) })
+	// The marker exact, trailing by the default lag (few raises in so
+	// short a run), and trailing by a nanosecond (a raise racing nearly
+	// every save and shortening).
+	modes := []struct {
+		name  string
+		exact bool
+		lag   time.Duration
+	}{{"exact", true, 0}, {"lag=default", false, 0}, {"lag=1ns", false, time.Nanosecond}}
+	for _, m := range modes {
+		for seed := uint64(1); seed <= uint64(seeds); seed++ {
+			t.Run(fmt.Sprintf("%s/seed=%d", m.name, seed), func(t *testing.T) { crashAtEverySync(t, seed, m.exact, m.lag) })
+		}
 	}
 }
 
-func crashAtEverySync(t *testing.T, seed uint64) {
+func crashAtEverySync(t *testing.T, seed uint64, exact bool, lag time.Duration) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	mem := vfs.NewCrashableMem()
 	type crash struct {
@@ -466,7 +477,7 @@ func crashAtEverySync(t *testing.T, seed uint64) {
 		}
 		crashes = append(crashes, crash{mem.CrashClone(vfs.CrashCloneCfg{}), syncedDone, started})
 	}
-	opts := PebbleOptions{FS: syncHookFS{mem, hook}, MemTableSize: 1 << 20, Logger: quietTestLogger{t}}
+	opts := PebbleOptions{FS: syncHookFS{mem, hook}, MemTableSize: 1 << 20, ExactMarker: exact, MarkerLag: lag, Logger: quietTestLogger{t}}
 	l := mustOpen(t, "wal", opts)
 	model := NewMemory()
 	history := []logState{readState(t, model)}
@@ -613,5 +624,62 @@ func TestNewDirectorySurvivesCrash(t *testing.T) {
 	defer l.Close()
 	if last, err := l.LastIndex(); err != nil || last != 5 {
 		t.Fatalf("last index after the crash = %d, %v; want 5", last, err)
+	}
+}
+
+// failingMarkFS fails every fdatasync of the marker file once failing is
+// set; everything else passes through.
+type failingMarkFS struct {
+	vfs.FS
+	failing *atomic.Bool
+}
+
+func (fs failingMarkFS) OpenReadWrite(name string, cat vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := fs.FS.OpenReadWrite(name, cat, opts...)
+	if err != nil || !strings.Contains(name, "DURABLE-") {
+		return f, err
+	}
+	return failingMarkFile{File: f, failing: fs.failing}, nil
+}
+
+type failingMarkFile struct {
+	vfs.File
+	failing *atomic.Bool
+}
+
+func (f failingMarkFile) SyncData() error {
+	if f.failing.Load() {
+		return errors.New("injected marker fsync failure")
+	}
+	return f.File.SyncData()
+}
+
+// TestMarkerFailureFailsTheLog: when the trailing marker's fsync fails,
+// the marker on disk may hold the new value or the old, so the log fails
+// as after a failed WAL fsync: later saves, and above all a save that
+// shortens the log (which could otherwise be applied under a marker above
+// it), are refused, naming the marker.
+func TestMarkerFailureFailsTheLog(t *testing.T) {
+	for _, exact := range []bool{false, true} {
+		failing := new(atomic.Bool)
+		fs := failingMarkFS{FS: vfs.NewMem(), failing: failing}
+		l := mustOpen(t, "db", PebbleOptions{FS: fs, ExactMarker: exact, MarkerLag: time.Millisecond, Logger: quietTestLogger{t}})
+		mustSave(t, l, core.HardState{Term: 1, Commit: 2}, run(1, 10, 1))
+		failing.Store(true)
+		err := l.Save(core.HardState{Term: 1, Commit: 2}, run(11, 20, 1), true)
+		if exact != (err != nil) {
+			t.Fatalf("exact=%v: synced save with a failing marker: %v", exact, err)
+		}
+		// Trailing: the save returned; wait for markLoop's failed raise.
+		for deadline := time.Now().Add(10 * time.Second); l.failed.Load() == nil; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("exact=%v: the log did not fail after its marker's fsync failed", exact)
+			}
+		}
+		err = l.Save(core.HardState{Term: 2, Commit: 2}, run(5, 6, 2), true) // a conflict truncation
+		if err == nil || !strings.Contains(err.Error(), "durability marker") {
+			t.Fatalf("exact=%v: shortening save after a failed marker: %v, want an error naming the durability marker", exact, err)
+		}
+		_ = l.Close()
 	}
 }

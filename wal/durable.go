@@ -60,9 +60,11 @@ import (
 // PebbleOptions.MarkerLag (10 ms), so the saves of an interval share one
 // marker fsync. The marker is a detector, not a durability mechanism — an
 // acknowledged entry is on disk either way — and a trailing marker still
-// catches every loss of an entry acknowledged before the marker's last
-// completed fsync; what it can miss is the loss of entries acknowledged in
-// the last MarkerLag plus one fsync before a crash. Close raises D over
+// catches every loss of an entry acknowledged before its last completed
+// raise began (a raise reads what is durable, then writes and fsyncs the
+// marker); what it can miss is the loss of entries acknowledged in the
+// last MarkerLag plus up to two marker fsyncs before a crash (the raise in
+// progress, and the next, which may also wait behind a lowering). Close raises D over
 // every synced save, so a cleanly closed log is checked exactly. With
 // ExactMarker a synced save waits for the raise, two fsyncs instead of
 // one, and the check is exact after any crash.
@@ -169,14 +171,25 @@ func openMark(fs vfs.FS, dir string, group uint64) (*durableMark, error) {
 }
 
 // set makes value the marker's D, durably, in the slot after the newest.
+//
+// When it fails, the new slot may still reach the disk whole (a write that
+// reported an error, a sync that failed after the data went out), so D on
+// disk is then either value: m.value becomes the higher of the two, which
+// keeps a later lowering (shortenMark) from skipping a marker that may be
+// above the log, and m.seq moves past the slot, so the next write goes to
+// the other one and cannot tear the only valid slot.
 func (m *durableMark) set(value uint64) error {
 	seq := m.seq + 1
 	encodeSlot(m.buf[:], m.group, seq, value)
-	if _, err := m.f.WriteAt(m.buf[:], int64(seq%2)*markSlotSize); err != nil {
-		return fmt.Errorf("write %s: %w", m.path, err)
+	var err error
+	if _, err = m.f.WriteAt(m.buf[:], int64(seq%2)*markSlotSize); err != nil {
+		err = fmt.Errorf("write %s: %w", m.path, err)
+	} else if err = m.f.SyncData(); err != nil {
+		err = fmt.Errorf("sync %s: %w", m.path, err)
 	}
-	if err := m.f.SyncData(); err != nil {
-		return fmt.Errorf("sync %s: %w", m.path, err)
+	if err != nil {
+		m.seq, m.value = seq, max(m.value, value)
+		return err
 	}
 	m.seq, m.value = seq, value
 	return nil

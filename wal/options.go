@@ -48,8 +48,8 @@ type PebbleOptions struct {
 	// MarkerLag bounds how far the durable-index marker trails synced
 	// saves when ExactMarker is off: the log's marker goroutine raises it
 	// over every save noted durable, at most once per MarkerLag, so Open
-	// refuses a log that lost any entry reported durable more than about
-	// MarkerLag plus one fsync before a crash. In (0, 1s]. Default
+	// refuses a log that lost any entry reported durable more than
+	// MarkerLag plus up to two marker fsyncs before a crash (durable.go). In (0, 1s]. Default
 	// DefaultMarkerLag (see its measurement).
 	MarkerLag time.Duration
 

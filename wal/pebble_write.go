@@ -29,8 +29,9 @@ func (l *PebbleLog) Save(hs core.HardState, ents []core.Entry, sync bool) error 
 	return l.finish(p)
 }
 
-// pending is a synced write applied to Pebble whose fsync and marker update
-// are still due; b is nil when there is none to wait for.
+// pending is a synced write applied to Pebble whose fsync is still due
+// (and, with ExactMarker, its marker raise); b is nil when there is none to
+// wait for.
 type pending struct {
 	b    *pebble.Batch
 	seq  uint64 // the write's place in Pebble's order
@@ -184,9 +185,8 @@ func (l *PebbleLog) finish(p pending) error {
 		}
 		return nil
 	}
-	if err := l.raise(); err != nil {
-		l.fail(err)
-		return fmt.Errorf("wal: %s: durability marker: %w", l.dir, err)
+	if err := l.raiseOrFail(); err != nil {
+		return fmt.Errorf("wal: %s: %w", l.dir, err)
 	}
 	return nil
 }
@@ -206,9 +206,7 @@ func (l *PebbleLog) markLoop() {
 		case <-l.markKick:
 		}
 		if l.failed.Load() == nil {
-			if err := l.raise(); err != nil {
-				l.fail(fmt.Errorf("durability marker: %w", err))
-			}
+			_ = l.raiseOrFail() // the log has failed with it; every call now says so
 		}
 		lag.Reset(l.markLag)
 		select {
@@ -223,6 +221,19 @@ func (l *PebbleLog) markLoop() {
 // shortening is a write that made the log shorter: its place in Pebble's
 // order and the log's last index after it.
 type shortening struct{ seq, last uint64 }
+
+// raiseOrFail raises the marker and, if that fails, fails the log before
+// releasing markMu, so a shortening waiting for markMu sees the failure.
+func (l *PebbleLog) raiseOrFail() error {
+	l.markMu.Lock()
+	defer l.markMu.Unlock()
+	err := l.raiseLocked()
+	if err != nil {
+		err = fmt.Errorf("durability marker: %w", err)
+		l.fail(err)
+	}
+	return err
+}
 
 // noteDurable records that write seq, after which the log's last index was
 // last, is durable in Pebble (its fsync returned).
@@ -242,6 +253,11 @@ func (l *PebbleLog) noteDurable(seq, last uint64) {
 func (l *PebbleLog) raise() error {
 	l.markMu.Lock()
 	defer l.markMu.Unlock()
+	return l.raiseLocked()
+}
+
+// raiseLocked is raise with markMu held.
+func (l *PebbleLog) raiseLocked() error {
 	l.durMu.Lock()
 	d, target := l.durSeq, l.durLast
 	l.durMu.Unlock()
@@ -273,6 +289,12 @@ func (l *PebbleLog) shortenMark(seq, last uint64) error {
 	l.durMu.Unlock()
 	l.markMu.Lock()
 	defer l.markMu.Unlock()
+	// A marker write that failed (markLoop's, since the caller passed
+	// usable) leaves the marker's state on disk unknown: refuse to shorten
+	// the log under it.
+	if err := l.failed.Load(); err != nil {
+		return fmt.Errorf("an earlier write failed: %w", *err)
+	}
 	// Only shortenings after the newest durable write can bound a raise.
 	keep := l.shortened[:0]
 	for _, s := range l.shortened {
