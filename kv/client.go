@@ -306,9 +306,10 @@ func (c *Client) deadline() time.Time {
 }
 
 // send sends payload (a command, or a query if read) until some endpoint
-// answers, ctx ends or the command's deadline (zero for none) passes. mayHaveApplied reports whether any attempt ended in a
-// way that leaves open whether the payload reached a log (anything but a
-// not-leader or overloaded refusal, or an ErrNotSent).
+// answers, ctx ends or the command's deadline (zero for none) passes.
+// mayHaveApplied reports whether any attempt ended in a way that leaves
+// open whether the payload reached a log (anything but a not-leader or
+// overloaded refusal, or an ErrNotSent).
 //
 // An endpoint whose attempt timed out (or failed without a verdict) is
 // suspect: followers that have not noticed yet still name it as leader,

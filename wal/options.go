@@ -21,8 +21,8 @@ type PebbleOptions struct {
 	FS vfs.FS
 
 	// MemTableSize is the size of one Pebble memtable, in [1 MiB, 4 GiB).
-	// Default DefaultMemTableSize, 32 MiB. See pebbleOptions for why: it bounds the WAL's disk
-	// footprint.
+	// Default DefaultMemTableSize, 32 MiB. See pebbleOptions for why: it
+	// bounds the WAL's disk footprint and sets the tail.
 	MemTableSize uint64
 
 	// CacheSize is Pebble's block cache in bytes, at least 1 MiB. Default
@@ -49,8 +49,8 @@ type PebbleOptions struct {
 	// saves when ExactMarker is off: the log's marker goroutine raises it
 	// over every save noted durable, at most once per MarkerLag, so Open
 	// refuses a log that lost any entry reported durable more than
-	// MarkerLag plus up to two marker fsyncs before a crash (durable.go). In (0, 1s]. Default
-	// DefaultMarkerLag (see its measurement).
+	// MarkerLag plus up to two marker fsyncs before a crash (durable.go).
+	// In (0, 1s]. Default DefaultMarkerLag (see its measurement).
 	MarkerLag time.Duration
 
 	// TermCacheRuns bounds the term cache: how many runs of equal terms in
