@@ -51,8 +51,13 @@ peers-test:
 vet:
 	$(GO) vet $(PKGS)
 
+## unit: the race-enabled suite. The tests that start node processes (cli,
+## bench/procs, bench/crashsoak) share one raftbench binary built first,
+## without -race (internal/testbin says why).
+TESTBIN := $(CURDIR)/bin/raftbench-test
 unit:
-	$(GO) test -race -count=1 -timeout 9m -skip '^(TestSimulation|TestCorruptionMatrix)$$' $(PKGS)
+	$(GO) build -o $(TESTBIN) ./cmd/raftbench
+	RAFTBENCH_TEST_BIN=$(TESTBIN) $(GO) test -race -count=1 -timeout 9m -skip '^(TestSimulation|TestCorruptionMatrix)$$' $(PKGS)
 
 ## sim-short: the core simulator's default 2,100 seeds, showing its summary
 ## line (go test hides a passing test's output otherwise).

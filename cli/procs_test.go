@@ -7,11 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/raftbench/raftbench/bench/netns"
 	"github.com/raftbench/raftbench/bench/procs"
 	"github.com/raftbench/raftbench/bench/results"
+	"github.com/raftbench/raftbench/internal/testbin"
 )
 
 // The node processes' Raft timing: short enough for a quick test, long
@@ -28,47 +27,19 @@ import (
 // do not hold needless elections.
 var procTiming = []string{"--tick", "5ms", "--election-timeout", "400ms", "--heartbeat", "40ms"}
 
-// The binary the node processes run: this command, built once per test
-// binary run without -race (the nodes are the system under test; the
-// harness, in the test binary, is what runs under the race detector).
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-	buildDir  string
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
 func buildRaftbench(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = fmt.Errorf("the test builds raftbench and needs the go command on PATH: %w", err)
-			return
-		}
-		if buildDir, err = os.MkdirTemp("", "raftbench-test-bin-"); err != nil {
-			buildErr = err
-			return
-		}
-		bin := filepath.Join(buildDir, "raftbench")
-		if out, err := exec.Command(goTool, "build", "-o", bin, "../cmd/raftbench").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		builtBin = bin
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin, err := testbin.Raftbench()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return builtBin
+	return bin
 }
 
 // runCLI runs raftbench with args, its node processes (if any) from the

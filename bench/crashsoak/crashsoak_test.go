@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,22 +14,14 @@ import (
 
 	"github.com/raftbench/raftbench/bench/procs"
 	"github.com/raftbench/raftbench/clientapi"
+	"github.com/raftbench/raftbench/internal/testbin"
 	"github.com/raftbench/raftbench/kv"
-)
-
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
 )
 
 // TestMain fails the package if a soak leaves a goroutine behind.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	testbin.Cleanup()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			println("goleak:", err.Error())
@@ -41,27 +31,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// raftbench builds cmd/raftbench once per test binary.
+// raftbench is the binary the soaks start their nodes from.
 func raftbench(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		if buildDir, buildErr = os.MkdirTemp("", "crashsoak-test-"); buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "raftbench")
-		if out, err := exec.Command(goTool, "build", "-o", buildBin, "../../cmd/raftbench").CombinedOutput(); err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build raftbench: %v", buildErr)
+	bin, err := testbin.Raftbench()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return buildBin
+	return bin
 }
 
 // fast are node flags for quick elections in tests.

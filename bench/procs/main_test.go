@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/raftbench/raftbench/internal/testbin"
 )
 
 // harnessEnv, when set (to a directory), makes the test binary a harness
@@ -30,13 +29,6 @@ var testFlags = []string{"--tick", "5ms", "--election-timeout", "500ms", "--hear
 // testClusterID is the cluster ID of the tests' clusters ("procs").
 const testClusterID = 0x70726f6373
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
-)
-
 // TestMain runs the harness helper when asked to; otherwise the tests,
 // failing the package if one leaves a goroutine behind (the reapers, the
 // forker and the admin clients' connections must end with Close).
@@ -46,11 +38,7 @@ func TestMain(m *testing.M) {
 	}
 	code := 0
 	func() {
-		defer func() {
-			if buildDir != "" {
-				os.RemoveAll(buildDir)
-			}
-		}()
+		defer testbin.Cleanup()
 		// goleak.VerifyTestMain would exit before the deferred cleanup.
 		code = m.Run()
 		if code == 0 {
@@ -63,29 +51,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// raftbench builds cmd/raftbench once per test binary (without -race: the
-// nodes are what the tests drive, not what they check for races).
+// raftbench is the binary the tests start their nodes from.
 func raftbench(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = fmt.Errorf("the test builds raftbench and needs the go command on PATH: %w", err)
-			return
-		}
-		if buildDir, buildErr = os.MkdirTemp("", "procs-test-"); buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "raftbench")
-		out, err := exec.Command(goTool, "build", "-o", buildBin, "../../cmd/raftbench").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin, err := testbin.Raftbench()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return buildBin
+	return bin
 }
 
 // harnessMain supervises one node and waits: it prints the node's PID and
