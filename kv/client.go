@@ -138,6 +138,9 @@ type Client struct {
 	// leader is the index of the endpoint to try first.
 	leader int
 	rng    *rand.Rand
+	// attempts gives each attempt its context (attempt.go says why it
+	// is reused).
+	attempts *attempts
 }
 
 // NewClient returns a client that talks to endpoints (each with a distinct
@@ -166,6 +169,7 @@ func NewClient(endpoints []Endpoint, opts ClientOptions) (*Client, error) {
 	}
 	c := &Client{opts: opts, endpoints: endpoints, byID: byID, id: opts.ID}
 	c.rng = rand.New(rand.NewPCG(c.id, uint64(time.Now().UnixNano())))
+	c.attempts = newAttempts(c)
 	return c, nil
 }
 
@@ -331,14 +335,14 @@ func (c *Client) send(ctx context.Context, deadline time.Time, payload []byte, r
 		}
 		s.tried(c.leader)
 		ep := c.endpoints[c.leader]
-		actx, cancel := context.WithTimeout(ctx, attempt)
+		actx := c.attempts.begin(ctx, attempt)
 		var v any
 		if read {
 			v, err = ep.Read(actx, payload)
 		} else {
 			v, err = ep.Propose(actx, payload)
 		}
-		cancel()
+		c.attempts.end()
 		attempts++
 		if err == nil {
 			r, ok := v.(Result)

@@ -1,0 +1,138 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// An attempt that ends before its deadline leaves its context usable, and
+// the next attempt reuses it with the new deadline.
+func TestAttemptContextReused(t *testing.T) {
+	h := &attempts{}
+	defer h.drop()
+	parent := context.Background()
+	first := h.begin(parent, time.Hour)
+	d1, ok := first.Deadline()
+	if !ok || time.Until(d1) < 59*time.Minute {
+		t.Fatalf("first deadline %v, %v; want about an hour from now", d1, ok)
+	}
+	h.end()
+	second := h.begin(parent, time.Minute)
+	defer h.end()
+	if second != first {
+		t.Fatal("a context that did not expire was not reused")
+	}
+	d2, _ := second.Deadline()
+	if !d2.Before(d1) || time.Until(d2) > time.Minute {
+		t.Fatalf("second deadline %v; want at most a minute from now", d2)
+	}
+	if second.Err() != nil {
+		t.Fatalf("reused context's Err = %v", second.Err())
+	}
+	select {
+	case <-second.Done():
+		t.Fatal("reused context is done")
+	default:
+	}
+}
+
+// An attempt whose deadline passes is cancelled with DeadlineExceeded, as
+// its error and its cause; the next attempt gets a fresh context.
+func TestAttemptContextExpires(t *testing.T) {
+	h := &attempts{}
+	defer h.drop()
+	parent := context.Background()
+	ctx := h.begin(parent, 5*time.Millisecond)
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("attempt context not done 10 s after its 5 ms deadline")
+	}
+	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Err = %v, want DeadlineExceeded", err)
+	}
+	if err := context.Cause(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Cause = %v, want DeadlineExceeded", err)
+	}
+	h.end()
+	next := h.begin(parent, time.Hour)
+	defer h.end()
+	if next == ctx {
+		t.Fatal("an expired context was reused")
+	}
+	if next.Err() != nil {
+		t.Fatalf("fresh context's Err = %v", next.Err())
+	}
+}
+
+// The caller's context ending ends the attempt with its error and cause,
+// and a child derived from the attempt ends with it.
+func TestAttemptContextFollowsCaller(t *testing.T) {
+	h := &attempts{}
+	defer h.drop()
+	parent, cancel := context.WithCancelCause(context.Background())
+	why := errors.New("run over")
+	ctx := h.begin(parent, time.Hour)
+	child, stop := context.WithTimeout(ctx, time.Hour)
+	defer stop()
+	cancel(why)
+	for _, c := range []context.Context{ctx, child} {
+		select {
+		case <-c.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("not done 10 s after the caller's context was cancelled")
+		}
+		if err := c.Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Err = %v, want Canceled", err)
+		}
+		if err := context.Cause(c); !errors.Is(err, why) {
+			t.Fatalf("Cause = %v, want the caller's cause", err)
+		}
+	}
+	h.end()
+	if next := h.begin(parent, time.Hour); next == ctx || next.Err() == nil {
+		t.Fatalf("after the caller's context ended: got the old context %v, Err %v", next == ctx, next.Err())
+	}
+	h.end()
+}
+
+// The attempt's deadline is the caller's when that comes first, as with
+// context.WithDeadline.
+func TestAttemptContextCallerDeadlineFirst(t *testing.T) {
+	h := &attempts{}
+	defer h.drop()
+	want := time.Now().Add(time.Minute)
+	parent, cancel := context.WithDeadline(context.Background(), want)
+	defer cancel()
+	ctx := h.begin(parent, time.Hour)
+	defer h.end()
+	if got, ok := ctx.Deadline(); !ok || !got.Equal(want) {
+		t.Fatalf("Deadline = %v, %v; want the caller's %v", got, ok, want)
+	}
+}
+
+// A new caller context gets a new attempt context; the old one is released
+// (cancelled, so it leaves the old caller context's children).
+func TestAttemptContextNewCaller(t *testing.T) {
+	h := &attempts{}
+	defer h.drop()
+	p1, c1 := context.WithCancel(context.Background())
+	defer c1()
+	a1 := h.begin(p1, time.Hour)
+	h.end()
+	p2, c2 := context.WithCancel(context.Background())
+	defer c2()
+	a2 := h.begin(p2, time.Hour)
+	h.end()
+	if a1 == a2 {
+		t.Fatal("an attempt context was reused under another caller context")
+	}
+	if a1.Err() == nil {
+		t.Fatal("the replaced attempt context was not released")
+	}
+	if a2.Err() != nil {
+		t.Fatalf("new attempt context's Err = %v", a2.Err())
+	}
+}
