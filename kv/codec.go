@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
 )
 
 // encodingVersion is the first byte of every command and query. A replica
@@ -105,6 +107,9 @@ func AppendCommand(dst []byte, c Command) ([]byte, error) {
 	if err := c.validate(); err != nil {
 		return dst, err
 	}
+	// One allocation for the whole command: growing from nil took three
+	// per Put (a third of the client's allocations).
+	dst = slices.Grow(dst, c.encodedLen())
 	dst = append(dst, encodingVersion, byte(c.Op))
 	dst = binary.AppendUvarint(dst, c.ClientID)
 	dst = binary.AppendUvarint(dst, c.Seq)
@@ -223,6 +228,28 @@ func DecodeResult(b []byte) (Result, error) {
 	}
 	return r, nil
 }
+
+// encodedLen is the length of c's encoding by AppendCommand.
+func (c *Command) encodedLen() int {
+	n := 2 + uvarintLen(c.ClientID) + uvarintLen(c.Seq)
+	switch c.Op {
+	case OpPut:
+		n += bytesLen(c.Key) + bytesLen(c.Value)
+	case OpDelete:
+		n += bytesLen(c.Key)
+	case OpCAS:
+		n += bytesLen(c.Key) + 1 + bytesLen(c.Value)
+		if !c.ExpectAbsent {
+			n += bytesLen(c.Expected)
+		}
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+
+// bytesLen is the length of b's encoding by appendBytes.
+func bytesLen(b []byte) int { return uvarintLen(uint64(len(b))) + len(b) }
 
 func appendBytes(dst, b []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(b)))

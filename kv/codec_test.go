@@ -245,3 +245,28 @@ func TestResultBinary(t *testing.T) {
 		t.Errorf("bad status = %v, want ErrBadEncoding", err)
 	}
 }
+
+// AppendCommand sizes its buffer exactly: encoding into nil allocates once,
+// whatever the lengths' varint widths.
+func TestAppendCommandSizesExactly(t *testing.T) {
+	cases := append([]Command(nil), commandCases...)
+	cases = append(cases,
+		Command{Op: OpPut, ClientID: 127, Seq: 128, Key: bytes.Repeat([]byte("k"), 127), Value: bytes.Repeat([]byte("v"), 128)},
+		Command{Op: OpCAS, ClientID: 16383, Seq: 16384, Key: bytes.Repeat([]byte("k"), 300), Expected: bytes.Repeat([]byte("e"), 16384), Value: bytes.Repeat([]byte("v"), 70000)},
+	)
+	for _, c := range cases {
+		enc, err := AppendCommand(nil, c)
+		if err != nil {
+			t.Fatalf("encode %v: %v", c.Op, err)
+		}
+		if len(enc) != c.encodedLen() {
+			t.Fatalf("%v: encoded %d bytes, encodedLen says %d", c.Op, len(enc), c.encodedLen())
+		}
+		if raceEnabled {
+			continue
+		}
+		if n := testing.AllocsPerRun(20, func() { _, _ = AppendCommand(nil, c) }); n != 1 {
+			t.Fatalf("%v: %v allocations per AppendCommand into nil, want 1", c.Op, n)
+		}
+	}
+}
