@@ -702,3 +702,23 @@ func TestStateImage(t *testing.T) {
 		t.Errorf("restored image: k = %q, %v; hashes equal %v", v, ok, r.Hash() == s.Hash())
 	}
 }
+
+// boxResult's shared boxes hold exactly the result they stand for, and any
+// other result is boxed as itself.
+func TestBoxResultKeepsResults(t *testing.T) {
+	for _, r := range []Result{
+		{Status: StatusOK},
+		{Status: StatusOK, Found: true},
+		{Status: StatusOK, Value: []byte{}},
+		{Status: StatusOK, Found: true, Value: []byte("v")},
+		{Status: StatusCASMismatch, Found: true, Value: []byte("cur")},
+		{Status: StatusCASMismatch},
+		{Status: StatusStaleSequence, Detail: "seq 3 after 5"},
+		{Status: StatusBadCommand, Detail: "truncated"},
+	} {
+		got, ok := boxResult(r).(Result)
+		if !ok || !reflect.DeepEqual(got, r) {
+			t.Fatalf("boxResult(%+v) holds %+v", r, got)
+		}
+	}
+}
