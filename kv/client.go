@@ -17,7 +17,8 @@ import (
 // cluster.Endpoint follows an in-process node across restarts, and
 // clientapi.Endpoint reaches a `raftbench node` process over the network;
 // tests use fakes. Propose and Read must return the Store's Result as their
-// `any`.
+// `any`, and must not use their context once they return: a Client reuses
+// one attempt context from attempt to attempt (attempt.go).
 type Endpoint interface {
 	ID() uint64
 	Propose(ctx context.Context, cmd []byte) (any, error)
