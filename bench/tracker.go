@@ -39,13 +39,14 @@ type ackTracker struct {
 // last.start (and may hold older ones): last.start only grows, so a write
 // that ended before it can never again pass found's test, and dropping it
 // gives the same verdict as keeping it. done sweeps such writes out
-// whenever the map has doubled since the last sweep, so its size stays
+// whenever ends has doubled since the last sweep, so its size stays
 // near the writes in flight on the key instead of growing with the run
-// (the growing map cost 7% of the CPU of a 256-client run with --wal
+// (the growing set cost 7% of the CPU of a 256-client run with --wal
 // memory). It is a slice, not a map keyed by write ID, because done runs
 // for every write and found only once per key, at the end: a map insert
 // per write cost 4% of the CPU of the same run, an append almost nothing.
-// Each write ends once, so each ID appears once.
+// Each ID appears once: the workload numbers its writes from a counter,
+// and each write ends once.
 type keySlot struct {
 	mu      sync.Mutex
 	ends    []writeEnd
@@ -61,7 +62,7 @@ type writeEnd struct {
 	end int64
 }
 
-// minSweep is the smallest map a sweep waits for.
+// minSweep is the smallest ends a sweep waits for.
 const minSweep = 64
 
 type lastAck struct {
