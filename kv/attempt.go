@@ -19,9 +19,12 @@ import (
 // Done, Value and context.Cause, and the children an endpoint derives from
 // it, behave as those of a standard context; only its deadline moves. The
 // timer cancels cctx with context.DeadlineExceeded as its cause when an
-// attempt runs out. A context that has ended cannot be reopened, so one
-// that expired, or whose caller's context ended, is discarded and the next
-// attempt gets a new one.
+// attempt runs out. One difference remains: a child an endpoint derives
+// ends then with Err context.Canceled (its cause is DeadlineExceeded),
+// where a child of a standard timeout context reports DeadlineExceeded;
+// no endpoint here tells the two apart. A context that has ended cannot be
+// reopened, so one that expired, or whose caller's context ended, is
+// discarded and the next attempt gets a new one.
 //
 // Only the Client's command goroutine (holding Client.mu) begins and ends
 // attempts; the timer's goroutine only cancels. Endpoints must not use the
