@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"reflect"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -89,7 +90,7 @@ func newAttempts(owner *Client) *attempts {
 // (d > 0), reusing the last attempt's when it is still usable.
 func (h *attempts) begin(parent context.Context, d time.Duration) context.Context {
 	a := h.cur
-	if a != nil && (a.parent != parent || a.cctx.Err() != nil) {
+	if a != nil && (!sameContext(a.parent, parent) || a.cctx.Err() != nil) {
 		h.drop()
 		a = nil
 	}
@@ -109,6 +110,15 @@ func (h *attempts) begin(parent context.Context, d time.Duration) context.Contex
 	a.deadline = deadline
 	a.timer.Reset(d)
 	return a
+}
+
+// sameContext reports whether a and b are the same context. A context of a
+// type == cannot compare (a struct holding a slice, say) would make a plain
+// comparison panic; such a context is never taken for the same, so its
+// attempts simply do not share a context.
+func sameContext(a, b context.Context) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta != nil && ta == tb && ta.Comparable() && a == b
 }
 
 // end finishes the attempt begun last. A context whose timer fired, or is

@@ -136,3 +136,24 @@ func TestAttemptContextNewCaller(t *testing.T) {
 		t.Fatalf("new attempt context's Err = %v", a2.Err())
 	}
 }
+
+// valueCtx is a context of a type == cannot compare.
+type valueCtx struct {
+	context.Context
+	tags []string
+}
+
+// A caller context whose type == cannot compare does not panic; its
+// attempts get a context each.
+func TestAttemptContextUncomparableCaller(t *testing.T) {
+	h := &attempts{}
+	defer h.drop()
+	parent := valueCtx{Context: context.Background(), tags: []string{"x"}}
+	a1 := h.begin(parent, time.Hour)
+	h.end()
+	a2 := h.begin(parent, time.Hour)
+	h.end()
+	if a1 == a2 || a2.Err() != nil {
+		t.Fatalf("uncomparable caller: reused %v, Err %v", a1 == a2, a2.Err())
+	}
+}
