@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -161,6 +162,10 @@ type Config struct {
 	maxID  uint64
 	// remote is the parsed --cluster and --admin (ID order).
 	remote []remoteNode
+	// given names the knobs a flag, a config file or a sweep set (see
+	// Given). It is copied on write, so copies of a Config never share a
+	// change.
+	given map[string]bool
 }
 
 // WAL names of --wal.
@@ -233,6 +238,24 @@ func (c *Config) Warnings() []string {
 		w = append(w, fmt.Sprintf("--nodes %d on %d CPUs (GOMAXPROCS %d): more than 4 nodes per CPU compete for it, so elections and latency will reflect the machine as much as Raft", c.Nodes, runtime.NumCPU(), procs))
 	}
 	return w
+}
+
+// Given reports whether a flag, a config file or a sweep set the knob
+// name, whatever the value: --transport tcp is given even though it is the
+// default. A system whose Check fixes a knob uses it to refuse a value it
+// would otherwise override without a word.
+func (c *Config) Given(name string) bool { return c.given[name] }
+
+// markGiven records that name was set, copying the set first so a Config
+// copied before (a sweep's base) does not see it.
+func (c *Config) markGiven(name string) {
+	if c.given[name] {
+		return
+	}
+	m := make(map[string]bool, len(c.given)+1)
+	maps.Copy(m, c.given)
+	m[name] = true
+	c.given = m
 }
 
 // ParsedFaults returns the faults parsed by the last successful Validate.

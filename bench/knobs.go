@@ -33,11 +33,13 @@ type Knob struct {
 	get       func(c *Config) string
 }
 
-// Set parses v into c's field.
+// Set parses v into c's field and records that the knob was given
+// (Config.Given).
 func (k *Knob) Set(c *Config, v string) error {
 	if err := k.set(c, v); err != nil {
 		return fmt.Errorf("%w: --%s: %v", ErrBadConfig, k.Name, err)
 	}
+	c.markGiven(k.Name)
 	return nil
 }
 

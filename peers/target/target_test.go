@@ -118,6 +118,14 @@ func TestRefusesFlags(t *testing.T) {
 		{"hashicorp", func(c *bench.Config) { c.ReadMode = "lease" }, []string{"hashicorp", "--read-mode"}},
 		{"raftbench", func(c *bench.Config) { c.Groups = 2 }, []string{"raftbench", "--groups"}},
 		{target.RaftbenchQUIC, func(c *bench.Config) { c.Groups = 2 }, []string{target.RaftbenchQUIC, "--groups"}},
+		// tcp is the default value, but asked for by name it is refused,
+		// not silently replaced by QUIC.
+		{target.RaftbenchQUIC, func(c *bench.Config) {
+			k, _ := bench.KnobByName("transport")
+			if err := k.Set(c, "tcp"); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{target.RaftbenchQUIC, "--transport tcp", "--system raftbench"}},
 	} {
 		c := shortRun(t, tc.system)
 		tc.set(&c)
