@@ -209,10 +209,17 @@ func (m *MemoryLog) SaveSnapshot(meta core.SnapshotMeta) error {
 // setSnapshot records meta and drops the entries it covers, and with
 // keepTail false every entry after it too.
 func (m *MemoryLog) setSnapshot(meta core.SnapshotMeta, keepTail bool) {
-	next := []core.Entry{{Index: meta.Index, Term: meta.Term}}
+	var tail []core.Entry
 	if keepTail {
-		next = append(next, m.ents[meta.Index-m.ents[0].Index+1:]...)
+		tail = m.ents[meta.Index-m.ents[0].Index+1:]
 	}
+	// The new array keeps the old one's capacity: a log compacted at a
+	// steady rate grows back to about the size it was, and growing it from
+	// the tail's length up again copies the whole log several times over
+	// between compactions (growslice was 8% of a --wal memory run's CPU).
+	next := make([]core.Entry, 1+len(tail), max(cap(m.ents), 1+len(tail)))
+	next[0] = core.Entry{Index: meta.Index, Term: meta.Term}
+	copy(next[1:], tail)
 	m.ents = next
 	m.snap = cloneMeta(meta)
 }
