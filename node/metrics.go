@@ -2,7 +2,6 @@ package node
 
 import (
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -59,9 +58,9 @@ type metrics struct {
 	snapshots, compactions   atomic.Uint64
 	leaseReads               atomic.Uint64
 	saturation               atomic.Uint64 // float64 bits
-	satMu                    sync.Mutex
-	windowStart              time.Time
-	windowBusy, windowIdle   time.Duration
+	// The saturation window: the loop's own (addRound).
+	windowStart            time.Time
+	windowBusy, windowIdle time.Duration
 }
 
 func (m *metrics) saved(d time.Duration, synced bool) {
@@ -79,22 +78,15 @@ func (m *metrics) saved(d time.Duration, synced bool) {
 	}
 }
 
-// addBusy and addIdle feed the saturation window; only the loop calls them.
-func (m *metrics) addBusy(d time.Duration) { m.account(d, true) }
-func (m *metrics) addIdle(d time.Duration) { m.account(d, false) }
-
-func (m *metrics) account(d time.Duration, busy bool) {
-	m.satMu.Lock()
-	defer m.satMu.Unlock()
-	now := time.Now()
+// addRound feeds the saturation window with one loop round: idle before
+// it, busy in it, ending at now. Only the loop calls it, so the window
+// needs no lock; the saturation it publishes is an atomic.
+func (m *metrics) addRound(idle, busy time.Duration, now time.Time) {
 	if m.windowStart.IsZero() {
 		m.windowStart = now
 	}
-	if busy {
-		m.windowBusy += d
-	} else {
-		m.windowIdle += d
-	}
+	m.windowIdle += idle
+	m.windowBusy += busy
 	if now.Sub(m.windowStart) >= time.Second {
 		total := m.windowBusy + m.windowIdle
 		if total > 0 {
