@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,16 +50,47 @@ func (r *remote) Collect(ch chan<- prometheus.Metric) {
 // during the run (raftbench_fault_messages_total): each node's counters
 // less those it had when the run began (faultBase; a cluster someone else
 // runs has counted earlier runs), or whole when they went down since (its
-// process restarted, and counts from zero).
+// process restarted, and counts from zero). The nodes whose counts it
+// could not include in full are kept for FaultCountGaps.
 func (r *remote) FaultCounters() fault.Counters {
 	var sum faultCounts
-	for id, c := range r.faultCounters() {
-		if b, ok := r.faultBase[id]; ok && !b.after(c) {
+	var gaps []uint64
+	now := r.faultCounters()
+	for _, id := range r.ids {
+		c, answered := now[id]
+		b, hadBase := r.faultBase[id]
+		r.mu.Lock()
+		restarted := r.restartCnt[id] > 0
+		r.mu.Unlock()
+		switch {
+		case !answered || restarted:
+			// Down at the end, or its earlier process's counts went
+			// with it.
+			gaps = append(gaps, id)
+		case hadBase && b.after(c):
+			// Its counters went backwards: its process restarted
+			// since the run began, out of this run's hands.
+			gaps = append(gaps, id)
+		case hadBase:
 			c = c.less(b)
 		}
 		sum = sum.plus(c)
 	}
+	r.mu.Lock()
+	r.faultGaps = gaps
+	r.mu.Unlock()
 	return sum.Counters
+}
+
+// FaultCountGaps names the nodes whose counts the last FaultCounters
+// missed in part, in ID order: down when it read them, restarted by the
+// run (what the earlier process counted died with it), or restarted from
+// outside (--cluster: counters lower than at the start). With any named,
+// the counts are a lower bound.
+func (r *remote) FaultCountGaps() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.faultGaps)
 }
 
 // faultCounts is fault.Counters with the arithmetic FaultCounters needs.

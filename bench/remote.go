@@ -84,6 +84,9 @@ type remote struct {
 	// (--cluster: nodes someone else runs have counted earlier runs);
 	// nil for fresh node processes.
 	faultBase map[uint64]faultCounts
+	// faultGaps is what the last FaultCounters could not count in full
+	// (FaultCountGaps); guarded by mu.
+	faultGaps []uint64
 	// downs counts, per node, the times the schedule took its process
 	// down or froze it (kill, kill9, pause): a profile it could not
 	// finish then is the fault's doing, not a failure.

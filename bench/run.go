@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -456,9 +457,17 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 	if f, ok := tgt.(FaultCounter); ok {
 		fc = f.FaultCounters()
 	}
-	if fc != (fault.Counters{}) {
+	// Counts that missed a restarted or absent node are reported, zero or
+	// not, with the nodes they missed, when the run injected message
+	// faults: an empty message_faults would say nothing happened.
+	var gaps []uint64
+	if g, ok := tgt.(FaultCountGapper); ok && slices.ContainsFunc(cfg.ParsedFaults(), faultspec.Fault.IsRule) {
+		gaps = g.FaultCountGaps()
+	}
+	if fc != (fault.Counters{}) || len(gaps) > 0 {
 		s.MessageFaults = map[string]uint64{"dropped": fc.Dropped, "partitioned_send": fc.PartitionedSend,
 			"partitioned_recv": fc.PartitionedRecv, "duplicated": fc.Duplicated, "delayed": fc.Delayed, "reordered": fc.Reordered}
+		s.MessageFaultsIncomplete = gaps
 	}
 	if s.Failovers == nil {
 		s.Failovers = []results.Failover{}

@@ -322,6 +322,13 @@ type FaultCounter interface {
 	FaultCounters() fault.Counters
 }
 
+// FaultCountGapper names the nodes whose counts the last FaultCounters
+// could not include in full (a node process restarted, or down at the
+// end), making them a lower bound.
+type FaultCountGapper interface {
+	FaultCountGaps() []uint64
+}
+
 // DiskSampler measures the nodes' data directories; the harness samples
 // every second of the measured window.
 type DiskSampler interface {

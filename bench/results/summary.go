@@ -70,6 +70,11 @@ type Summary struct {
 	// messages (dropped, partitioned_send, duplicated, delayed, ...),
 	// summed over the nodes running at the end.
 	MessageFaults map[string]uint64 `json:"message_faults,omitempty"`
+	// MessageFaultsIncomplete names the nodes (--procs, --cluster) whose
+	// counts MessageFaults misses in part: a process that restarted during
+	// the run (what its earlier process counted died with it), or a node
+	// down at the end. With any named, MessageFaults is a lower bound.
+	MessageFaultsIncomplete []uint64 `json:"message_faults_incomplete,omitempty"`
 	// Membership lists the membership changes the schedule made (add-node,
 	// remove, remove-leader, replace), in the order they started.
 	Membership []MembershipChange `json:"membership,omitempty"`
