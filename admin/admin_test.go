@@ -40,7 +40,8 @@ func newTestCluster(t *testing.T) *testCluster {
 	t.Cleanup(func() { _ = c.Close() })
 	tc := &testCluster{c: c, clients: map[uint64]*admin.Client{}}
 	for id := uint64(1); id <= 3; id++ {
-		h, err := admin.NewHandler(admin.Config{Replica: c.Replica(id), ClusterID: 5, RaftAddr: c.Addr(id), Token: token})
+		h, err := admin.NewHandler(admin.Config{Replica: c.Replica(id), ClusterID: 5, RaftAddr: c.Addr(id), Token: token,
+			Knobs: map[string]string{"tick": "5ms"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -398,6 +399,9 @@ func TestLeadershipAndStats(t *testing.T) {
 	}
 	index := tc.quiesce(t)
 	st, err := tc.clients[lead].Status(ctx)
+	if err == nil && st.Knobs["tick"] != "5ms" {
+		t.Errorf("status knobs %v, want the handler's tick=5ms", st.Knobs)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

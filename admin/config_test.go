@@ -23,7 +23,7 @@ func TestConfig_ConfigShape(t *testing.T) {
 		Validate:       (*admin.Config).Validate,
 		Required:       func() admin.Config { return admin.Config{Replica: replica()} },
 		Set: func() admin.Config {
-			return admin.Config{Replica: replica(), ClusterID: 1, RaftAddr: "r:1", ClientAddr: "c:1", Dir: "d",
+			return admin.Config{Replica: replica(), ClusterID: 1, RaftAddr: "r:1", ClientAddr: "c:1", Dir: "d", Knobs: map[string]string{"tick": "5ms"},
 				Token: "t", Collectors: []prometheus.Collector{collector}, MaxHashWait: time.Second}
 		},
 		Bad:  func() admin.Config { return admin.Config{MaxHashWait: -1} },

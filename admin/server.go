@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -59,6 +60,9 @@ type Config struct {
 	RaftAddr   string
 	ClientAddr string
 	Dir        string
+	// Knobs are reported by /status as the node's settings (Status.Knobs);
+	// nil reports none. The handler keeps its own copy.
+	Knobs map[string]string
 	// Token, when set, must be presented as "Authorization: Bearer
 	// <token>" on every request but GET /status (which a readiness probe
 	// reads). CheckExposure decides when it is required.
@@ -168,6 +172,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.Knobs = maps.Clone(cfg.Knobs)
 	h := &handler{cfg: cfg, started: time.Now().UTC(), mux: http.NewServeMux()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		h.version = bi.Main.Version
@@ -262,7 +267,7 @@ func (h *handler) statusOf() Status {
 		ID: st.ID, ClusterID: h.cfg.ClusterID, Role: st.Role.String(), Term: st.Term, Leader: st.Leader,
 		Commit: st.Commit, Applied: st.Applied, LogEnd: st.LastIndex, QueuedProposals: st.QueuedProposals,
 		Voters: st.Conf.Voters, VotersOutgoing: st.Conf.VotersOutgoing, Learners: st.Conf.Learners,
-		RaftAddr: h.cfg.RaftAddr, ClientAddr: h.cfg.ClientAddr, Dir: h.cfg.Dir,
+		RaftAddr: h.cfg.RaftAddr, ClientAddr: h.cfg.ClientAddr, Dir: h.cfg.Dir, Knobs: h.cfg.Knobs,
 		PID: os.Getpid(), Version: h.version, Started: h.started,
 	}
 	if rep.Log != nil {

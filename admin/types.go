@@ -44,6 +44,12 @@ type Status struct {
 	// Err is the fatal error that stopped the node, if any.
 	Err string `json:"error,omitempty"`
 
+	// Knobs are the settings the node runs with, by raftbench knob name
+	// ("batch-entries": "4096", as its flags take them), so a harness
+	// driving a cluster someone else started can record what ran. Absent
+	// when whoever started the node gave none (admin.Config.Knobs).
+	Knobs map[string]string `json:"knobs,omitempty"`
+
 	RaftAddr   string    `json:"raft_addr,omitempty"`
 	ClientAddr string    `json:"client_addr,omitempty"`
 	Dir        string    `json:"dir,omitempty"`

@@ -87,6 +87,9 @@ type remote struct {
 	// faultGaps is what the last FaultCounters could not count in full
 	// (FaultCountGaps); guarded by mu.
 	faultGaps []uint64
+	// knobs are the node knobs every node said it runs with (/status),
+	// nil when some node said none.
+	knobs map[string]string
 	// downs counts, per node, the times the schedule took its process
 	// down or froze it (kill, kill9, pause): a profile it could not
 	// finish then is the fault's doing, not a failure.
@@ -147,8 +150,9 @@ func newRemote(ctx context.Context, sp remoteSpec) (*remote, error) {
 	}
 	slices.Sort(r.ids)
 	r.views = make([]atomic.Pointer[view], maxID+1)
-	// Who each admin endpoint is.
+	// Who each admin endpoint is, and what it runs with.
 	var probs []string
+	knobs := map[uint64]map[string]string{}
 	for _, id := range r.ids {
 		st, err := r.firstStatus(ctx, id)
 		switch {
@@ -165,6 +169,10 @@ func newRemote(ctx context.Context, sp remoteSpec) (*remote, error) {
 		if r.version == "" {
 			r.version = st.Version
 		}
+		knobs[id] = st.Knobs
+	}
+	if len(probs) == 0 {
+		r.knobs, probs = agreedKnobs(r.ids, knobs)
 	}
 	if len(probs) > 0 {
 		tr.CloseIdleConnections()
@@ -189,6 +197,36 @@ func newRemote(ctx context.Context, sp remoteSpec) (*remote, error) {
 		go r.poll(pctx, id)
 	}
 	return r, nil
+}
+
+// agreedKnobs is the node knobs every node reports (admin Status.Knobs),
+// when they all report the same; nil when any reports none (whoever
+// started it gave none). Nodes that disagree are a problem, one per knob:
+// a run's config.json could not say which of them ran.
+func agreedKnobs(ids []uint64, knobs map[uint64]map[string]string) (map[string]string, []string) {
+	var agreed map[string]string
+	for _, id := range ids {
+		if knobs[id] == nil {
+			return nil, nil
+		}
+		if agreed == nil {
+			agreed = knobs[id]
+		}
+	}
+	first := ids[0]
+	var probs []string
+	names := slices.Sorted(maps.Keys(agreed))
+	for _, id := range ids[1:] {
+		for _, name := range names {
+			if v, ok := knobs[id][name]; ok && v != agreed[name] {
+				probs = append(probs, fmt.Sprintf("node %d runs --%s=%s but node %d --%s=%s (start every node with the same knobs)", first, name, agreed[name], id, name, v))
+			}
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return agreed, nil
 }
 
 // connectWait is how long the first /status of a node may be refused: a
@@ -758,7 +796,7 @@ func (t *clusterTarget) Info() TargetInfo {
 	for _, n := range t.cfg.remote {
 		parts = append(parts, fmt.Sprintf("%d=%s", n.ID, n.Client))
 	}
-	return TargetInfo{Mode: ModeCluster, System: DefaultSystem, Version: t.remote.version, Nodes: slices.Clone(t.ids), Groups: 1,
+	return TargetInfo{Mode: ModeCluster, System: DefaultSystem, Version: t.remote.version, Nodes: slices.Clone(t.ids), Groups: 1, NodeKnobs: maps.Clone(t.remote.knobs),
 		Where: fmt.Sprintf("%d nodes of cluster %#x run by someone else: %s", len(t.ids), t.clusterID, strings.Join(parts, ","))}
 }
 

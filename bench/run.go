@@ -523,6 +523,13 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 	if cfg.System != DefaultSystem {
 		jc.SystemVersion = info.Version
 	}
+	if info.Mode == ModeCluster {
+		// The nodes run what they were started with, not this run's
+		// defaults: config.json says what they reported.
+		if err := setNodeKnobs(&jc, info.NodeKnobs); err != nil {
+			s.Problems = append(s.Problems, err.Error())
+		}
+	}
 	if jc.Faults == nil {
 		jc.Faults = []string{} // [] rather than null in config.json
 	}
@@ -588,6 +595,40 @@ func checkHistory(h *kv.Recorder, dir string, s *results.Summary) error {
 		}
 	default:
 		s.LinearizabilityCheck = "timeout"
+	}
+	return nil
+}
+
+// setNodeKnobs sets c's node knobs that belong to the nodes alone
+// (clusterFixedKnob) to what a cluster's nodes reported
+// (TargetInfo.NodeKnobs). Nothing reported, or a value this build cannot
+// read, is an error saying config.json's node knobs are this run's own
+// defaults rather than what the nodes ran.
+func setNodeKnobs(c *Config, knobs map[string]string) error {
+	var names []string
+	for _, name := range NodeKnobs {
+		// seed and max-msg-bytes are the run's own too: it keeps them.
+		if clusterFixedKnob(name) {
+			names = append(names, name)
+		}
+	}
+	if knobs == nil {
+		return fmt.Errorf("the nodes did not report their knobs (a raftbench node older than this run?): config.json's %s are this run's defaults, not necessarily what the nodes ran", strings.Join(names, ", "))
+	}
+	var bad []string
+	for _, name := range names {
+		v, ok := knobs[name]
+		k, known := KnobByName(name)
+		if !ok || !known {
+			bad = append(bad, "--"+name+" (not reported)")
+			continue
+		}
+		if err := k.Set(c, v); err != nil {
+			bad = append(bad, fmt.Sprintf("--%s=%s (%v)", name, v, err))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("config.json's node knobs are this run's defaults for %s: the nodes did not report them in a form this build reads", strings.Join(bad, ", "))
 	}
 	return nil
 }

@@ -108,6 +108,11 @@ type TargetInfo struct {
 	// Where says in one line where the nodes run, for the progress log
 	// ("3 raftbench node processes on loopback, logs in DIR/nodes").
 	Where string
+	// NodeKnobs, with --cluster, are the node knobs (NodeKnobs) every node
+	// reported running with, by name; the run records them in config.json
+	// instead of its own, which it never gave the nodes. Nil when some
+	// node reported none.
+	NodeKnobs map[string]string
 }
 
 // Modes (TargetInfo.Mode, summary.json's mode).

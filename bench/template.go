@@ -30,6 +30,19 @@ var RunKnobs = []string{
 	"system", "groups", "procs", "netns", "dir-template", "cluster", "admin", "admin-token", "admin-token-file",
 }
 
+// NodeKnobValues are c's node knobs by name, each as its flag takes it
+// (what a `raftbench node` reports on its admin endpoint's /status, and
+// what a --cluster run records in config.json).
+func (c *Config) NodeKnobValues() map[string]string {
+	out := make(map[string]string, len(NodeKnobs))
+	for _, name := range NodeKnobs {
+		if k, ok := KnobByName(name); ok {
+			out[name] = k.Get(c)
+		}
+	}
+	return out
+}
+
 // NodeFlags are c's node knobs as `raftbench node` flags ("--tick=1ms",
 // ...), every one of them, so a node process runs exactly the knobs of the
 // run whatever its own defaults.

@@ -442,7 +442,7 @@ func runNode(ctx context.Context, s *nodeSetup, stderr io.Writer) (err error) {
 	if adminLn != nil {
 		adminDone = make(chan error, 1)
 		h, err := admin.NewHandler(admin.Config{Replica: rep, ClusterID: clusterID, RaftAddr: tr.Addr(), ClientAddr: clientAddrs[s.id],
-			Dir: s.dir, Token: token, Collectors: []prometheus.Collector{admin.ClientAPICollector(api)}})
+			Dir: s.dir, Knobs: s.knobs.NodeKnobValues(), Token: token, Collectors: []prometheus.Collector{admin.ClientAPICollector(api)}})
 		if err != nil {
 			stopAdmin()
 			_ = api.Close()

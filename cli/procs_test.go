@@ -367,6 +367,13 @@ func TestClusterRunEndToEnd(t *testing.T) {
 	if s.Mode != bench.ModeCluster {
 		t.Errorf("summary says mode %q, want cluster", s.Mode)
 	}
+	// config.json records the knobs the nodes were started with
+	// (procTiming), which are not this run's defaults.
+	for k, want := range map[string]string{"tick": "5ms", "election-timeout": "400ms", "heartbeat": "40ms"} {
+		if got := fmt.Sprint(run.Config[k]); got != want {
+			t.Errorf("config.json %s = %s, want the nodes' %s", k, got, want)
+		}
+	}
 	if f, ok := failover(s, "partition-leader@500ms+1200ms"); !ok || f.NewLeader == 0 || f.NewLeader == f.OldLeader || f.ToLeaderMS < 0 {
 		t.Errorf("partition-leader: failover %+v (found %v), want a new leader", f, ok)
 	}
