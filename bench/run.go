@@ -527,7 +527,7 @@ func runOnce(ctx context.Context, cfg *Config, dir, name string, opt Options, la
 		// The nodes run what they were started with, not this run's
 		// defaults: config.json says what they reported.
 		if err := setNodeKnobs(&jc, info.NodeKnobs); err != nil {
-			s.Problems = append(s.Problems, err.Error())
+			s.Warnings = append(s.Warnings, err.Error())
 		}
 	}
 	if jc.Faults == nil {
