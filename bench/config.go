@@ -205,17 +205,20 @@ func (c *Config) Mode() string {
 // flush showed as the longest operation of its second of the timeline.
 // Measured with `raftbench run --clients C --duration 10s --warmup 2s`
 // against the same with `--snapshot-every 100000 --snapshot-trailing
-// 10000`, rounds interleaved, fsync on, 2 cores:
-//   - 256 clients: p99.9 27.6–36.2 ms in 6 rounds against 54.6–99.2 in 9,
-//     p99 12.9–14.1 against 10.5–15.8, throughput alike within this disk's
-//     noise (47–57k against 38–59k ops/s). 20,000 / 4,096 gave p99.9
-//     33–53 ms, 50,000 / 4,096 35–47, and 5,000 / 2,000 39–59 with p99 up
-//     to 15 ms (snapshots that often cost more than they save).
-//   - 1024 clients, 2 rounds: p99 28.0 / 30.5 ms against 47.4 / 36.0, p99.9
-//     66 / 77 against 93 / 140.
-//   - 64 clients (make run), 8 rounds: p99 7.6–10.7 ms (mean 9.7) against
-//     6.8–10.1 (mean 7.8) — each snapshot's synced image and compaction is
-//     an fsync more on the disk — and p99.9 14–21 against 11–27.
+// 10000`, rounds interleaved, fsync on, 2 cores, over one afternoon (this
+// disk's noise is large, so every round counts):
+//   - 256 clients, p99.9: median 34 ms over 10 rounds (27.6–88.5) against
+//     65 ms over 16 (53.0–99.2); p99 12.9–18.9 against 10.5–15.8;
+//     throughput alike within the noise (39–57k against 38–59k ops/s).
+//     50,000 / 4,096 gave a median of 38 ms over 5 rounds (34.7–46.8);
+//     20,000 / 4,096 33–53 ms; 5,000 / 2,000 39–59 ms with p99 up to 15
+//     ms (snapshots that often cost more than they save).
+//   - 1024 clients, 6 rounds each: p99.9 50.6–76.9 ms against 89.8–139.9;
+//     69.6–88.7k ops/s against 74.5–99.1k.
+//   - 64 clients (make run), 12 rounds each: p99 median 9.5 ms (7.2–10.7)
+//     against 7.6 (6.8–10.1) — each snapshot's synced image and compaction
+//     is an fsync more on the disk — and p99.9 alike (14–22 against
+//     11–27).
 //
 // A follower more than 4,096 entries behind (a tenth of a second at full
 // speed) catches up by snapshot, which with the kv store's small state is
