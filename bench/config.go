@@ -208,7 +208,7 @@ func (c *Config) Mode() string {
 // 10000`, rounds interleaved, fsync on, 2 cores, over one afternoon (this
 // disk's noise is large, so every round counts):
 //   - 256 clients, p99.9: median 34 ms over 10 rounds (27.6–88.5) against
-//     65 ms over 16 (53.0–99.2); p99 12.9–18.9 against 10.5–15.8;
+//     65 ms over 16 (53.0–99.2); p99 12.0–18.9 against 10.5–15.8;
 //     throughput alike within the noise (39–57k against 38–59k ops/s).
 //     50,000 / 4,096 gave a median of 38 ms over 5 rounds (34.7–46.8);
 //     20,000 / 4,096 33–53 ms; 5,000 / 2,000 39–59 ms with p99 up to 15
