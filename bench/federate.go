@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,14 +57,14 @@ func (r *remote) FaultCounters() fault.Counters {
 	var sum faultCounts
 	var gaps []uint64
 	now := r.faultCounters()
+	r.mu.Lock()
+	restarted := maps.Clone(r.restartCnt)
+	r.mu.Unlock()
 	for _, id := range r.ids {
 		c, answered := now[id]
 		b, hadBase := r.faultBase[id]
-		r.mu.Lock()
-		restarted := r.restartCnt[id] > 0
-		r.mu.Unlock()
 		switch {
-		case !answered || restarted:
+		case !answered || restarted[id] > 0:
 			// Down at the end, or its earlier process's counts went
 			// with it.
 			gaps = append(gaps, id)

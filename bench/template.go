@@ -47,13 +47,12 @@ func (c *Config) NodeKnobValues() map[string]string {
 // ...), every one of them, so a node process runs exactly the knobs of the
 // run whatever its own defaults.
 func (c *Config) NodeFlags() []string {
+	vals := c.NodeKnobValues()
 	var flags []string
 	for _, name := range NodeKnobs {
-		k, ok := KnobByName(name)
-		if !ok {
-			continue // the classification test keeps the list true
+		if v, ok := vals[name]; ok { // the classification test keeps the list true
+			flags = append(flags, fmt.Sprintf("--%s=%s", name, v))
 		}
-		flags = append(flags, fmt.Sprintf("--%s=%s", name, k.Get(c)))
 	}
 	return flags
 }

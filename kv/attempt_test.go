@@ -45,11 +45,7 @@ func TestAttemptContextExpires(t *testing.T) {
 	defer h.drop()
 	parent := context.Background()
 	ctx := h.begin(parent, 5*time.Millisecond)
-	select {
-	case <-ctx.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("attempt context not done 10 s after its 5 ms deadline")
-	}
+	waitDone(t, ctx, "after its 5 ms deadline")
 	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Err = %v, want DeadlineExceeded", err)
 	}
@@ -79,11 +75,7 @@ func TestAttemptContextFollowsCaller(t *testing.T) {
 	defer stop()
 	cancel(why)
 	for _, c := range []context.Context{ctx, child} {
-		select {
-		case <-c.Done():
-		case <-time.After(10 * time.Second):
-			t.Fatal("not done 10 s after the caller's context was cancelled")
-		}
+		waitDone(t, c, "after the caller's context was cancelled")
 		if err := c.Err(); !errors.Is(err, context.Canceled) {
 			t.Fatalf("Err = %v, want Canceled", err)
 		}
@@ -155,5 +147,15 @@ func TestAttemptContextUncomparableCaller(t *testing.T) {
 	h.end()
 	if a1 == a2 || a2.Err() != nil {
 		t.Fatalf("uncomparable caller: reused %v, Err %v", a1 == a2, a2.Err())
+	}
+}
+
+// waitDone fails the test unless ctx is done within 10 s (after what).
+func waitDone(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("context not done 10 s %s", what)
 	}
 }
