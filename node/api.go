@@ -66,8 +66,9 @@ type StateMachine interface {
 	// Apply applies committed commands in log order and returns one result
 	// per command; results[i] answers cmds[i]. It must be deterministic:
 	// every replica applies the same commands and must reach the same
-	// state. The Data slices must not be retained past the call unless
-	// copied (they may alias the log).
+	// state. Neither cmds nor its Data slices may be retained past the
+	// call unless copied: the node reuses cmds for the next call, and the
+	// Data may alias the log.
 	Apply(cmds []Command) []any
 	// Read answers a read-only query against the state as of the last
 	// Apply. Node.Read calls it once the state machine has caught up with a

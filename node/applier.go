@@ -42,6 +42,11 @@ type applier struct {
 	sinceSnap uint64 // entries applied since the last snapshot
 	sinceSize uint64 // their bytes
 	snapping  atomic.Bool
+	// cmds is apply's command slice, kept between runs: a fresh one per
+	// run, grown by append, was 275 MB of a 1.9 GB 10 s run's allocations
+	// at 256 clients (14%, three replicas). Its Data are cleared after
+	// each run so it does not hold entries the log has let go.
+	cmds []Command
 }
 
 type confAt struct {
@@ -171,7 +176,11 @@ func (a *applier) run() {
 // apply applies one run of committed entries, committed at committedAt
 // (stage clock), and completes the proposals among them.
 func (a *applier) apply(ents []core.Entry, committedAt int64) {
-	var cmds []Command
+	cmds := a.cmds[:0]
+	defer func() {
+		clear(cmds)
+		a.cmds = cmds[:0]
+	}()
 	var peersChanged bool
 	for i := range ents {
 		e := &ents[i]
