@@ -75,4 +75,12 @@
 // never wait for the disk.
 // Readers may see a save before it is durable; Raft learns of durability from
 // the runtime, once Save has returned, never from the Storage view.
+//
+// # Spare WAL file
+//
+// With PebbleOptions.SpareWAL the directory also holds RAFTBENCH-SPARE-WAL,
+// a file of zeros Pebble takes (renamed) for its next new WAL, so that a
+// new or restarted store's WAL fsyncs overwrite instead of appending; a
+// RAFTBENCH-SPARE-WAL.tmp is one being built, deleted on open. spare.go
+// says why and why it is safe; SpareWAL's doc has the measured trade-off.
 package wal

@@ -26,10 +26,12 @@ import (
 // is held while a write waits for its fsync: readers and the next writer
 // proceed, and concurrent synced writes share one fsync (group commit).
 type PebbleLog struct {
-	dir     string
-	group   uint64
-	db      *pebble.DB
-	lock    *pebble.Lock
+	dir   string
+	group uint64
+	db    *pebble.DB
+	lock  *pebble.Lock
+	// spare keeps the spare WAL file (spare.go); nil without one.
+	spare   *spareFS
 	hsKey   []byte
 	snapKey []byte
 
@@ -131,19 +133,30 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 	}
 	po := opts.pebbleOptions()
 	po.Lock = lock
-	db, err := openDB(dir, po)
+	var spare *spareFS
+	if opts.SpareWAL > 0 {
+		if spare, err = newSpareFS(opts.FS, dir, int64(opts.SpareWAL), opts.Logger); err != nil {
+			_ = lock.Close()
+			return nil, err
+		}
+	}
+	db, err := openDB(dir, po, spare)
 	if err != nil {
+		spare.close()
 		_ = lock.Close()
 		return nil, pebbleErr(err)
 	}
 	if err := checkTables(db, opts.FS, dir, opts.GroupID); err != nil {
-		return nil, errors.Join(err, db.Close(), lock.Close())
+		err = errors.Join(err, db.Close())
+		spare.close()
+		return nil, errors.Join(err, lock.Close())
 	}
 	l := &PebbleLog{
 		dir:     dir,
 		group:   opts.GroupID,
 		db:      db,
 		lock:    lock,
+		spare:   spare,
 		hsKey:   makeKey(kindHardState, opts.GroupID, 0),
 		snapKey: makeKey(kindSnapshot, opts.GroupID, 0),
 		terms:   newTermCache(opts.TermCacheRuns),
@@ -154,7 +167,9 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 		if l.mark != nil {
 			err = errors.Join(err, l.mark.close())
 		}
-		return nil, errors.Join(err, db.Close(), lock.Close())
+		err = errors.Join(err, db.Close())
+		spare.close()
+		return nil, errors.Join(err, lock.Close())
 	}
 	if !l.exact {
 		l.markKick = make(chan struct{}, 1)
@@ -214,7 +229,10 @@ func mkdirAll(fs vfs.FS, dir string) error {
 // the second open reads the ratcheted format from disk before it creates
 // its WAL. A crash between the two opens leaves a ratcheted, empty store,
 // which the next open takes as it is.
-func openDB(dir string, po *pebble.Options) (*pebble.DB, error) {
+//
+// Only the last open runs on spare (when not nil): the first one's WAL is
+// deleted by the second, so giving it the spare would waste the spare.
+func openDB(dir string, po *pebble.Options, spare *spareFS) (*pebble.DB, error) {
 	desc, err := pebble.Peek(dir, po.FS)
 	if err != nil {
 		return nil, err
@@ -227,6 +245,9 @@ func openDB(dir string, po *pebble.Options) (*pebble.DB, error) {
 		if err := db.Close(); err != nil {
 			return nil, err
 		}
+	}
+	if spare != nil {
+		po.FS = spare
 	}
 	return pebble.Open(dir, po)
 }
@@ -623,7 +644,10 @@ func (l *PebbleLog) Close() error {
 			merr = fmt.Errorf("durability marker: %w", merr)
 		}
 	}
-	if err := errors.Join(merr, l.mark.close(), l.db.Close(), l.lock.Close()); err != nil {
+	err := errors.Join(merr, l.mark.close(), l.db.Close())
+	// Pebble creates no WAL file once closed: the spare's rebuilder can stop.
+	l.spare.close()
+	if err := errors.Join(err, l.lock.Close()); err != nil {
 		return fmt.Errorf("wal: close %s: %w", l.dir, err)
 	}
 	return nil

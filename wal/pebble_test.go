@@ -22,15 +22,15 @@ import (
 // OpenPebble refuses bad options with every problem and the directory.
 func TestOptions_ConfigShape(t *testing.T) {
 	fs := vfs.NewMem()
-	bad := PebbleOptions{MemTableSize: 1000, CacheSize: -1, WALMinSyncInterval: -1, TermCacheRuns: -5, MarkerLag: 2 * time.Second}
-	want := []string{"MemTableSize 1000", "CacheSize -1", "WALMinSyncInterval -1ns", "TermCacheRuns -5", "MarkerLag 2s"}
+	bad := PebbleOptions{MemTableSize: 1000, SpareWAL: 1000, CacheSize: -1, WALMinSyncInterval: -1, TermCacheRuns: -5, MarkerLag: 2 * time.Second}
+	want := []string{"MemTableSize 1000", "SpareWAL 1000", "CacheSize -1", "WALMinSyncInterval -1ns", "TermCacheRuns -5", "MarkerLag 2s"}
 	configtest.Check(t, configtest.Case[PebbleOptions]{
 		Sentinel:       ErrInvalidOptions,
 		EnsureDefaults: (*PebbleOptions).EnsureDefaults,
 		Validate:       func(o *PebbleOptions) error { return o.Validate() },
 		Required:       func() PebbleOptions { return PebbleOptions{} },
 		Set: func() PebbleOptions {
-			return PebbleOptions{GroupID: 3, FS: fs, MemTableSize: 2 << 20, CacheSize: 4 << 20,
+			return PebbleOptions{GroupID: 3, FS: fs, MemTableSize: 2 << 20, SpareWAL: 3 << 20, CacheSize: 4 << 20,
 				WALMinSyncInterval: time.Millisecond, TermCacheRuns: 16, ExactMarker: true, MarkerLag: 3 * time.Millisecond, Logger: pebble.DefaultLogger}
 		},
 		Bad:  func() PebbleOptions { return bad },
