@@ -118,6 +118,10 @@ type Config struct {
 	// the memtable holding them is flushed, so it bounds the WAL directory
 	// as much as compaction does.
 	WALMemtable int `json:"wal-memtable"`
+	// WALSpare is the size of the spare WAL file each node keeps ready
+	// (wal.PebbleOptions.SpareWAL, whose doc has the measured trade-off);
+	// 0, the default, keeps none.
+	WALSpare int `json:"wal-spare"`
 	// WALMarkerLag is how far the WAL's durable-index marker may trail
 	// synced saves (wal.PebbleOptions.MarkerLag); 0 makes it exact, every
 	// synced save waiting for it (ExactMarker). Default
@@ -401,6 +405,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WALMemtable != 0 && (c.WALMemtable < 1<<20 || c.WALMemtable >= 4<<30) {
 		bad("wal-memtable", "%d, want 0 (default) or 1MiB..4GiB", c.WALMemtable)
+	}
+	if c.WALSpare != 0 && (c.WALSpare < 1<<20 || c.WALSpare >= 4<<30) {
+		bad("wal-spare", "%d, want 0 (none, the default) or 1MiB..4GiB", c.WALSpare)
 	}
 	if c.WALMarkerLag < 0 || c.WALMarkerLag > Duration(time.Second) {
 		bad("wal-marker-lag", "%v, want 0 (exact) up to 1s", c.WALMarkerLag.D())

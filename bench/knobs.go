@@ -202,6 +202,7 @@ var Knobs = []Knob{
 	intKnob("snapshot-every", "snapshot the state machine and compact the log every this many applied entries (0 = never; the WAL then grows for the whole run)", func(c *Config) *int { return &c.SnapshotEvery }),
 	intKnob("snapshot-trailing", "log entries kept behind each snapshot, so a follower slightly behind catches up from the log", func(c *Config) *int { return &c.SnapshotTrailing }),
 	bytesKnob("wal-memtable", "Pebble memtable size (0 = the wal default, 32 MiB): Pebble's own log file holds every write until its memtable is flushed, so this bounds a node's WAL directory as much as snapshots do", func(c *Config) *int { return &c.WALMemtable }),
+	bytesKnob("wal-spare", "size of a pre-written spare WAL file per node (0 = none, the default; 32MiB fits the default memtable's WAL): a new or restarted node's WAL fsyncs then overwrite instead of appending, at the cost of about seven such files in each WAL directory", func(c *Config) *int { return &c.WALSpare }),
 	durKnob("wal-marker-lag", "how far the WAL's durable-index marker may trail synced saves (0 = exact: each synced save also waits for the marker's fsync); a restart refuses a log that lost entries acknowledged before the marker", func(c *Config) *Duration { return &c.WALMarkerLag }),
 	bytesKnob("payload", "value size", func(c *Config) *int { return &c.Payload }),
 	intKnob("clients", "closed loop: concurrent clients, each waiting for its reply (open loop: initial client pool)", func(c *Config) *int { return &c.Clients }),

@@ -18,7 +18,7 @@ var NodeKnobs = []string{
 	"transport", "wal", "sync", "seed",
 	"batch-entries", "batch-bytes", "max-inflight", "max-msg-bytes",
 	"tick", "election-timeout", "heartbeat", "prevote", "checkquorum",
-	"snapshot-every", "snapshot-trailing", "wal-memtable", "wal-marker-lag",
+	"snapshot-every", "snapshot-trailing", "wal-memtable", "wal-spare", "wal-marker-lag",
 	"max-inflight-bytes", "max-uncommitted-bytes", "read-mode", "proposal-pipeline",
 }
 
@@ -75,7 +75,7 @@ func (c *Config) Template(clusterID uint64, logger *slog.Logger) cluster.Templat
 	tick := c.Tick.D()
 	return cluster.Template{
 		ClusterID: clusterID, Transport: c.Transport, WAL: walName,
-		Pebble: wal.PebbleOptions{MemTableSize: uint64(c.WALMemtable),
+		Pebble: wal.PebbleOptions{MemTableSize: uint64(c.WALMemtable), SpareWAL: uint64(c.WALSpare),
 			MarkerLag: c.WALMarkerLag.D(), ExactMarker: c.WALMarkerLag == 0},
 		Snapshots: true,
 		Logger:    logger,

@@ -128,6 +128,7 @@ var notMapped = map[string]string{
 	"max-uncommitted-bytes": "it is raftbench's own bound",
 	"read-mode":             "its reads are linearizable by its own mechanism (ReadIndex, Barrier or SyncRead)",
 	"wal-memtable":          "it is raftbench's own Pebble WAL setting",
+	"wal-spare":             "it is raftbench's own Pebble WAL setting",
 	"wal-marker-lag":        "it is raftbench's own WAL durability check",
 	"metrics-addr":          "its metrics are not raftbench node metrics",
 }
