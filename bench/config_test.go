@@ -131,9 +131,9 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		t.Errorf("fault after the end: %v", err)
 	}
 	c = Default()
-	c.SnapshotEvery, c.SnapshotTrailing, c.WALMemtable = -1, 0, 1000
+	c.SnapshotEvery, c.SnapshotTrailing, c.WALMemtable, c.WALSpare = -1, 0, 1000, 1000
 	err = c.Validate()
-	for _, want := range []string{"--snapshot-every: -1", "--snapshot-trailing: 0", "--wal-memtable: 1000"} {
+	for _, want := range []string{"--snapshot-every: -1", "--snapshot-trailing: 0", "--wal-memtable: 1000", "--wal-spare: 1000"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad snapshot settings: %v, want it to name %q", err, want)
 		}
