@@ -191,8 +191,9 @@ func (s *spareFS) fill(f vfs.File, name string) error {
 	return nil
 }
 
-// close stops the rebuilder; a spare half built stays under spareTmpName
-// for the next open to delete. Call it after Pebble is closed. A nil
+// close stops the rebuilder, which removes a spare it was building (one a
+// crash interrupts stays under spareTmpName for the next open to delete).
+// Call it after Pebble is closed. A nil
 // spareFS (no spare) closes as a no-op.
 func (s *spareFS) close() {
 	if s == nil {
