@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -174,12 +175,12 @@ func TestSpareWALOpenRepairs(t *testing.T) {
 // log's marker.
 func isPebbleFile(name string) bool {
 	for _, suffix := range []string{".log", ".sst", ".blob"} {
-		if len(name) > len(suffix) && name[len(name)-len(suffix):] == suffix {
+		if strings.HasSuffix(name, suffix) {
 			return true
 		}
 	}
 	for _, prefix := range []string{"MANIFEST-", "OPTIONS-", "CURRENT", "LOCK", "marker.", "DURABLE-"} {
-		if len(name) >= len(prefix) && name[:len(prefix)] == prefix {
+		if strings.HasPrefix(name, prefix) {
 			return true
 		}
 	}
