@@ -153,13 +153,17 @@ func TestStagesAddUpOnARun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Where the time goes", "| **write at its leader** (Propose → answer) |", "## Cost per operation", "| CPU (user + system) |"} {
+	for _, want := range []string{"## Where the time goes", "| **write at its leader** (Propose → answer) |", "## Cost per operation", "| CPU (user + system) |", "| waiting for a CPU (goroutines runnable, not running) | | p50 ≤ "} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
 	if c.CPUUSPerOp <= 0 || s.CPUUSPerOp != c.CPUUSPerOp || c.Fsyncs == 0 || c.Allocs == 0 || c.PayloadBytes <= 0 {
 		t.Errorf("cost %+v (cpu_us_per_op %g)", c, s.CPUUSPerOp)
+	}
+	// Every write wakes goroutines, so the window samples scheduling waits.
+	if w := c.SchedWaitUS; w == nil || w.Samples == 0 || w.P50 > w.P99 || (w.Max >= 0 && w.P999 > w.Max) {
+		t.Errorf("sched_wait_us %+v", w)
 	}
 	// Per operation is the window's rate over the throughput.
 	if want := (c.CPUUserSec + c.CPUSystemSec) / c.WindowSec / s.ThroughputOpsPerSec * 1e6; math.Abs(c.CPUUSPerOp-want) > 1e-6*want {
@@ -221,6 +225,9 @@ func TestWindowOfNodeProcesses(t *testing.T) {
 		2: {Incarnation: "pid 22", Stages: stagesWith(4, 100), Fsyncs: 4, Process: proc(200*time.Millisecond, 300, 1, 7)},
 		// Node 3 stopped in the window.
 	}}
+	open.Nodes[1].Process.SchedWait = []procstat.WaitBucket{{1024, 100}, {2048, 10}}
+	closing.Nodes[1].Process.SchedWait = []procstat.WaitBucket{{1024, 150}, {2048, 10}, {1 << 20, 50}}
+	closing.Nodes[2].Process.SchedWait = []procstat.WaitBucket{{4096, 8}}
 	fa := &fakeAttributor{readings: []AttributionReading{open, closing}}
 	w := openProbe(context.Background(), fa, false)
 	wc := w.closeWindow(context.Background())
@@ -260,6 +267,22 @@ func TestWindowOfNodeProcesses(t *testing.T) {
 	sum += s.CostHarness.CPUUserSec + s.CostHarness.CPUSystemSec
 	if got := s.Cost.CPUUserSec + s.Cost.CPUSystemSec; math.Abs(got-sum) > 1e-9 || s.Cost.Fsyncs != 24 || s.CPUUSPerOp != s.Cost.CPUUSPerOp {
 		t.Errorf("whole: %g s CPU, %d fsyncs; nodes and harness %g s, 24 fsyncs", got, s.Cost.Fsyncs, sum)
+	}
+	// Scheduling waits: node 1's are the window's growth (50 of ≤ 1 µs,
+	// 50 of ≤ 1 ms), restarted node 2's all it sampled, and the whole
+	// holds them and the harness's own.
+	if w := s.CostByNode["1"].SchedWaitUS; w == nil || w.Samples != 100 || w.P50 != 1.024 || w.P90 != 1048.576 {
+		t.Errorf("node 1's scheduling waits %+v, want 100 samples, p50 ≤ 1.024 µs, p90 ≤ 1048.576 µs", w)
+	}
+	if w := s.CostByNode["2"].SchedWaitUS; w == nil || w.Samples != 8 || w.Max != 4.096 {
+		t.Errorf("node 2's scheduling waits %+v, want 8 samples of ≤ 4.096 µs", w)
+	}
+	var harness uint64 // the harness's own, in its (short) real window
+	if h := s.CostHarness.SchedWaitUS; h != nil {
+		harness = h.Samples
+	}
+	if w := s.Cost.SchedWaitUS; w == nil || w.Samples != 108+harness {
+		t.Errorf("the whole's scheduling waits %+v, want the nodes' 108 and the harness's %d", w, harness)
 	}
 	if s.StagesUS["queue"].Count != 24 || s.StagesTotalUS.Count != 24 {
 		t.Errorf("stages %+v", s.StagesUS["queue"])

@@ -148,6 +148,7 @@ func printSummary(w io.Writer, dir string, s *results.Summary) {
 			whose = "node processes and harness"
 		}
 		rows = append(rows, [2]string{"cost per op", fmt.Sprintf("%.1f µs CPU, %.3f fsyncs, %.0f allocations  (%s)", c.CPUUSPerOp, c.FsyncsPerOp, c.AllocsPerOp, whose)})
+		rows = append(rows, [2]string{"waiting for a CPU", report.SchedWaitString(c.SchedWaitUS)})
 	}
 	if line := report.StageMeans(s); line != "" {
 		rows = append(rows, [2]string{"stages (mean)", line})

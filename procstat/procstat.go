@@ -1,6 +1,6 @@
 // Package procstat samples what this process has spent so far — CPU time,
 // bytes it made the kernel write to storage, heap allocations, garbage
-// collector pauses — so that a benchmark can charge a measured window with
+// collector pauses, time its goroutines waited for a CPU — so that a benchmark can charge a measured window with
 // its cost: take a Sample when the window opens and another when it
 // closes, and Between returns the difference. A raftbench node process
 // serves its samples on its admin endpoint, so a harness driving several
@@ -45,6 +45,12 @@ type Sample struct {
 	NumGC        uint32        `json:"num_gc"`
 	PauseTotal   time.Duration `json:"pause_total_ns"`
 	RecentPauses []uint64      `json:"recent_pauses_ns"`
+	// SchedWait is the runtime's histogram of how long goroutines waited,
+	// runnable, for a CPU (runtime/metrics /sched/latencies:seconds),
+	// since the process started. The runtime times one scheduling in
+	// eight of each goroutine, so its counts are a sample of the waits,
+	// not all of them.
+	SchedWait []WaitBucket `json:"sched_wait,omitempty"`
 }
 
 // Read samples the process now. It stops the world briefly (as
@@ -54,7 +60,8 @@ func Read() Sample {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	s := Sample{At: time.Now(), Mallocs: ms.Mallocs, AllocBytes: ms.TotalAlloc,
-		NumGC: ms.NumGC, PauseTotal: time.Duration(ms.PauseTotalNs), RecentPauses: append([]uint64(nil), ms.PauseNs[:]...)}
+		NumGC: ms.NumGC, PauseTotal: time.Duration(ms.PauseTotalNs), RecentPauses: append([]uint64(nil), ms.PauseNs[:]...),
+		SchedWait: readSchedWait()}
 	s.UserCPU, s.SystemCPU = cpuTimes()
 	s.WriteBytes, s.HasIO = writeBytes()
 	return s
@@ -83,6 +90,10 @@ type Cost struct {
 	GCPauseTotal    time.Duration `json:"gc_pause_total_ns"`
 	GCPauseMax      time.Duration `json:"gc_pause_max_ns"`
 	GCPauseMaxExact bool          `json:"gc_pause_max_exact"`
+	// SchedWait is the histogram of the scheduling waits sampled in the
+	// window (see Sample.SchedWait): where a stage's time went when a
+	// goroutine was ready to run and no CPU ran it.
+	SchedWait []WaitBucket `json:"sched_wait,omitempty"`
 }
 
 // CPU is the user and system time together.
@@ -98,6 +109,7 @@ func Between(a, b Sample) Cost {
 		Mallocs: b.Mallocs - a.Mallocs, AllocBytes: b.AllocBytes - a.AllocBytes,
 		GCCycles: b.NumGC - a.NumGC, GCPauseTotal: b.PauseTotal - a.PauseTotal,
 		GCPauseMaxExact: true,
+		SchedWait:       subWait(a.SchedWait, b.SchedWait),
 	}
 	if c.HasIO {
 		c.WriteBytes = b.WriteBytes - a.WriteBytes
@@ -143,8 +155,9 @@ func parseIO(b []byte) (int64, bool) {
 
 // Plus is what c and o cost together, o being another process's cost over
 // the same window (a harness summing the node processes it drives): the
-// longer wall time, every count added, the longest pause of either, exact
-// and measured only when both are.
+// longer wall time, every count added (the scheduling waits' histograms
+// bucket by bucket), the longest pause of either, exact and measured only
+// when both are.
 func (c Cost) Plus(o Cost) Cost {
 	sum := Cost{
 		Wall:    max(c.Wall, o.Wall),
@@ -153,6 +166,7 @@ func (c Cost) Plus(o Cost) Cost {
 		Mallocs: c.Mallocs + o.Mallocs, AllocBytes: c.AllocBytes + o.AllocBytes,
 		GCCycles: c.GCCycles + o.GCCycles, GCPauseTotal: c.GCPauseTotal + o.GCPauseTotal,
 		GCPauseMax: max(c.GCPauseMax, o.GCPauseMax), GCPauseMaxExact: c.GCPauseMaxExact && o.GCPauseMaxExact,
+		SchedWait: addWait(c.SchedWait, o.SchedWait),
 	}
 	if !sum.HasIO {
 		sum.WriteBytes = 0 // unknown for one of them, so for the sum

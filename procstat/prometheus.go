@@ -1,10 +1,15 @@
 package procstat
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"math"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Collector exports the process's cumulative cost counters (Read, once per
 // scrape) under raftbench_process_*: CPU by mode, bytes written to
-// storage, heap allocations, GC cycles and their pauses. A window's
+// storage, heap allocations, GC cycles and their pauses, and the
+// scheduling waits as a histogram. A window's
 // difference of two scrapes is its cost, all but the longest GC pause,
 // which takes the ring of recent pauses in Sample (the admin endpoint's
 // /stats serves it).
@@ -19,11 +24,12 @@ var (
 	descAllocB  = prometheus.NewDesc("raftbench_process_heap_alloc_bytes_total", "Bytes of heap allocations.", nil, nil)
 	descGC      = prometheus.NewDesc("raftbench_process_gc_cycles_total", "Completed GC cycles.", nil, nil)
 	descPause   = prometheus.NewDesc("raftbench_process_gc_pause_seconds_total", "Stop-the-world GC pauses in all.", nil, nil)
+	descWait    = prometheus.NewDesc("raftbench_process_sched_wait_seconds", "How long goroutines waited, runnable, for a CPU (the Go runtime's /sched/latencies:seconds; one scheduling in eight of each goroutine is timed).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCPU, descWrite, descMallocs, descAllocB, descGC, descPause} {
+	for _, d := range []*prometheus.Desc{descCPU, descWrite, descMallocs, descAllocB, descGC, descPause, descWait} {
 		ch <- d
 	}
 }
@@ -43,4 +49,30 @@ func (collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descAllocB, float64(s.AllocBytes))
 	counter(descGC, float64(s.NumGC))
 	counter(descPause, s.PauseTotal.Seconds())
+	if h, ok := waitHistogram(s.SchedWait); ok {
+		ch <- h
+	}
+}
+
+// waitHistogram is a scheduling-wait histogram as a Prometheus one:
+// cumulative counts by upper bound, the unbounded bucket in the count
+// only. The runtime gives no sum, so each wait counts in it as its
+// bucket's upper bound (at most a bucket's width, about 25%, too much),
+// one in the unbounded bucket as the bound below it.
+func waitHistogram(h []WaitBucket) (prometheus.Metric, bool) {
+	if len(h) == 0 {
+		return nil, false
+	}
+	buckets := make(map[float64]uint64, len(h))
+	var cum uint64
+	var sum, up float64
+	for _, b := range h {
+		cum += b.Count
+		if b.UpperNs != math.MaxInt64 {
+			up = float64(b.UpperNs) / 1e9
+			buckets[up] = cum
+		}
+		sum += float64(b.Count) * up
+	}
+	return prometheus.MustNewConstHistogram(descWait, cum, sum, buckets), true
 }

@@ -200,9 +200,9 @@ func costSection(b *bytes.Buffer, s *results.Summary) {
 	costTable(b, c)
 	if len(s.CostByNode) > 0 {
 		b.WriteString("\n### By process\n\nPer operation of the whole run, so the rows add up to the figures above.\n\n" +
-			"| process | CPU per op | fsyncs per op | storage bytes per op | allocations per op | GC pause total | GC pause max |\n|---|---|---|---|---|---|---|\n")
+			"| process | CPU per op | fsyncs per op | storage bytes per op | allocations per op | GC pause total | GC pause max | waiting for a CPU |\n|---|---|---|---|---|---|---|---|\n")
 		row := func(name string, n *results.Cost) {
-			fmt.Fprintf(b, "| %s | %.1f µs | %.4f | %s | %.0f | %.1f ms | %s |\n", name, n.CPUUSPerOp, n.FsyncsPerOp, storagePerOp(n), n.AllocsPerOp, n.GCPauseTotalMS, gcMax(n))
+			fmt.Fprintf(b, "| %s | %.1f µs | %.4f | %s | %.0f | %.1f ms | %s | %s |\n", name, n.CPUUSPerOp, n.FsyncsPerOp, storagePerOp(n), n.AllocsPerOp, n.GCPauseTotalMS, gcMax(n), SchedWaitString(n.SchedWaitUS))
 		}
 		for _, id := range nodeKeys(s.CostByNode) {
 			n := s.CostByNode[id]
@@ -225,6 +225,22 @@ func costTable(b *bytes.Buffer, c *results.Cost) {
 	}
 	fmt.Fprintf(b, "| heap allocations | %.0f objects, %s | %d objects |\n", c.AllocsPerOp, Bytes(int64(c.AllocBytesPerOp)), c.Allocs)
 	fmt.Fprintf(b, "| GC | | %d cycles; stop-the-world pauses %.2f ms in all, longest %s |\n", c.GCCycles, c.GCPauseTotalMS, gcMax(c))
+	fmt.Fprintf(b, "| waiting for a CPU (goroutines runnable, not running) | | %s |\n", SchedWaitString(c.SchedWaitUS))
+}
+
+// SchedWaitString formats a window's scheduling waits: the Go runtime's
+// sampled histogram, each figure a bucket's upper bound.
+func SchedWaitString(w *results.SchedWait) string {
+	if w == nil {
+		return "none sampled"
+	}
+	le := func(name string, v float64) string {
+		if v < 0 {
+			return name + " beyond the runtime's last bound"
+		}
+		return name + " ≤ " + US(v)
+	}
+	return fmt.Sprintf("%s, %s, %s, %s, %s (%d sampled waits)", le("p50", w.P50), le("p90", w.P90), le("p99", w.P99), le("p99.9", w.P999), le("max", w.Max), w.Samples)
 }
 
 func cores(c *results.Cost) float64 {

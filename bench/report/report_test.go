@@ -23,7 +23,8 @@ func attributedSummary() results.Summary {
 	harness := results.Cost{WindowSec: 2, CPUUserSec: 0.05, CPUUSPerOp: 50, GCPauseMaxExact: true}
 	s.CostByNode = map[string]results.Cost{"1": node, "2": node, "10": node}
 	s.CostHarness = &harness
-	s.Cost = &results.Cost{WindowSec: 2, CPUUserSec: 0.35, CPUUSPerOp: 350, FsyncsPerOp: 0.75, StorageWriteMeasured: true, GCPauseMaxExact: true}
+	s.Cost = &results.Cost{WindowSec: 2, CPUUserSec: 0.35, CPUUSPerOp: 350, FsyncsPerOp: 0.75, StorageWriteMeasured: true, GCPauseMaxExact: true,
+		SchedWaitUS: &results.SchedWait{Samples: 400, P50: 3, P90: 655.36, P99: 1310.72, P999: 4194.304, Max: -1}}
 	s.CPUUSPerOp = 350
 	return s
 }
@@ -38,6 +39,8 @@ func TestAttributionSections(t *testing.T) {
 		"| **sum of the stages** | | | | | 1.50 ms |", "| network | follower acknowledgement (append_rtt − follower_hold) | 2000 |",
 		"![where the time goes](plots/stages.png)",
 		"## Cost per operation", "| CPU per operation | 350.0 µs", "### By process", "| harness (clients) | 50.0 µs |",
+		"| waiting for a CPU (goroutines runnable, not running) | | p50 ≤ 3 µs, p90 ≤ 655 µs, p99 ≤ 1.31 ms, p99.9 ≤ 4.19 ms, max beyond the runtime's last bound (400 sampled waits) |",
+		"| 0.0 ms | 0.00 ms | none sampled |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report.md lacks %q", want)

@@ -5,6 +5,7 @@ package results
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -310,6 +311,46 @@ type Cost struct {
 	GCPauseTotalMS  float64 `json:"gc_pause_total_ms"`
 	GCPauseMaxMS    float64 `json:"gc_pause_max_ms"`
 	GCPauseMaxExact bool    `json:"gc_pause_max_exact"`
+	// SchedWaitUS is how long goroutines waited, runnable, for a CPU in
+	// the window: the Go runtime's scheduling latency, sampled (absent
+	// when no wait was sampled). It is the part of a stage's time spent
+	// ready but not running — on a loaded 2-core machine most of the
+	// answer stage and much of the network detail.
+	SchedWaitUS *SchedWait `json:"sched_wait_us,omitempty"`
+}
+
+// SchedWait summarises a window's scheduling waits. Each percentile is the
+// upper bound of the runtime's histogram bucket it falls in (buckets are a
+// quarter of a power of two wide, so a figure is known to about 25%); Max
+// is the upper bound of the highest nonempty bucket, or -1 when that bucket
+// is unbounded. Samples is how many waits the runtime timed: one
+// scheduling in eight of each goroutine.
+type SchedWait struct {
+	Samples uint64  `json:"samples"`
+	P50     float64 `json:"p50"`
+	P90     float64 `json:"p90"`
+	P99     float64 `json:"p99"`
+	P999    float64 `json:"p999"`
+	Max     float64 `json:"max"`
+}
+
+// SchedWaitOf summarises a scheduling-wait histogram in microseconds; nil
+// when it holds no wait.
+func SchedWaitOf(h []procstat.WaitBucket) *SchedWait {
+	n := procstat.WaitSamples(h)
+	if n == 0 {
+		return nil
+	}
+	us := func(d time.Duration) float64 {
+		if d == math.MaxInt64 {
+			return -1
+		}
+		return float64(d) / 1e3
+	}
+	return &SchedWait{Samples: n,
+		P50: us(procstat.WaitQuantile(h, 0.5)), P90: us(procstat.WaitQuantile(h, 0.9)),
+		P99: us(procstat.WaitQuantile(h, 0.99)), P999: us(procstat.WaitQuantile(h, 0.999)),
+		Max: us(procstat.WaitQuantile(h, 1))}
 }
 
 // CostOf charges a window: pc is what the process spent in it (procstat
@@ -322,6 +363,7 @@ func CostOf(pc procstat.Cost, fsyncs uint64, opsPerSec, writesPerSec float64, pa
 		Fsyncs: fsyncs, StorageWriteMeasured: pc.HasIO,
 		Allocs: pc.Mallocs, GCCycles: pc.GCCycles, GCPauseMaxExact: pc.GCPauseMaxExact,
 		GCPauseTotalMS: float64(pc.GCPauseTotal) / 1e6, GCPauseMaxMS: float64(pc.GCPauseMax) / 1e6,
+		SchedWaitUS: SchedWaitOf(pc.SchedWait),
 	}
 	if pc.HasIO {
 		c.StorageWriteBytes = pc.WriteBytes
