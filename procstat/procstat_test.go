@@ -2,9 +2,9 @@ package procstat
 
 import (
 	"math"
-	"reflect"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
