@@ -113,7 +113,36 @@ type result struct {
 }
 
 // complete delivers the outcome; done has room for exactly one.
+//
+// Invariant: a proposal is completed exactly once, and completing it is
+// the node's last use of it. Every holder takes it out of its queue under
+// that queue's lock before completing it — n.props (takeBatchLocked,
+// failQueued), applier.pending (apply, install, failAll) — and touches it
+// no more afterwards. That is what lets Propose recycle a proposal once it
+// has received the outcome (release).
 func (p *proposal) complete(val any, err error) { p.done <- result{val, err} }
+
+// proposals recycles the proposal (and its done channel) of every Propose
+// whose caller received the outcome: allocating both per call was 2 of 12
+// allocations per write at 256 clients.
+var proposals = sync.Pool{New: func() any { return &proposal{done: make(chan result, 1)} }}
+
+// newProposal is a proposal of cmd, from the pool, its done channel empty.
+func newProposal(cmd []byte) *proposal {
+	p := proposals.Get().(*proposal)
+	p.data = cmd
+	return p
+}
+
+// release returns p to the pool. Only its caller may release it, and only
+// once the node is done with it: it never reached the node, or its outcome
+// was received from done (complete's invariant: nothing else then holds
+// it). A caller that gave up waiting must not release it. It drops what p
+// refers to, so the pool keeps no command or result alive.
+func (p *proposal) release() {
+	*p = proposal{done: p.done}
+	proposals.Put(p)
+}
 
 type readReq struct {
 	query []byte
@@ -303,31 +332,40 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 	if len(cmd) > n.cfg.MaxBatchBytes || uint64(len(cmd)) > n.cfg.MaxSizePerMsg {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrProposalTooLarge, len(cmd), min(n.cfg.MaxBatchBytes, int(n.cfg.MaxSizePerMsg)))
 	}
-	p := &proposal{data: cmd, done: make(chan result, 1)}
+	p := newProposal(cmd)
 	if n.stages != nil {
 		p.start = monoNow()
 	}
 	n.mu.Lock()
 	if n.stopped {
 		n.mu.Unlock()
+		p.release()
 		return nil, ErrStopped
 	}
 	// Proposals queue here while the leader's pipeline is full; a quorum
 	// that stalls must not let the queue grow without bound either.
 	if queued := uint64(n.propBytes); queued > 0 && queued+uint64(len(cmd)) > n.cfg.MaxUncommittedBytes {
 		n.mu.Unlock()
+		p.release()
 		return nil, fmt.Errorf("%w: %d bytes of proposals queued, %d more would pass MaxUncommittedBytes %d", ErrOverloaded, queued, len(cmd), n.cfg.MaxUncommittedBytes)
 	}
 	n.props = append(n.props, p)
 	n.propBytes += len(cmd)
 	n.mu.Unlock()
 	n.signal()
-	v, err := await(ctx, p.done)
-	if err == nil && p.applied != 0 {
-		// The applier filled in p's timestamps before completing it.
-		n.stages.write(p, monoNow())
+	select {
+	case r := <-p.done:
+		if r.err == nil && p.applied != 0 {
+			// The applier filled in p's timestamps before completing it.
+			n.stages.write(p, monoNow())
+		}
+		p.release()
+		return r.val, r.err
+	case <-ctx.Done():
+		// p stays with the node, which completes it later: it is not
+		// released, and the collector takes it once the node lets go.
+		return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 	}
-	return v, err
 }
 
 // Read answers query linearizably: it obtains a read point from the leader
