@@ -225,9 +225,9 @@ func TestWindowOfNodeProcesses(t *testing.T) {
 		2: {Incarnation: "pid 22", Stages: stagesWith(4, 100), Fsyncs: 4, Process: proc(200*time.Millisecond, 300, 1, 7)},
 		// Node 3 stopped in the window.
 	}}
-	open.Nodes[1].Process.SchedWait = []procstat.WaitBucket{{1024, 100}, {2048, 10}}
-	closing.Nodes[1].Process.SchedWait = []procstat.WaitBucket{{1024, 150}, {2048, 10}, {1 << 20, 50}}
-	closing.Nodes[2].Process.SchedWait = []procstat.WaitBucket{{4096, 8}}
+	open.Nodes[1].Process.SchedWait = []procstat.WaitBucket{{UpperNs: 1024, Count: 100}, {UpperNs: 2048, Count: 10}}
+	closing.Nodes[1].Process.SchedWait = []procstat.WaitBucket{{UpperNs: 1024, Count: 150}, {UpperNs: 2048, Count: 10}, {UpperNs: 1 << 20, Count: 50}}
+	closing.Nodes[2].Process.SchedWait = []procstat.WaitBucket{{UpperNs: 4096, Count: 8}}
 	fa := &fakeAttributor{readings: []AttributionReading{open, closing}}
 	w := openProbe(context.Background(), fa, false)
 	wc := w.closeWindow(context.Background())
