@@ -123,8 +123,9 @@ type result struct {
 func (p *proposal) complete(val any, err error) { p.done <- result{val, err} }
 
 // proposals recycles the proposal (and its done channel) of every Propose
-// whose caller received the outcome: allocating both per call was 2 of 12
-// allocations per write at 256 clients.
+// whose caller received the outcome. Allocating them per call cost 3
+// allocations per write: with the pool a 256-client raftbench run
+// (--wal memory) made 8.9 allocations per write instead of 11.9.
 var proposals = sync.Pool{New: func() any { return &proposal{done: make(chan result, 1)} }}
 
 // newProposal is a proposal of cmd, from the pool, its done channel empty.

@@ -1,8 +1,9 @@
 // Package procstat samples what this process has spent so far — CPU time,
 // bytes it made the kernel write to storage, heap allocations, garbage
-// collector pauses, time its goroutines waited for a CPU — so that a benchmark can charge a measured window with
-// its cost: take a Sample when the window opens and another when it
-// closes, and Between returns the difference. A raftbench node process
+// collector pauses, time its goroutines waited for a CPU — so that a
+// benchmark can charge a measured window with its cost: take a Sample
+// when the window opens and another when it closes, and Between returns
+// the difference. A raftbench node process
 // serves its samples on its admin endpoint, so a harness driving several
 // processes charges each its own.
 package procstat
