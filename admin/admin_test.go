@@ -277,12 +277,15 @@ func TestLeadershipAndMembership(t *testing.T) {
 	if err := tc.clients[follower].TransferLeadership(ctx, follower); !errors.Is(err, admin.ErrNotLeader) || !errors.As(err, &ae) || ae.Leader != lead {
 		t.Errorf("transfer on a follower = %v, want ErrNotLeader naming %d", err, lead)
 	}
-	// A membership change needs a commit of the leader's term first.
-	cl, _ := kv.NewClient(tc.c.Endpoints(), kv.ClientOptions{})
-	if err := cl.Put(ctx, []byte("k"), []byte("v")); err != nil {
+	if err := tc.clients[lead].TransferLeadership(ctx, follower); err != nil {
 		t.Fatal(err)
 	}
-	if err := tc.clients[lead].TransferLeadership(ctx, follower); err != nil {
+	// A membership change needs a commit of the leader's term first: a
+	// write acknowledged after the transfer was committed in the new term
+	// (one acknowledged before it left the new leader with none, and the
+	// removal below could be refused as pending instead of as a stranger).
+	cl, _ := kv.NewClient(tc.c.Endpoints(), kv.ClientOptions{})
+	if err := cl.Put(ctx, []byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := tc.clients[follower].Status(ctx); st.Role != "Leader" {
