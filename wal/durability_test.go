@@ -289,6 +289,23 @@ func TestDurabilityMarkerDamage(t *testing.T) {
 	})
 }
 
+// waitMarker waits until the trailing marker stands at want, failing the
+// test if it passes want or does not get there within 10 s.
+func waitMarker(t *testing.T, l *PebbleLog, want uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.markMu.Lock()
+		v := l.mark.value
+		l.markMu.Unlock()
+		if v == want {
+			return
+		}
+		if v > want || time.Now().After(deadline) {
+			t.Fatalf("trailing marker at %d, want %d", v, want)
+		}
+	}
+}
+
 // TestTrailingMarkerCatchesUp: with the default trailing marker, a synced
 // save returns before the marker covers it, and the marker goroutine then
 // raises it unprompted, so a crash after it caught up (no Close) still
@@ -298,17 +315,7 @@ func TestTrailingMarkerCatchesUp(t *testing.T) {
 	opts := PebbleOptions{FS: mem, GroupID: 2, Logger: quietTestLogger{t}}
 	l := mustOpen(t, "db", opts)
 	syncedSaves(t, l, 1, 30)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		l.markMu.Lock()
-		v := l.mark.value
-		l.markMu.Unlock()
-		if v == 30 {
-			break
-		}
-		if v > 30 || time.Now().After(deadline) {
-			t.Fatalf("trailing marker at %d, want 30 after 30 synced saves", v)
-		}
-	}
+	waitMarker(t, l, 30)
 	crashed := mem.CrashClone(vfs.CrashCloneCfg{}) // synced data only
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
@@ -669,6 +676,9 @@ func TestMarkerFailureFailsTheLog(t *testing.T) {
 		fs := failingMarkFS{FS: vfs.NewMem(), failing: failing}
 		l := mustOpen(t, "db", PebbleOptions{FS: fs, ExactMarker: exact, MarkerLag: time.Millisecond, Logger: quietTestLogger{t}})
 		mustSave(t, l, core.HardState{Term: 1, Commit: 2}, run(1, 10, 1))
+		// The trailing raise for that save must be done before marker
+		// fsyncs fail, or it fails the log before the save below.
+		waitMarker(t, l, 10)
 		failing.Store(true)
 		err := l.Save(core.HardState{Term: 1, Commit: 2}, run(11, 20, 1), true)
 		if exact != (err != nil) {
