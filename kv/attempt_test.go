@@ -13,13 +13,13 @@ func TestAttemptContextReused(t *testing.T) {
 	h := &attempts{}
 	defer h.drop()
 	parent := context.Background()
-	first := h.begin(parent, time.Hour)
+	first := h.begin(parent, time.Now(), time.Hour)
 	d1, ok := first.Deadline()
 	if !ok || time.Until(d1) < 59*time.Minute {
 		t.Fatalf("first deadline %v, %v; want about an hour from now", d1, ok)
 	}
 	h.end()
-	second := h.begin(parent, time.Minute)
+	second := h.begin(parent, time.Now(), time.Minute)
 	defer h.end()
 	if second != first {
 		t.Fatal("a context that did not expire was not reused")
@@ -44,7 +44,7 @@ func TestAttemptContextExpires(t *testing.T) {
 	h := &attempts{}
 	defer h.drop()
 	parent := context.Background()
-	ctx := h.begin(parent, 5*time.Millisecond)
+	ctx := h.begin(parent, time.Now(), 5*time.Millisecond)
 	waitDone(t, ctx, "after its 5 ms deadline")
 	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Err = %v, want DeadlineExceeded", err)
@@ -53,7 +53,7 @@ func TestAttemptContextExpires(t *testing.T) {
 		t.Fatalf("Cause = %v, want DeadlineExceeded", err)
 	}
 	h.end()
-	next := h.begin(parent, time.Hour)
+	next := h.begin(parent, time.Now(), time.Hour)
 	defer h.end()
 	if next == ctx {
 		t.Fatal("an expired context was reused")
@@ -70,7 +70,7 @@ func TestAttemptContextFollowsCaller(t *testing.T) {
 	defer h.drop()
 	parent, cancel := context.WithCancelCause(context.Background())
 	why := errors.New("run over")
-	ctx := h.begin(parent, time.Hour)
+	ctx := h.begin(parent, time.Now(), time.Hour)
 	child, stop := context.WithTimeout(ctx, time.Hour)
 	defer stop()
 	cancel(why)
@@ -84,7 +84,7 @@ func TestAttemptContextFollowsCaller(t *testing.T) {
 		}
 	}
 	h.end()
-	if next := h.begin(parent, time.Hour); next == ctx || next.Err() == nil {
+	if next := h.begin(parent, time.Now(), time.Hour); next == ctx || next.Err() == nil {
 		t.Fatalf("after the caller's context ended: got the old context %v, Err %v", next == ctx, next.Err())
 	}
 	h.end()
@@ -98,7 +98,7 @@ func TestAttemptContextCallerDeadlineFirst(t *testing.T) {
 	want := time.Now().Add(time.Minute)
 	parent, cancel := context.WithDeadline(context.Background(), want)
 	defer cancel()
-	ctx := h.begin(parent, time.Hour)
+	ctx := h.begin(parent, time.Now(), time.Hour)
 	defer h.end()
 	if got, ok := ctx.Deadline(); !ok || !got.Equal(want) {
 		t.Fatalf("Deadline = %v, %v; want the caller's %v", got, ok, want)
@@ -112,11 +112,11 @@ func TestAttemptContextNewCaller(t *testing.T) {
 	defer h.drop()
 	p1, c1 := context.WithCancel(context.Background())
 	defer c1()
-	a1 := h.begin(p1, time.Hour)
+	a1 := h.begin(p1, time.Now(), time.Hour)
 	h.end()
 	p2, c2 := context.WithCancel(context.Background())
 	defer c2()
-	a2 := h.begin(p2, time.Hour)
+	a2 := h.begin(p2, time.Now(), time.Hour)
 	h.end()
 	if a1 == a2 {
 		t.Fatal("an attempt context was reused under another caller context")
@@ -141,13 +141,97 @@ func TestAttemptContextUncomparableCaller(t *testing.T) {
 	h := &attempts{}
 	defer h.drop()
 	parent := valueCtx{Context: context.Background(), tags: []string{"x"}}
-	a1 := h.begin(parent, time.Hour)
+	a1 := h.begin(parent, time.Now(), time.Hour)
 	h.end()
-	a2 := h.begin(parent, time.Hour)
+	a2 := h.begin(parent, time.Now(), time.Hour)
 	h.end()
 	if a1 == a2 || a2.Err() != nil {
 		t.Fatalf("uncomparable caller: reused %v, Err %v", a1 == a2, a2.Err())
 	}
+}
+
+// armedFor is when h's current attempt context's timer is set to fire.
+func armedFor(h *attempts) time.Time {
+	a := h.cur
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.armedFor
+}
+
+// waitArmed waits up to 10 s for h's timer to stand at want (zero: unset).
+func waitArmed(t *testing.T, h *attempts, want time.Time, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !armedFor(h).Equal(want); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timer set for %v 10 s %s, want %v", armedFor(h), what, want)
+		}
+	}
+}
+
+// The lazy timer is brought forward for an attempt whose deadline comes
+// before the one it is set for, and that attempt expires on time.
+func TestAttemptTimerBroughtForward(t *testing.T) {
+	h := &attempts{}
+	defer h.drop()
+	parent := context.Background()
+	first := h.begin(parent, time.Now(), time.Hour)
+	h.end()
+	now := time.Now()
+	second := h.begin(parent, now, 5*time.Millisecond)
+	if second != first {
+		t.Fatal("a context that did not expire was not reused")
+	}
+	if got := armedFor(h); !got.Equal(now.Add(5 * time.Millisecond)) {
+		t.Fatalf("timer set for %v, want the second attempt's deadline", got)
+	}
+	waitDone(t, second, "after the second attempt's 5 ms deadline")
+	if err := second.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Err = %v, want DeadlineExceeded", err)
+	}
+	h.end()
+}
+
+// A timer left set for an earlier attempt's deadline does not cancel a
+// later attempt whose deadline has not passed: it sets itself for that one.
+func TestAttemptTimerOutlivesEarlierDeadline(t *testing.T) {
+	h := &attempts{}
+	defer h.drop()
+	parent := context.Background()
+	first := h.begin(parent, time.Now(), 100*time.Millisecond) // long enough to end in time
+	h.end()
+	now := time.Now()
+	second := h.begin(parent, now, time.Hour)
+	defer h.end()
+	if second != first {
+		t.Fatal("a context that did not expire was not reused")
+	}
+	waitArmed(t, h, now.Add(time.Hour), "after the first attempt's deadline")
+	if err := second.Err(); err != nil {
+		t.Fatalf("the second attempt ended (%v) when the first one's deadline passed", err)
+	}
+}
+
+// A timer that fires between attempts cancels nothing and stays unset; the
+// next attempt sets it again and expires on time.
+func TestAttemptTimerFiresBetweenAttempts(t *testing.T) {
+	h := &attempts{}
+	defer h.drop()
+	parent := context.Background()
+	first := h.begin(parent, time.Now(), 100*time.Millisecond) // long enough to end in time
+	h.end()
+	waitArmed(t, h, time.Time{}, "after the idle fire")
+	if err := first.Err(); err != nil {
+		t.Fatalf("the timer cancelled an idle context: %v", err)
+	}
+	second := h.begin(parent, time.Now(), 5*time.Millisecond)
+	if second != first {
+		t.Fatal("a context that did not expire was not reused")
+	}
+	waitDone(t, second, "after the second attempt's 5 ms deadline")
+	if err := second.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Err = %v, want DeadlineExceeded", err)
+	}
+	h.end()
 }
 
 // waitDone fails the test unless ctx is done within 10 s (after what).
