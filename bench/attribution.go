@@ -113,7 +113,7 @@ func (w *windowProbe) closeWindow(ctx context.Context) *windowCost {
 			// A node process started in the window counts from its start,
 			// where its counters began at zero; its rates are over the
 			// whole window, what it added to the system's.
-			from := procstat.Sample{At: w.self.At, HasIO: now.Process.HasIO}
+			from := procstat.Sample{At: w.self.At, HasIO: now.Process.HasIO, HasFaults: now.Process.HasFaults}
 			if same && was.Process != nil {
 				from = *was.Process
 			}

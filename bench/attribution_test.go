@@ -153,13 +153,17 @@ func TestStagesAddUpOnARun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Where the time goes", "| **write at its leader** (Propose → answer) |", "## Cost per operation", "| CPU (user + system) |", "| waiting for a CPU (goroutines runnable, not running) | | p50 ≤ "} {
+	for _, want := range []string{"## Where the time goes", "| **write at its leader** (Propose → answer) |", "## Cost per operation", "| CPU (user + system) |", "| waiting for a CPU (goroutines runnable, not running) | | p50 ≤ ", "| page faults (mostly first touches of fresh memory) | "} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
 	if c.CPUUSPerOp <= 0 || s.CPUUSPerOp != c.CPUUSPerOp || c.Fsyncs == 0 || c.Allocs == 0 || c.PayloadBytes <= 0 {
 		t.Errorf("cost %+v (cpu_us_per_op %g)", c, s.CPUUSPerOp)
+	}
+	// A process starting up touches fresh memory, and getrusage says so.
+	if !c.PageFaultsMeasured || c.MinorFaults == 0 || c.PageFaultsPerOp <= 0 {
+		t.Errorf("page faults: measured %v, %d minor, %g per op", c.PageFaultsMeasured, c.MinorFaults, c.PageFaultsPerOp)
 	}
 	// Every write wakes goroutines, so the window samples scheduling waits.
 	if w := c.SchedWaitUS; w == nil || w.Samples == 0 || w.P50 > w.P99 || (w.Max >= 0 && w.P999 > w.Max) {
@@ -211,7 +215,7 @@ func TestWindowOfNodeProcesses(t *testing.T) {
 		ring := make([]uint64, 256)
 		copy(ring, pauses)
 		return &procstat.Sample{At: at, UserCPU: cpu, HasIO: true, WriteBytes: int64(cpu / time.Millisecond), Mallocs: mallocs,
-			NumGC: gcs, PauseTotal: 0, RecentPauses: ring}
+			NumGC: gcs, PauseTotal: 0, RecentPauses: ring, HasFaults: true, MinorFaults: mallocs / 10, MajorFaults: uint64(gcs)}
 	}
 	open := AttributionReading{Nodes: map[uint64]NodeAttribution{
 		1: {Incarnation: "pid 11", Stages: stagesWith(10, 100), Fsyncs: 10, Process: proc(time.Second, 1000, 1, 5)},
@@ -283,6 +287,18 @@ func TestWindowOfNodeProcesses(t *testing.T) {
 	}
 	if w := s.Cost.SchedWaitUS; w == nil || w.Samples != 108+harness {
 		t.Errorf("the whole's scheduling waits %+v, want the nodes' 108 and the harness's %d", w, harness)
+	}
+	// Page faults, like every count: node 1's growth (60 minor, 2 major),
+	// restarted node 2's from zero (30, 1), the whole their sum and the
+	// harness's own.
+	if c := s.CostByNode["1"]; c.MinorFaults != 60 || c.MajorFaults != 2 || !c.PageFaultsMeasured || math.Abs(c.PageFaultsPerOp-62/c.WindowSec/1000) > 1e-9 {
+		t.Errorf("node 1's page faults %d minor, %d major, %g per op (measured %v)", c.MinorFaults, c.MajorFaults, c.PageFaultsPerOp, c.PageFaultsMeasured)
+	}
+	if c := s.CostByNode["2"]; c.MinorFaults != 30 || c.MajorFaults != 1 {
+		t.Errorf("node 2's page faults %d minor, %d major, want 30 and 1", c.MinorFaults, c.MajorFaults)
+	}
+	if h := s.CostHarness; s.Cost.MinorFaults != 90+h.MinorFaults || s.Cost.MajorFaults != 3+h.MajorFaults || !s.Cost.PageFaultsMeasured {
+		t.Errorf("the whole's page faults %d minor, %d major; want the nodes' 90 and 3 and the harness's %d and %d", s.Cost.MinorFaults, s.Cost.MajorFaults, h.MinorFaults, h.MajorFaults)
 	}
 	if s.StagesUS["queue"].Count != 24 || s.StagesTotalUS.Count != 24 {
 		t.Errorf("stages %+v", s.StagesUS["queue"])

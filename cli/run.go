@@ -147,7 +147,11 @@ func printSummary(w io.Writer, dir string, s *results.Summary) {
 		if len(s.CostByNode) > 0 {
 			whose = "node processes and harness"
 		}
-		rows = append(rows, [2]string{"cost per op", fmt.Sprintf("%.1f µs CPU, %.3f fsyncs, %.0f allocations  (%s)", c.CPUUSPerOp, c.FsyncsPerOp, c.AllocsPerOp, whose)})
+		perOp := fmt.Sprintf("%.1f µs CPU, %.3f fsyncs, %.0f allocations", c.CPUUSPerOp, c.FsyncsPerOp, c.AllocsPerOp)
+		if c.PageFaultsMeasured {
+			perOp += fmt.Sprintf(", %.3f page faults", c.PageFaultsPerOp)
+		}
+		rows = append(rows, [2]string{"cost per op", fmt.Sprintf("%s  (%s)", perOp, whose)})
 		rows = append(rows, [2]string{"waiting for a CPU", report.SchedWaitString(c.SchedWaitUS)})
 	}
 	if line := report.StageMeans(s); line != "" {

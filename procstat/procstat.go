@@ -52,6 +52,16 @@ type Sample struct {
 	// eight of each goroutine, so its counts are a sample of the waits,
 	// not all of them.
 	SchedWait []WaitBucket `json:"sched_wait,omitempty"`
+	// MinorFaults and MajorFaults count the process's page faults since
+	// it started (getrusage ru_minflt, ru_majflt). A minor fault is
+	// mostly the first touch of memory fresh from the kernel, which it
+	// must zero and map: about 0.25 µs on bare metal, but 10 µs per 4 KiB
+	// page on the 2-core virtual machine this harness was tuned on, where
+	// Pebble's new memtable arenas alone faulted ~12k pages a second at
+	// 256 clients. HasFaults is false where the kernel does not say.
+	MinorFaults uint64 `json:"minor_faults"`
+	MajorFaults uint64 `json:"major_faults"`
+	HasFaults   bool   `json:"has_faults"`
 }
 
 // Read samples the process now. It stops the world briefly (as
@@ -63,7 +73,7 @@ func Read() Sample {
 	s := Sample{At: time.Now(), Mallocs: ms.Mallocs, AllocBytes: ms.TotalAlloc,
 		NumGC: ms.NumGC, PauseTotal: time.Duration(ms.PauseTotalNs), RecentPauses: append([]uint64(nil), ms.PauseNs[:]...),
 		SchedWait: readSchedWait()}
-	s.UserCPU, s.SystemCPU = cpuTimes()
+	s.UserCPU, s.SystemCPU, s.MinorFaults, s.MajorFaults, s.HasFaults = usage()
 	s.WriteBytes, s.HasIO = writeBytes()
 	return s
 }
@@ -95,6 +105,11 @@ type Cost struct {
 	// window (see Sample.SchedWait): where a stage's time went when a
 	// goroutine was ready to run and no CPU ran it.
 	SchedWait []WaitBucket `json:"sched_wait,omitempty"`
+	// MinorFaults and MajorFaults are the page faults taken (see
+	// Sample.MinorFaults); HasFaults is false when they are unknown.
+	MinorFaults uint64 `json:"minor_faults"`
+	MajorFaults uint64 `json:"major_faults"`
+	HasFaults   bool   `json:"has_faults"`
 }
 
 // CPU is the user and system time together.
@@ -111,9 +126,13 @@ func Between(a, b Sample) Cost {
 		GCCycles: b.NumGC - a.NumGC, GCPauseTotal: b.PauseTotal - a.PauseTotal,
 		GCPauseMaxExact: true,
 		SchedWait:       subWait(a.SchedWait, b.SchedWait),
+		HasFaults:       a.HasFaults && b.HasFaults,
 	}
 	if c.HasIO {
 		c.WriteBytes = b.WriteBytes - a.WriteBytes
+	}
+	if c.HasFaults {
+		c.MinorFaults, c.MajorFaults = b.MinorFaults-a.MinorFaults, b.MajorFaults-a.MajorFaults
 	}
 	ring := uint32(len(b.RecentPauses))
 	if ring == 0 {
@@ -168,9 +187,13 @@ func (c Cost) Plus(o Cost) Cost {
 		GCCycles: c.GCCycles + o.GCCycles, GCPauseTotal: c.GCPauseTotal + o.GCPauseTotal,
 		GCPauseMax: max(c.GCPauseMax, o.GCPauseMax), GCPauseMaxExact: c.GCPauseMaxExact && o.GCPauseMaxExact,
 		SchedWait: addWait(c.SchedWait, o.SchedWait),
+		HasFaults: c.HasFaults && o.HasFaults,
 	}
 	if !sum.HasIO {
 		sum.WriteBytes = 0 // unknown for one of them, so for the sum
+	}
+	if sum.HasFaults {
+		sum.MinorFaults, sum.MajorFaults = c.MinorFaults+o.MinorFaults, c.MajorFaults+o.MajorFaults
 	}
 	return sum
 }

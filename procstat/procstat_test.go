@@ -116,7 +116,7 @@ func TestCollector(t *testing.T) {
 	for _, f := range fams {
 		names[f.GetName()] = true
 	}
-	for _, want := range []string{"raftbench_process_cpu_seconds_total", "raftbench_process_heap_allocs_total", "raftbench_process_gc_pause_seconds_total", "raftbench_process_sched_wait_seconds"} {
+	for _, want := range []string{"raftbench_process_cpu_seconds_total", "raftbench_process_heap_allocs_total", "raftbench_process_gc_pause_seconds_total", "raftbench_process_sched_wait_seconds", "raftbench_process_page_faults_total"} {
 		if !names[want] {
 			t.Errorf("%s not exported (got %v)", want, names)
 		}
@@ -128,18 +128,18 @@ func TestCollector(t *testing.T) {
 func TestPlus(t *testing.T) {
 	a := Cost{Wall: time.Second, UserCPU: 2 * time.Millisecond, SystemCPU: time.Millisecond, WriteBytes: 4096, HasIO: true,
 		Mallocs: 10, AllocBytes: 100, GCCycles: 1, GCPauseTotal: 50 * time.Microsecond, GCPauseMax: 50 * time.Microsecond, GCPauseMaxExact: true,
-		SchedWait: []WaitBucket{{100, 3}, {400, 1}}}
+		SchedWait: []WaitBucket{{100, 3}, {400, 1}}, HasFaults: true, MinorFaults: 40, MajorFaults: 1}
 	b := Cost{Wall: 2 * time.Second, UserCPU: time.Millisecond, SystemCPU: 3 * time.Millisecond, WriteBytes: 8192, HasIO: true,
 		Mallocs: 5, AllocBytes: 7, GCCycles: 2, GCPauseTotal: 90 * time.Microsecond, GCPauseMax: 70 * time.Microsecond, GCPauseMaxExact: false,
-		SchedWait: []WaitBucket{{50, 2}, {400, 5}, {math.MaxInt64, 1}}}
+		SchedWait: []WaitBucket{{50, 2}, {400, 5}, {math.MaxInt64, 1}}, HasFaults: true, MinorFaults: 2, MajorFaults: 3}
 	want := Cost{Wall: 2 * time.Second, UserCPU: 3 * time.Millisecond, SystemCPU: 4 * time.Millisecond, WriteBytes: 12288, HasIO: true,
 		Mallocs: 15, AllocBytes: 107, GCCycles: 3, GCPauseTotal: 140 * time.Microsecond, GCPauseMax: 70 * time.Microsecond, GCPauseMaxExact: false,
-		SchedWait: []WaitBucket{{50, 2}, {100, 3}, {400, 6}, {math.MaxInt64, 1}}}
+		SchedWait: []WaitBucket{{50, 2}, {100, 3}, {400, 6}, {math.MaxInt64, 1}}, HasFaults: true, MinorFaults: 42, MajorFaults: 4}
 	if got := a.Plus(b); !reflect.DeepEqual(got, want) {
 		t.Errorf("a.Plus(b) = %+v, want %+v", got, want)
 	}
-	b.HasIO = false
-	if got := a.Plus(b); got.HasIO || got.WriteBytes != 0 {
-		t.Errorf("with one side's writes unknown: %+v", got)
+	b.HasIO, b.HasFaults = false, false
+	if got := a.Plus(b); got.HasIO || got.WriteBytes != 0 || got.HasFaults || got.MinorFaults != 0 || got.MajorFaults != 0 {
+		t.Errorf("with one side's writes and faults unknown: %+v", got)
 	}
 }

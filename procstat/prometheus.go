@@ -8,8 +8,8 @@ import (
 
 // Collector exports the process's cumulative cost counters (Read, once per
 // scrape) under raftbench_process_*: CPU by mode, bytes written to
-// storage, heap allocations, GC cycles and their pauses, and the
-// scheduling waits as a histogram. A window's
+// storage, heap allocations, GC cycles and their pauses, page faults by
+// kind, and the scheduling waits as a histogram. A window's
 // difference of two scrapes is its cost, all but the longest GC pause,
 // which takes the ring of recent pauses in Sample (the admin endpoint's
 // /stats serves it).
@@ -24,12 +24,13 @@ var (
 	descAllocB  = prometheus.NewDesc("raftbench_process_heap_alloc_bytes_total", "Bytes of heap allocations.", nil, nil)
 	descGC      = prometheus.NewDesc("raftbench_process_gc_cycles_total", "Completed GC cycles.", nil, nil)
 	descPause   = prometheus.NewDesc("raftbench_process_gc_pause_seconds_total", "Stop-the-world GC pauses in all.", nil, nil)
+	descFaults  = prometheus.NewDesc("raftbench_process_page_faults_total", "Page faults (getrusage), by kind: minor (mapped without I/O, mostly first touches of fresh memory) or major (read from storage).", []string{"kind"}, nil)
 	descWait    = prometheus.NewDesc("raftbench_process_sched_wait_seconds", "How long goroutines waited, runnable, for a CPU (the Go runtime's /sched/latencies:seconds; one scheduling in eight of each goroutine is timed).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCPU, descWrite, descMallocs, descAllocB, descGC, descPause, descWait} {
+	for _, d := range []*prometheus.Desc{descCPU, descWrite, descMallocs, descAllocB, descGC, descPause, descFaults, descWait} {
 		ch <- d
 	}
 }
@@ -49,6 +50,10 @@ func (collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descAllocB, float64(s.AllocBytes))
 	counter(descGC, float64(s.NumGC))
 	counter(descPause, s.PauseTotal.Seconds())
+	if s.HasFaults {
+		counter(descFaults, float64(s.MinorFaults), "minor")
+		counter(descFaults, float64(s.MajorFaults), "major")
+	}
 	if h, ok := waitHistogram(s.SchedWait); ok {
 		ch <- h
 	}

@@ -4,5 +4,5 @@ package procstat
 
 import "time"
 
-// cpuTimes is unknown off Unix.
-func cpuTimes() (user, system time.Duration) { return 0, 0 }
+// usage is unknown off Unix.
+func usage() (user, system time.Duration, minor, major uint64, ok bool) { return 0, 0, 0, 0, false }

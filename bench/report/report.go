@@ -224,8 +224,21 @@ func costTable(b *bytes.Buffer, c *results.Cost) {
 		b.WriteString("| bytes written to storage | not measured (no /proc/self/io) | |\n")
 	}
 	fmt.Fprintf(b, "| heap allocations | %.0f objects, %s | %d objects |\n", c.AllocsPerOp, Bytes(int64(c.AllocBytesPerOp)), c.Allocs)
+	if c.PageFaultsMeasured {
+		fmt.Fprintf(b, "| page faults (mostly first touches of fresh memory) | %.3f | %d minor, %d major (%.0f/s) |\n", c.PageFaultsPerOp, c.MinorFaults, c.MajorFaults, faultsPerSec(c))
+	} else {
+		b.WriteString("| page faults | not measured | |\n")
+	}
 	fmt.Fprintf(b, "| GC | | %d cycles; stop-the-world pauses %.2f ms in all, longest %s |\n", c.GCCycles, c.GCPauseTotalMS, gcMax(c))
 	fmt.Fprintf(b, "| waiting for a CPU (goroutines runnable, not running) | | %s |\n", SchedWaitString(c.SchedWaitUS))
+}
+
+// faultsPerSec is the window's page-fault rate.
+func faultsPerSec(c *results.Cost) float64 {
+	if c.WindowSec <= 0 {
+		return 0
+	}
+	return float64(c.MinorFaults+c.MajorFaults) / c.WindowSec
 }
 
 // SchedWaitString formats a window's scheduling waits: the Go runtime's

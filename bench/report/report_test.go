@@ -24,7 +24,8 @@ func attributedSummary() results.Summary {
 	s.CostByNode = map[string]results.Cost{"1": node, "2": node, "10": node}
 	s.CostHarness = &harness
 	s.Cost = &results.Cost{WindowSec: 2, CPUUserSec: 0.35, CPUUSPerOp: 350, FsyncsPerOp: 0.75, StorageWriteMeasured: true, GCPauseMaxExact: true,
-		SchedWaitUS: &results.SchedWait{Samples: 400, P50: 3, P90: 655.36, P99: 1310.72, P999: 4194.304, Max: -1}}
+		SchedWaitUS:        &results.SchedWait{Samples: 400, P50: 3, P90: 655.36, P99: 1310.72, P999: 4194.304, Max: -1},
+		PageFaultsMeasured: true, MinorFaults: 3000, MajorFaults: 2, PageFaultsPerOp: 0.15}
 	s.CPUUSPerOp = 350
 	return s
 }
@@ -41,6 +42,7 @@ func TestAttributionSections(t *testing.T) {
 		"## Cost per operation", "| CPU per operation | 350.0 µs", "### By process", "| harness (clients) | 50.0 µs |",
 		"| waiting for a CPU (goroutines runnable, not running) | | p50 ≤ 3 µs, p90 ≤ 655 µs, p99 ≤ 1.31 ms, p99.9 ≤ 4.19 ms, max beyond the runtime's last bound (400 sampled waits) |",
 		"| 0.0 ms | 0.00 ms | none sampled |",
+		"| page faults (mostly first touches of fresh memory) | 0.150 | 3000 minor, 2 major (1501/s) |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report.md lacks %q", want)

@@ -317,6 +317,18 @@ type Cost struct {
 	// ready but not running — on a loaded 2-core machine most of the
 	// answer stage and much of the network detail.
 	SchedWaitUS *SchedWait `json:"sched_wait_us,omitempty"`
+	// MinorFaults and MajorFaults are the page faults taken in the window
+	// (getrusage), PageFaultsPerOp both together per operation;
+	// PageFaultsMeasured is false where the kernel does not say (then all
+	// are 0). A minor fault is mostly a first touch of memory fresh from
+	// the kernel (a Go heap that grows, a new Pebble memtable arena): it
+	// is CPU time spent in the kernel, 10 µs a page on some virtual
+	// machines, so a run that faults a lot is charged for memory it is
+	// still acquiring rather than for its steady state.
+	MinorFaults        uint64  `json:"minor_faults"`
+	MajorFaults        uint64  `json:"major_faults"`
+	PageFaultsPerOp    float64 `json:"page_faults_per_op"`
+	PageFaultsMeasured bool    `json:"page_faults_measured"`
 }
 
 // SchedWait summarises a window's scheduling waits. Each percentile is the
@@ -363,7 +375,11 @@ func CostOf(pc procstat.Cost, fsyncs uint64, opsPerSec, writesPerSec float64, pa
 		Fsyncs: fsyncs, StorageWriteMeasured: pc.HasIO,
 		Allocs: pc.Mallocs, GCCycles: pc.GCCycles, GCPauseMaxExact: pc.GCPauseMaxExact,
 		GCPauseTotalMS: float64(pc.GCPauseTotal) / 1e6, GCPauseMaxMS: float64(pc.GCPauseMax) / 1e6,
-		SchedWaitUS: SchedWaitOf(pc.SchedWait),
+		SchedWaitUS:        SchedWaitOf(pc.SchedWait),
+		PageFaultsMeasured: pc.HasFaults,
+	}
+	if pc.HasFaults {
+		c.MinorFaults, c.MajorFaults = pc.MinorFaults, pc.MajorFaults
 	}
 	if pc.HasIO {
 		c.StorageWriteBytes = pc.WriteBytes
@@ -379,6 +395,7 @@ func CostOf(pc procstat.Cost, fsyncs uint64, opsPerSec, writesPerSec float64, pa
 		c.StorageWriteBytesPerOp = float64(c.StorageWriteBytes) / ops
 		c.AllocsPerOp = float64(pc.Mallocs) / ops
 		c.AllocBytesPerOp = float64(pc.AllocBytes) / ops
+		c.PageFaultsPerOp = float64(c.MinorFaults+c.MajorFaults) / ops
 	}
 	if c.PayloadBytes > 0 {
 		c.WriteAmplification = float64(c.StorageWriteBytes) / float64(c.PayloadBytes)

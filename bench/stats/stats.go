@@ -72,8 +72,12 @@ var Metrics = []Metric{
 	{Key: "cpu_us_per_op", Name: "CPU per op", Unit: "µs", Get: func(s *results.Summary) float64 { return s.Cost.CPUUSPerOp }, Has: hasCost},
 	{Key: "fsyncs_per_op", Name: "fsyncs per op", Get: func(s *results.Summary) float64 { return s.Cost.FsyncsPerOp }, Has: hasCost},
 	{Key: "allocs_per_op", Name: "allocs per op", Get: func(s *results.Summary) float64 { return s.Cost.AllocsPerOp }, Has: hasCost},
+	{Key: "page_faults_per_op", Name: "page faults per op", Get: func(s *results.Summary) float64 { return s.Cost.PageFaultsPerOp }, Has: hasFaults},
 	{Key: "sched_wait_p99_us", Name: "CPU wait p99", Unit: "µs", Get: func(s *results.Summary) float64 { return s.Cost.SchedWaitUS.P99 }, Has: hasSchedWait},
 }
+
+// hasFaults: the run measured its page faults.
+func hasFaults(s *results.Summary) bool { return hasCost(s) && s.Cost.PageFaultsMeasured }
 
 // hasSchedWait: the run sampled scheduling waits, and its p99 is bounded.
 func hasSchedWait(s *results.Summary) bool {
