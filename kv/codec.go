@@ -217,6 +217,11 @@ func AppendResult(dst []byte, r Result) []byte {
 	return appendBytes(dst, []byte(r.Detail))
 }
 
+// resultLen is the length of r's encoding by AppendResult.
+func resultLen(r Result) int {
+	return 2 + bytesLen(r.Value) + uvarintLen(uint64(len(r.Detail))) + len(r.Detail)
+}
+
 // DecodeResult decodes exactly one result encoded by AppendResult. The
 // returned Value aliases b. Errors wrap ErrBadEncoding.
 func DecodeResult(b []byte) (Result, error) {

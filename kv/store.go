@@ -333,13 +333,23 @@ func (s *Store) StateImage() (image []byte, index uint64) {
 	return s.appendStateLocked(nil), s.appliedIndex
 }
 
+// appendStateLocked appends the image of the state (Snapshot's encoding)
+// to dst, growing it once to the image's exact size first: grown by
+// appends instead, the image was allocated about twice over, 11% of the
+// bytes a 256-client run allocated (a snapshot every 10,000 entries).
 func (s *Store) appendStateLocked(dst []byte) []byte {
+	n := 1 + uvarintLen(s.appliedIndex) + uvarintLen(uint64(len(s.data))) + uvarintLen(uint64(len(s.sessions)))
+	keys := make([]string, 0, len(s.data))
+	for k, v := range s.data {
+		keys = append(keys, k)
+		n += uvarintLen(uint64(len(k))) + len(k) + bytesLen(v)
+	}
+	for sess := s.lru.front(); sess != nil; sess = s.lru.after(sess) {
+		n += uvarintLen(sess.clientID) + uvarintLen(sess.lastSeq) + uvarintLen(sess.lastIndex) + resultLen(sess.reply)
+	}
+	dst = slices.Grow(dst, n)
 	dst = append(dst, snapshotVersion)
 	dst = binary.AppendUvarint(dst, s.appliedIndex)
-	keys := make([]string, 0, len(s.data))
-	for k := range s.data {
-		keys = append(keys, k)
-	}
 	slices.Sort(keys)
 	dst = binary.AppendUvarint(dst, uint64(len(keys)))
 	for _, k := range keys {
