@@ -72,8 +72,12 @@ const (
 )
 
 type inflightShard struct {
-	mu      sync.Mutex
-	ops     map[*op]struct{}
+	mu sync.Mutex
+	// ops lists the shard's operations in flight, linked through the ops
+	// themselves: a map here cost 0.2 s of 14.9 s of CPU at 256 clients
+	// (an insert and a delete per operation); n is the list's length.
+	ops     *op
+	n       int
 	pending []sample
 	spare   []sample // a recorded batch's buffer, for the next one
 }
@@ -93,6 +97,37 @@ type op struct {
 	intended time.Time
 	shard    uint32
 	state    atomic.Uint32
+	// prev, next and linked place it in its shard's list while it is in
+	// flight; the shard's mu guards them.
+	prev, next *op
+	linked     bool
+}
+
+// link adds o to the shard's list; sh.mu is held.
+func (sh *inflightShard) link(o *op) {
+	o.prev, o.next, o.linked = nil, sh.ops, true
+	if sh.ops != nil {
+		sh.ops.prev = o
+	}
+	sh.ops = o
+	sh.n++
+}
+
+// unlink removes o from the shard's list if it is there; sh.mu is held.
+func (sh *inflightShard) unlink(o *op) {
+	if !o.linked {
+		return
+	}
+	if o.prev != nil {
+		o.prev.next = o.next
+	} else {
+		sh.ops = o.next
+	}
+	if o.next != nil {
+		o.next.prev = o.prev
+	}
+	o.prev, o.next, o.linked = nil, nil, false
+	sh.n--
 }
 
 const (
@@ -102,11 +137,7 @@ const (
 )
 
 func newLatencyRecorder(t0, end time.Time) *latencyRecorder {
-	r := &latencyRecorder{t0: t0, end: end, errs: map[string]int64{}, live: results.NewHistogram()}
-	for i := range r.inflight {
-		r.inflight[i].ops = map[*op]struct{}{}
-	}
-	return r
+	return &latencyRecorder{t0: t0, end: end, errs: map[string]int64{}, live: results.NewHistogram()}
 }
 
 // second is the index of the window's second holding t; r.mu must be held.
@@ -142,14 +173,14 @@ func (r *latencyRecorder) begin(intended time.Time) *op {
 	o := &op{intended: intended, shard: uint32(r.seq.Add(1) % inflightShards)}
 	sh := &r.inflight[o.shard]
 	sh.mu.Lock()
-	sh.ops[o] = struct{}{}
+	sh.link(o)
 	sh.mu.Unlock()
 	// close publishes closedAt before it sweeps the shards, so an operation
 	// registered too late for the sweep sees it here.
 	if at := r.closedAt.Load(); at != nil {
 		if !intended.Before(*at) {
 			sh.mu.Lock()
-			delete(sh.ops, o)
+			sh.unlink(o)
 			sh.mu.Unlock()
 			return nil
 		}
@@ -181,7 +212,7 @@ func (r *latencyRecorder) finish(o *op, kind opKind, err error, start, done time
 	}
 	sh := &r.inflight[o.shard]
 	sh.mu.Lock()
-	delete(sh.ops, o)
+	sh.unlink(o)
 	if !o.state.CompareAndSwap(opPending, opDone) {
 		sh.mu.Unlock()
 		return // the window closed first: already recorded as incomplete
@@ -245,7 +276,7 @@ func (r *latencyRecorder) drop(o *op) {
 	}
 	sh := &r.inflight[o.shard]
 	sh.mu.Lock()
-	delete(sh.ops, o)
+	sh.unlink(o)
 	sh.mu.Unlock()
 }
 
@@ -280,8 +311,8 @@ func (r *latencyRecorder) close(at time.Time) {
 	for i := range r.inflight {
 		sh := &r.inflight[i]
 		sh.mu.Lock()
-		ops := make([]*op, 0, len(sh.ops))
-		for o := range sh.ops {
+		ops := make([]*op, 0, sh.n)
+		for o := sh.ops; o != nil; o = o.next {
 			ops = append(ops, o)
 		}
 		sh.mu.Unlock()
@@ -300,7 +331,7 @@ func (r *latencyRecorder) inFlight() int {
 	for i := range r.inflight {
 		sh := &r.inflight[i]
 		sh.mu.Lock()
-		n += len(sh.ops)
+		n += sh.n
 		sh.mu.Unlock()
 	}
 	return n

@@ -111,3 +111,41 @@ func TestAckWatchNeedsWriteProposedAfter(t *testing.T) {
 		t.Fatal("a write proposed after the fault did not end the failover")
 	}
 }
+
+// A shard's in-flight list holds exactly the operations linked and not yet
+// unlinked, whichever end or middle they leave from, and unlinking one
+// twice (finish after drop) changes nothing.
+func TestInflightShardList(t *testing.T) {
+	var sh inflightShard
+	ops := make([]*op, 6)
+	for i := range ops {
+		ops[i] = &op{intended: time.Unix(int64(i), 0)}
+		sh.link(ops[i])
+	}
+	for _, i := range []int{0, 3, 5, 3} { // tail (first linked), middle, head, again
+		sh.unlink(ops[i])
+	}
+	want := map[*op]bool{ops[1]: true, ops[2]: true, ops[4]: true}
+	got := map[*op]bool{}
+	var prev *op
+	for o := sh.ops; o != nil; o = o.next {
+		if o.prev != prev {
+			t.Fatalf("op %v: prev link broken", o.intended)
+		}
+		got[o], prev = true, o
+	}
+	if sh.n != len(want) || len(got) != len(want) {
+		t.Fatalf("list holds %d (n = %d), want %d", len(got), sh.n, len(want))
+	}
+	for o := range want {
+		if !got[o] {
+			t.Errorf("op %v missing from the list", o.intended)
+		}
+	}
+	for _, o := range ops {
+		sh.unlink(o)
+	}
+	if sh.ops != nil || sh.n != 0 {
+		t.Errorf("after unlinking all: head %v, n %d", sh.ops, sh.n)
+	}
+}
