@@ -191,9 +191,9 @@ func (w *workload) rng() *rand.Rand {
 // one runs one operation on cl and records it with its latency measured
 // from intended; o is its registration with the recorder (nil when it is
 // outside the window). start is when the call is made, for the ack
-// tracker and the failover watch, if the caller has read the clock since
-// intended (the closed loop passes intended, the open loop zero: it reads
-// the clock here). Its time limit is the kv clients' OpTimeout
+// tracker and the failover watch: the closed loop, whose call follows its
+// intended start at once, passes intended; the open loop passes zero, and
+// one reads the clock. Its time limit is the kv clients' OpTimeout
 // (newClient): a context with a deadline per operation cost 1.2 s of the
 // 14.8 s of CPU a 256-client run used (raftbench run --clients 256
 // --cpuprofile; context.WithTimeout in one and in kv's attempts together

@@ -39,9 +39,10 @@ import (
 // per AttemptTimeout while attempts keep finishing in time.
 //
 // Only the Client's command goroutine (holding Client.mu) begins and ends
-// attempts; the timer's goroutine only cancels. Endpoints must not use the
-// context after their call returns, which is the context package's rule
-// too.
+// attempts and drops the context (as does the cleanup of a collected
+// Client); the timer's goroutine only cancels it or sets the timer again,
+// under mu. Endpoints must not use the context after their call returns,
+// which is the context package's rule too.
 type attemptCtx struct {
 	cctx    context.Context
 	cancel  context.CancelCauseFunc
@@ -106,6 +107,12 @@ func (a *attemptCtx) fire() {
 	if now.Before(a.current) {
 		a.armedFor = a.current
 		a.timer.Reset(a.current.Sub(now))
+		a.mu.Unlock()
+		return
+	}
+	if a.cctx.Err() != nil {
+		// The caller's context ended first: the attempt ended with its
+		// error, which Err must keep reporting.
 		a.mu.Unlock()
 		return
 	}

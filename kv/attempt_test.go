@@ -150,6 +150,22 @@ func TestAttemptContextUncomparableCaller(t *testing.T) {
 	}
 }
 
+// A caller's context that ends during an attempt leaves the attempt with
+// its error, also once the attempt's deadline has passed.
+func TestAttemptCallerErrorOutlivesDeadline(t *testing.T) {
+	h := &attempts{}
+	defer h.drop()
+	parent, cancel := context.WithCancel(context.Background())
+	ctx := h.begin(parent, time.Now(), 100*time.Millisecond) // long enough to cancel first
+	cancel()
+	waitDone(t, ctx, "after the caller's context was cancelled")
+	waitArmed(t, h, time.Time{}, "after the attempt's deadline")
+	if err := ctx.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Err = %v after the deadline passed, want the caller's Canceled", err)
+	}
+	h.end()
+}
+
 // armedFor is when h's current attempt context's timer is set to fire.
 func armedFor(h *attempts) time.Time {
 	a := h.cur

@@ -520,10 +520,12 @@ type lane struct {
 }
 
 // maxKeptWriteBuffer is the largest encoding buffer a lane keeps for its
-// next write. Data of zeroCopyMin or more is not copied into it and it is
-// written out at flushBytes, so it outgrows this only with one frame
-// header past the flush threshold; a buffer that did is let go rather
-// than held for a peer that rarely needs it.
+// next write. Data of zeroCopyMin or more is not copied into it, and it is
+// written out once it holds flushBytes, but that is checked between
+// messages: one append of many small entries (a catch-up, up to the
+// node's MaxSizePerMsg) can carry it past this. Such a buffer is let go
+// rather than held by every lane, at the price of growing it again for
+// the next such append; at a steady load the buffer stays well below.
 const maxKeptWriteBuffer = flushBytes + zeroCopyMin
 
 // push queues m, or drops and counts it when the lane is full or stopped.
