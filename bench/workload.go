@@ -20,9 +20,21 @@ type Clock interface {
 	SleepUntil(ctx context.Context, t time.Time) error
 }
 
+// realClock is the process's clock. Now reads only the monotonic clock
+// (time.Since of an epoch), half the cost of a time.Now, which also reads
+// the wall clock (27 against 52 ns here); the workload reads it once or
+// twice per operation, and time.Now was 2% of a 256-client memory-WAL
+// run's CPU on this path. The Time it returns carries the monotonic
+// reading, so Sub, Before and After against any other Time that has one
+// (every time.Now) are exact; its wall reading is clockEpoch's plus the
+// monotonic time since, so it does not follow a wall-clock step made
+// during the run, which nothing here measures by.
 type realClock struct{}
 
-func (realClock) Now() time.Time { return time.Now() }
+// clockEpoch anchors realClock.
+var clockEpoch = time.Now()
+
+func (realClock) Now() time.Time { return clockEpoch.Add(time.Since(clockEpoch)) }
 
 func (realClock) SleepUntil(ctx context.Context, t time.Time) error {
 	d := time.Until(t)

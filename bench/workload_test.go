@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,6 +160,26 @@ func TestAckTrackerSweepKeepsVerdicts(t *testing.T) {
 		binary.BigEndian.PutUint64(v, id)
 		if got := tr.found(sl, v, true); got != want {
 			t.Fatalf("write %d (%+v, last acked write %d %+v): found %v, want %v", id, x, lastID, last, got, want)
+		}
+	}
+}
+
+// realClock reads the monotonic clock only, but what it returns must still
+// order exactly against time.Now readings (by their monotonic readings)
+// and carry a wall reading that tracks the real one.
+func TestRealClockIsMonotonicAndTracksWallTime(t *testing.T) {
+	for range 1000 {
+		a := time.Now()
+		b := realClock{}.Now()
+		c := time.Now()
+		if b.Before(a) || c.Before(b) {
+			t.Fatalf("realClock read %v, outside the time.Now reads around it (%v, %v)", b, a, c)
+		}
+		if !strings.Contains(b.String(), " m=") {
+			t.Fatalf("realClock's %v has no monotonic reading", b)
+		}
+		if d := b.Round(0).Sub(a.Round(0)); d < -time.Second || d > time.Second {
+			t.Fatalf("realClock's wall reading is %v from time.Now's", d)
 		}
 	}
 }

@@ -58,9 +58,10 @@ type metrics struct {
 	snapshots, compactions   atomic.Uint64
 	leaseReads               atomic.Uint64
 	saturation               atomic.Uint64 // float64 bits
-	// The saturation window: the loop's own (addRound).
-	windowStart            time.Time
-	windowBusy, windowIdle time.Duration
+	// The saturation window: the loop's own (addRound), in nanoseconds of
+	// the stage clock (monoNow). windowOpen says windowStart is set.
+	windowOpen                          bool
+	windowStart, windowBusy, windowIdle int64
 }
 
 func (m *metrics) saved(d time.Duration, synced bool) {
@@ -81,13 +82,13 @@ func (m *metrics) saved(d time.Duration, synced bool) {
 // addRound feeds the saturation window with one loop round: idle before
 // it, busy in it, ending at now. Only the loop calls it, so the window
 // needs no lock; the saturation it publishes is an atomic.
-func (m *metrics) addRound(idle, busy time.Duration, now time.Time) {
-	if m.windowStart.IsZero() {
-		m.windowStart = now
+func (m *metrics) addRound(idle, busy, now int64) {
+	if !m.windowOpen {
+		m.windowOpen, m.windowStart = true, now
 	}
 	m.windowIdle += idle
 	m.windowBusy += busy
-	if now.Sub(m.windowStart) >= time.Second {
+	if now-m.windowStart >= int64(time.Second) {
 		total := m.windowBusy + m.windowIdle
 		if total > 0 {
 			m.saturation.Store(math.Float64bits(float64(m.windowBusy) / float64(total)))

@@ -544,8 +544,11 @@ func (n *Node) run() {
 	defer ticker.Stop()
 	// idleSince is when the loop last went idle: the previous round's end,
 	// read once and used for both the busy and the idle accounting (the
-	// clock is read twice per round, not five times).
-	idleSince := n.tickStart
+	// clock is read twice per round, not five times). Both reads are of
+	// the monotonic stage clock alone: a time.Now also reads the wall clock,
+	// twice the cost (52 against 27 ns here), and the two were 2.5% of a
+	// 256-client memory-WAL run's CPU.
+	idleSince := monoOf(n.tickStart)
 	for {
 		select {
 		case <-n.stopc:
@@ -557,11 +560,11 @@ func (n *Node) run() {
 			n.refreshInflight()
 		case <-n.wake:
 		}
-		busy := time.Now()
-		n.roundStart = monoOf(busy)
+		busy := monoNow()
+		n.roundStart = busy
 		n.round()
-		end := time.Now()
-		n.metrics.addRound(busy.Sub(idleSince), end.Sub(busy), end)
+		end := monoNow()
+		n.metrics.addRound(busy-idleSince, end-busy, end)
 		idleSince = end
 		if err := n.raft.Err(); err != nil {
 			n.die(fmt.Errorf("node %d: raft: %w", n.id, err))
