@@ -302,7 +302,11 @@ func FixedSettings(axes []Axis, cfg *Config) string {
 
 // EnvironmentLine describes the machine and binary in one line.
 func EnvironmentLine(e results.Env) string {
-	return fmt.Sprintf("%s, GOMAXPROCS %d (%d CPUs), %s, %s/%s, commit `%s`, host %s", e.GoVersion, e.GOMAXPROCS, e.NumCPU, e.CPUModel, e.OS, e.Arch, e.Commit, e.Hostname)
+	gogc := ""
+	if g := e.GOGC(); g != "" {
+		gogc = ", GOGC " + g
+	}
+	return fmt.Sprintf("%s, GOMAXPROCS %d (%d CPUs)%s, %s, %s/%s, commit `%s`, host %s", e.GoVersion, e.GOMAXPROCS, e.NumCPU, gogc, e.CPUModel, e.OS, e.Arch, e.Commit, e.Hostname)
 }
 
 func writeSweep(dir string, axes []Axis, res *SweepResult) error {

@@ -467,7 +467,11 @@ func Markdown(run *results.Run) string {
 	}
 
 	e := s.Env
-	fmt.Fprintf(&b, "\n## Environment\n\n%s, GOMAXPROCS %d (%d CPUs), %s, %s/%s, commit `%s`.\n", e.GoVersion, e.GOMAXPROCS, e.NumCPU, e.CPUModel, e.OS, e.Arch, e.Commit)
+	gogc := ""
+	if g := e.GOGC(); g != "" {
+		gogc = ", GOGC " + g
+	}
+	fmt.Fprintf(&b, "\n## Environment\n\n%s, GOMAXPROCS %d (%d CPUs)%s, %s, %s/%s, commit `%s`.\n", e.GoVersion, e.GOMAXPROCS, e.NumCPU, gogc, e.CPUModel, e.OS, e.Arch, e.Commit)
 	stages := ""
 	if hasStages(s) {
 		stages = fmt.Sprintf(", `%s/*.hgrm` (one per stage and timing, ms)", results.StagesDir)

@@ -17,7 +17,17 @@ func CurrentEnv() Env {
 		OS: runtime.GOOS, Arch: runtime.GOARCH, CPUModel: cpuModel(), Commit: Commit(),
 	}
 	e.Hostname, _ = os.Hostname()
+	e.GCPercent = gcPercent()
 	return e
+}
+
+// gcPercent returns the garbage collector's target in force. The runtime
+// has no getter: setting it returns the old value, which is put back at
+// once.
+func gcPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
 }
 
 func cpuModel() string {

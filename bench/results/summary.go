@@ -6,6 +6,7 @@ package results
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -501,6 +502,22 @@ type Env struct {
 	Arch       string `json:"arch"`
 	Commit     string `json:"commit"`
 	Hostname   string `json:"hostname,omitempty"`
+	// GCPercent is the garbage collector's target in force (GOGC; -1 for
+	// off): it moves CPU per operation, so runs that differ in it are not
+	// alike. Absent (0) in results written before it was recorded.
+	GCPercent int `json:"gc_percent,omitempty"`
+}
+
+// GOGC is GCPercent as the GOGC variable would be written ("400", "off"),
+// or "" when the run did not record it.
+func (e Env) GOGC() string {
+	switch e.GCPercent {
+	case 0:
+		return ""
+	case -1:
+		return "off"
+	}
+	return strconv.Itoa(e.GCPercent)
 }
 
 // TimelineRow is one second of timeline.csv.

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -168,6 +169,7 @@ func envDifferences(groups []Group) []Difference {
 		{"arch", func(e results.Env) string { return e.Arch }},
 		{"commit", func(e results.Env) string { return e.Commit }},
 		{"hostname", func(e results.Env) string { return e.Hostname }},
+		{"gc_percent", func(e results.Env) string { return cmp.Or(e.GOGC(), "unknown") }},
 	}
 	var out []Difference
 	for _, f := range fields {

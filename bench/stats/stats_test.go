@@ -80,7 +80,7 @@ func writeRun(t *testing.T, dir string, s results.Summary, cfg map[string]any) {
 
 func okSummary(tput float64, commit string) results.Summary {
 	return results.Summary{ThroughputOpsPerSec: tput, LatencyUS: results.Latency{P99: 1000}, ReplicaCheck: "agree", ReplicasAgree: true,
-		AckedOpsFound: true, Env: results.Env{GoVersion: "go1.26", GOMAXPROCS: 2, NumCPU: 2, Commit: commit}}
+		AckedOpsFound: true, Env: results.Env{GoVersion: "go1.26", GOMAXPROCS: 2, NumCPU: 2, Commit: commit, GCPercent: 400}}
 }
 
 // TestLoadRefusesMixedConfigs: repetitions pool into one sample only when
@@ -114,8 +114,11 @@ func TestCompareReport(t *testing.T) {
 	}
 	bad := okSummary(90, "c2")
 	bad.ReplicaCheck, bad.ReplicasAgree = "disagree", false
+	bad.Env.GCPercent = 100
 	writeRun(t, filepath.Join(b, "run-01"), bad, map[string]any{"clients": 64, "transport": "quic"})
-	writeRun(t, filepath.Join(b, "run-02"), okSummary(95, "c2"), map[string]any{"clients": 64, "transport": "quic"})
+	off := okSummary(95, "c2")
+	off.Env.GCPercent = -1
+	writeRun(t, filepath.Join(b, "run-02"), off, map[string]any{"clients": 64, "transport": "quic"})
 	ga, err := Load(a, false)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +129,7 @@ func TestCompareReport(t *testing.T) {
 	}
 	cmp := Compare([]Group{ga, gb})
 	text := cmp.Text()
-	for _, want := range []string{"a (n=6)", "b (n=2) †", "transport: a=tcp  b=quic", "commit: a=c1  b=c2", "b/run-01 is doubtful (verdicts failed: replicas disagree)",
+	for _, want := range []string{"a (n=6)", "b (n=2) †", "transport: a=tcp  b=quic", "commit: a=c1  b=c2", "gc_percent: a=400  b=100, off", "b/run-01 is doubtful (verdicts failed: replicas disagree)",
 		"too few runs for a 95% confidence interval in b (n=2)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q:\n%s", want, text)
