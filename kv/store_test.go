@@ -731,15 +731,18 @@ func TestBoxResultKeepsResults(t *testing.T) {
 
 // overwriteBatches opens client on s, puts keys k0..k(n-1) once, and
 // returns batches batches of n more of the client's puts to the same keys
-// with a 128-byte value, ready to Apply in order.
+// with a 128-byte value, one letter repeated, the next letter in each
+// batch, ready to Apply in order.
 func overwriteBatches(tb testing.TB, s *Store, client uint64, n, batches int) [][]node.Command {
 	tb.Helper()
 	index, seq := uint64(0), uint64(1)
+	fill := byte('a')
 	batch := func() []node.Command {
 		cmds := make([]node.Command, n)
+		fill = 'a' + (fill-'a'+1)%26
 		for i := range cmds {
 			index, seq = index+1, seq+1
-			c := Command{Op: OpPut, ClientID: client, Seq: seq, Key: fmt.Appendf(nil, "k%d", i), Value: bytes.Repeat([]byte{'v'}, 128)}
+			c := Command{Op: OpPut, ClientID: client, Seq: seq, Key: fmt.Appendf(nil, "k%d", i), Value: bytes.Repeat([]byte{fill}, 128)}
 			cmds[i] = node.Command{Index: index, Term: 1, Data: enc(tb, c)}
 		}
 		return cmds
@@ -754,9 +757,10 @@ func overwriteBatches(tb testing.TB, s *Store, client uint64, n, batches int) []
 	return out
 }
 
-// A put to a present key allocates only the copy of its value: the key is
-// looked up, not converted into a new string for a map assignment.
-func TestPutToPresentKeyAllocatesOnlyTheValue(t *testing.T) {
+// A put to a present key allocates nothing: the key is looked up, not
+// converted into a new string for a map assignment, and the value is
+// written over the old one's bytes.
+func TestPutToPresentKeyAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's instrumentation allocates")
 	}
@@ -775,8 +779,8 @@ func TestPutToPresentKeyAllocatesOnlyTheValue(t *testing.T) {
 		}
 		next++
 	})
-	// One for Apply's results, one per value copy.
-	if want := float64(1 + n); allocs != want {
+	// Apply's results, nothing per put.
+	if want := float64(1); allocs != want {
 		t.Errorf("a batch of %d overwriting puts made %v allocations, want %v", n, allocs, want)
 	}
 	if v, ok := s.Get([]byte("k3")); !ok || len(v) != 128 {
@@ -806,4 +810,122 @@ func BenchmarkStorePut(b *testing.B) {
 		b.StopTimer()
 		pending = pending[1:]
 	}
+}
+
+// Values handed out without a copy — a Read's, and a CAS mismatch's reply,
+// which the session keeps and sends again to a retry — keep their bytes
+// when later puts overwrite the key in place, while values nobody was
+// handed are overwritten where they are.
+func TestLentValuesSurviveOverwrites(t *testing.T) {
+	ts := newTestStore(t, 5)
+	ts.open(1)
+	ts.one(put(1, 2, "k", "first-value"))
+	r, err := ts.s.Read(AppendGetQuery(nil, []byte("k")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := r.(Result).Value
+	ts.one(put(1, 3, "k", "second-val!"))
+	mismatch := Command{Op: OpCAS, ClientID: 1, Seq: 4, Key: []byte("k"), Expected: []byte("nope"), Value: []byte("x")}
+	first := ts.one(mismatch)
+	if first.Status != StatusCASMismatch || string(first.Value) != "second-val!" {
+		t.Fatalf("CAS mismatch: %+v", first)
+	}
+	ts.one(put(1, 5, "k", "third-value"))
+	ts.one(put(1, 6, "k", "fourth-valu"))
+	if string(read) != "first-value" {
+		t.Errorf("a Read's value changed to %q under later puts", read)
+	}
+	if string(first.Value) != "second-val!" {
+		t.Errorf("a CAS mismatch's value changed to %q under later puts", first.Value)
+	}
+	// The session's cached reply is what a retry of seq 4 would get; a
+	// snapshot carries it too.
+	sess := ts.s.sessions[1]
+	if sess.lastSeq != 6 {
+		t.Fatalf("session at seq %d", sess.lastSeq)
+	}
+	if got, _ := ts.get("k"); got != "fourth-valu" {
+		t.Errorf("k = %q, want the last put's value", got)
+	}
+	// A value nobody was handed is overwritten in place.
+	sl := ts.s.data["k"]
+	sl.lent.Store(false)
+	before := &sl.v[0]
+	ts.one(put(1, 7, "k", "fifth-value"))
+	if &sl.v[0] != before || string(sl.v) != "fifth-value" {
+		t.Errorf("an unlent value was not overwritten in place: %q", sl.v)
+	}
+	// A longer value than the bytes hold gets new ones.
+	ts.one(put(1, 8, "k", "a much longer sixth value"))
+	if got, _ := ts.get("k"); got != "a much longer sixth value" {
+		t.Errorf("k = %q after a longer put", got)
+	}
+}
+
+// A retried CAS whose first answer was a mismatch gets that answer again,
+// value included, after puts by other clients overwrote the key.
+func TestRetriedCASMismatchKeepsItsValue(t *testing.T) {
+	ts := newTestStore(t, 5)
+	ts.open(1)
+	ts.open(2)
+	ts.one(put(1, 2, "k", "value-one"))
+	cas := Command{Op: OpCAS, ClientID: 2, Seq: 2, Key: []byte("k"), Expected: []byte("nope"), Value: []byte("x")}
+	ts.one(cas)
+	ts.one(put(1, 3, "k", "value-two"))
+	ts.one(put(1, 4, "k", "value-thr"))
+	if r := ts.one(cas); r.Status != StatusCASMismatch || string(r.Value) != "value-one" {
+		t.Errorf("the retried CAS got %+v, want its first answer (mismatch, value-one)", r)
+	}
+}
+
+// Reads and Gets run concurrently with Apply's in-place overwrites; under
+// -race this is the check that no read touches bytes a put writes.
+func TestReadsDuringInPlaceOverwrites(t *testing.T) {
+	s, err := NewStore(StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := overwriteBatches(t, s, 7, 8, 200)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := AppendGetQuery(nil, []byte("k3"))
+			var held, copies [][]byte
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					for k, v := range held {
+						if !bytes.Equal(v, copies[k]) {
+							t.Errorf("a value read as %q changed to %q", copies[k], v)
+							return
+						}
+					}
+					return
+				default:
+				}
+				if g == 0 {
+					r, err := s.Read(q)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if v := r.(Result).Value; i%16 == 0 {
+						held, copies = append(held, v), append(copies, bytes.Clone(v))
+					}
+				} else if v, ok := s.Get([]byte("k3")); !ok || len(v) != 128 {
+					t.Errorf("Get: %q, %v", v, ok)
+					return
+				}
+			}
+		}()
+	}
+	for _, b := range batches {
+		s.Apply(b)
+	}
+	close(stop)
+	wg.Wait()
 }
