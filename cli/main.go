@@ -68,10 +68,11 @@ func Run(opt Options) {
 // marking and assists were 8% of the CPU. Measured with `raftbench run
 // --clients 256 --duration 6s --warmup 2s`, GOGC=100 and GOGC=400 rounds
 // interleaved ABBA, 4 pairs: 400 used 5–20% less CPU per operation in
-// every pair (median ratio 0.92), with 76 against 19 collections in the
-// window and peak RSS 255 against 290 MB; 200 and 800 were within the
-// machine's drift of 400 over 3 rounds (40 and 9 collections). The value in
-// force is recorded in summary.json (env.gc_percent). A process that holds
+// every pair (median ratio 0.92); GOGC=100 ran 76 collections in the
+// window and peaked at 255 MB RSS, 400 ran 19 and peaked at 290 MB; 200
+// and 800 were within the machine's drift of 400 over 3 rounds (40 and 9
+// collections). The value in force is recorded in summary.json
+// (env.gc_percent). A process that holds
 // much more live data (large payloads, many keys) trades more memory for
 // it: the heap may grow to five times the live data; GOGC=100 restores
 // Go's default.

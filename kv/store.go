@@ -52,10 +52,10 @@ func (o StoreOptions) Validate() error {
 }
 
 // Store is the replicated key-value state machine; it implements
-// node.StateMachine. Apply, Read and Restore are meant to be called from one
-// goroutine (the node's apply loop); Hash, Snapshot, Len and Stats may be
-// called from any goroutine at any time, which a test harness comparing
-// replicas needs.
+// node.StateMachine. Apply and Restore are meant to be called from one
+// goroutine (the node's apply loop); Read, Get, Hash, Snapshot, Len and
+// Stats may be called from any goroutine at any time (a test harness
+// comparing replicas needs that), beside Apply and each other.
 type Store struct {
 	maxSessions int
 
@@ -207,7 +207,7 @@ func (s *Store) execute(c *Command) Result {
 			s.stats.casMismatched.Add(1)
 			// The reply is cached in the session and may be sent again.
 			s.lend(c.Key)
-			return Result{Status: StatusCASMismatch, Found: found, Value: cur}
+			return Result{Status: StatusCASMismatch, Found: found, Value: cur[:len(cur):len(cur)]}
 		}
 		s.stats.casSwapped.Add(1)
 		s.put(c.Key, c.Value)
@@ -305,7 +305,9 @@ func (s *Store) Read(query []byte) (any, error) {
 	v, found := s.value(key)
 	s.lend(key)
 	s.mu.RUnlock()
-	return Result{Status: StatusOK, Found: found, Value: v}, nil
+	// Capacity cut to the length: an append by the caller must not write
+	// into the store's spare bytes.
+	return Result{Status: StatusOK, Found: found, Value: v[:len(v):len(v)]}, nil
 }
 
 // Get returns a copy of key's value and whether it is present, as of the
@@ -477,9 +479,10 @@ func (s *Store) Restore(snap []byte) error {
 	if d.err != nil {
 		return fmt.Errorf("kv: restore snapshot: %w", d.err)
 	}
-	// A CAS mismatch reply shares its value with the data it saw; after a
-	// restore the reply has its own copy, which is equal and, like every
-	// value, never modified, so the difference cannot be observed.
+	// A CAS mismatch reply shares its value with the data it saw, which is
+	// therefore lent and never written into again; after a restore the
+	// reply has its own copy, which is equal and never written into either,
+	// so the difference cannot be observed.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.appliedIndex, s.data, s.sessions, s.lru = applied, data, sessions, lru

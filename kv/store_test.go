@@ -839,8 +839,8 @@ func TestLentValuesSurviveOverwrites(t *testing.T) {
 	if string(first.Value) != "second-val!" {
 		t.Errorf("a CAS mismatch's value changed to %q under later puts", first.Value)
 	}
-	// The session's cached reply is what a retry of seq 4 would get; a
-	// snapshot carries it too.
+	// Later commands moved the session on: the overwrites above were
+	// applied, not refused.
 	sess := ts.s.sessions[1]
 	if sess.lastSeq != 6 {
 		t.Fatalf("session at seq %d", sess.lastSeq)
@@ -856,8 +856,22 @@ func TestLentValuesSurviveOverwrites(t *testing.T) {
 	if &sl.v[0] != before || string(sl.v) != "fifth-value" {
 		t.Errorf("an unlent value was not overwritten in place: %q", sl.v)
 	}
+	// A shorter value is stored at its own length, in snapshots too.
+	ts.one(put(1, 8, "k", "short"))
+	if got, _ := ts.get("k"); got != "short" {
+		t.Errorf("k = %q after a shorter put", got)
+	}
+	restored := newTestStore(t, 5)
+	if snap, err := ts.s.Snapshot(); err != nil {
+		t.Fatal(err)
+	} else if err := restored.s.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := restored.get("k"); got != "short" {
+		t.Errorf("k = %q in a snapshot after a shorter put", got)
+	}
 	// A longer value than the bytes hold gets new ones.
-	ts.one(put(1, 8, "k", "a much longer sixth value"))
+	ts.one(put(1, 9, "k", "a much longer sixth value"))
 	if got, _ := ts.get("k"); got != "a much longer sixth value" {
 		t.Errorf("k = %q after a longer put", got)
 	}

@@ -83,14 +83,15 @@ func TestStageBars(t *testing.T) {
 // The environment line names the collector's target when the run recorded
 // it, and says nothing of it for results that did not.
 func TestEnvironmentGOGC(t *testing.T) {
+	pct := func(p int) *int { return &p }
 	for _, c := range []struct {
-		pct  int
+		pct  *int
 		want string
-	}{{400, "(2 CPUs), GOGC 400, "}, {-1, "(2 CPUs), GOGC off, "}, {0, "(2 CPUs), x86"}} {
+	}{{pct(400), "(2 CPUs), GOGC 400, "}, {pct(-1), "(2 CPUs), GOGC off, "}, {pct(0), "(2 CPUs), GOGC 0, "}, {nil, "(2 CPUs), x86"}} {
 		s := attributedSummary()
 		s.Env = results.Env{GoVersion: "go1.26", GOMAXPROCS: 2, NumCPU: 2, CPUModel: "x86", GCPercent: c.pct}
 		if md := Markdown(&results.Run{Summary: s}); !strings.Contains(md, c.want) {
-			t.Errorf("GCPercent %d: the environment line lacks %q", c.pct, c.want)
+			t.Errorf("want %q in the environment line", c.want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 )
 
@@ -17,17 +18,21 @@ func CurrentEnv() Env {
 		OS: runtime.GOOS, Arch: runtime.GOARCH, CPUModel: cpuModel(), Commit: Commit(),
 	}
 	e.Hostname, _ = os.Hostname()
-	e.GCPercent = gcPercent()
+	gc := gcPercent()
+	e.GCPercent = &gc
 	return e
 }
 
-// gcPercent returns the garbage collector's target in force. The runtime
-// has no getter: setting it returns the old value, which is put back at
-// once.
+// gcPercent returns the garbage collector's target in force (-1 for off),
+// as the runtime reports it: read, not set, so that reading it neither
+// starts a collection nor races with another reader.
 func gcPercent() int {
-	p := debug.SetGCPercent(100)
-	debug.SetGCPercent(p)
-	return p
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 100 // not reported by this runtime: Go's default
+	}
+	return int(int64(s[0].Value.Uint64()))
 }
 
 func cpuModel() string {

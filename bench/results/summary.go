@@ -502,22 +502,24 @@ type Env struct {
 	Arch       string `json:"arch"`
 	Commit     string `json:"commit"`
 	Hostname   string `json:"hostname,omitempty"`
-	// GCPercent is the garbage collector's target in force (GOGC; -1 for
-	// off): it moves CPU per operation, so runs that differ in it are not
-	// alike. Absent (0) in results written before it was recorded.
-	GCPercent int `json:"gc_percent,omitempty"`
+	// GCPercent is the harness process's garbage-collector target (GOGC;
+	// -1 for off): it moves CPU per operation, so runs that differ in it
+	// are not alike. Nodes of a --procs run are the same binary with the
+	// same environment, so theirs is the same; a --cluster run's nodes are
+	// not measured. Nil in results written before it was recorded.
+	GCPercent *int `json:"gc_percent,omitempty"`
 }
 
 // GOGC is GCPercent as the GOGC variable would be written ("400", "off"),
 // or "" when the run did not record it.
 func (e Env) GOGC() string {
-	switch e.GCPercent {
-	case 0:
+	switch {
+	case e.GCPercent == nil:
 		return ""
-	case -1:
+	case *e.GCPercent < 0:
 		return "off"
 	}
-	return strconv.Itoa(e.GCPercent)
+	return strconv.Itoa(*e.GCPercent)
 }
 
 // TimelineRow is one second of timeline.csv.

@@ -78,9 +78,11 @@ func writeRun(t *testing.T, dir string, s results.Summary, cfg map[string]any) {
 	}
 }
 
+func gcPct(p int) *int { return &p }
+
 func okSummary(tput float64, commit string) results.Summary {
 	return results.Summary{ThroughputOpsPerSec: tput, LatencyUS: results.Latency{P99: 1000}, ReplicaCheck: "agree", ReplicasAgree: true,
-		AckedOpsFound: true, Env: results.Env{GoVersion: "go1.26", GOMAXPROCS: 2, NumCPU: 2, Commit: commit, GCPercent: 400}}
+		AckedOpsFound: true, Env: results.Env{GoVersion: "go1.26", GOMAXPROCS: 2, NumCPU: 2, Commit: commit, GCPercent: gcPct(400)}}
 }
 
 // TestLoadRefusesMixedConfigs: repetitions pool into one sample only when
@@ -114,10 +116,10 @@ func TestCompareReport(t *testing.T) {
 	}
 	bad := okSummary(90, "c2")
 	bad.ReplicaCheck, bad.ReplicasAgree = "disagree", false
-	bad.Env.GCPercent = 100
+	bad.Env.GCPercent = gcPct(100)
 	writeRun(t, filepath.Join(b, "run-01"), bad, map[string]any{"clients": 64, "transport": "quic"})
 	off := okSummary(95, "c2")
-	off.Env.GCPercent = -1
+	off.Env.GCPercent = gcPct(-1)
 	writeRun(t, filepath.Join(b, "run-02"), off, map[string]any{"clients": 64, "transport": "quic"})
 	ga, err := Load(a, false)
 	if err != nil {
