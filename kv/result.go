@@ -79,7 +79,8 @@ type Result struct {
 	// Value is a Get's value, or a mismatched CAS's current value.
 	// Invariant: it is shared with the store and with every later retry's
 	// reply and must never be modified; the store never writes into a
-	// value slice it has handed out (it replaces values, never edits them).
+	// value slice it has handed out (it writes in place only into values it
+	// never handed out, see slot).
 	Value []byte
 	// Detail explains a StatusBadCommand, StatusStaleSequence or
 	// StatusSessionExpired answer. It is deterministic, so replicas agree
