@@ -72,10 +72,9 @@ func Run(opt Options) {
 // window and peaked at 255 MB RSS, 400 ran 19 and peaked at 290 MB; 200
 // and 800 were within the machine's drift of 400 over 3 rounds (40 and 9
 // collections). The value in force is recorded in summary.json
-// (env.gc_percent). A process that holds
-// much more live data (large payloads, many keys) trades more memory for
-// it: the heap may grow to five times the live data; GOGC=100 restores
-// Go's default.
+// (env.gc_percent). A process that holds much more live data (large
+// payloads, many keys) trades more memory for it: the heap may grow to
+// five times the live data; GOGC=100 restores Go's default.
 const DefaultGCPercent = 400
 
 // applyGCPercent sets DefaultGCPercent unless GOGC is set.
