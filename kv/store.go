@@ -261,7 +261,8 @@ func (s *Store) value(key []byte) ([]byte, bool) {
 	return nil, false
 }
 
-// lend marks key's value as handed out, so that no put writes into it.
+// lend marks key's value as handed out, so that no put writes into it
+// (Read does the same inline, with the one lookup it makes).
 func (s *Store) lend(key []byte) {
 	if sl := s.data[string(key)]; sl != nil {
 		sl.lent.Store(true)
@@ -302,12 +303,16 @@ func (s *Store) Read(query []byte) (any, error) {
 	}
 	s.stats.reads.Add(1)
 	s.mu.RLock()
-	v, found := s.value(key)
-	s.lend(key)
+	var v []byte
+	sl := s.data[string(key)]
+	if sl != nil {
+		sl.lent.Store(true)
+		// Capacity cut to the length: an append by the caller must not
+		// write into the store's spare bytes.
+		v = sl.v[:len(sl.v):len(sl.v)]
+	}
 	s.mu.RUnlock()
-	// Capacity cut to the length: an append by the caller must not write
-	// into the store's spare bytes.
-	return Result{Status: StatusOK, Found: found, Value: v[:len(v):len(v)]}, nil
+	return Result{Status: StatusOK, Found: sl != nil, Value: v}, nil
 }
 
 // Get returns a copy of key's value and whether it is present, as of the
