@@ -18,21 +18,24 @@ func CurrentEnv() Env {
 		OS: runtime.GOOS, Arch: runtime.GOARCH, CPUModel: cpuModel(), Commit: Commit(),
 	}
 	e.Hostname, _ = os.Hostname()
-	gc := gcPercent()
-	e.GCPercent = &gc
+	if gc, ok := gcPercent(); ok {
+		e.GCPercent = &gc
+	}
 	return e
 }
 
 // gcPercent returns the garbage collector's target in force (-1 for off),
 // as the runtime reports it: read, not set, so that reading it neither
-// starts a collection nor races with another reader.
-func gcPercent() int {
+// starts a collection nor races with another reader. ok is false when the
+// runtime does not report it; the result then records nothing rather than
+// a guess.
+func gcPercent() (percent int, ok bool) {
 	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 100 // not reported by this runtime: Go's default
+		return 0, false
 	}
-	return int(int64(s[0].Value.Uint64()))
+	return int(int64(s[0].Value.Uint64())), true
 }
 
 func cpuModel() string {

@@ -504,9 +504,12 @@ type Env struct {
 	Hostname   string `json:"hostname,omitempty"`
 	// GCPercent is the harness process's garbage-collector target (GOGC;
 	// -1 for off): it moves CPU per operation, so runs that differ in it
-	// are not alike. Nodes of a --procs run are the same binary with the
-	// same environment, so theirs is the same; a --cluster run's nodes are
-	// not measured. Nil in results written before it was recorded.
+	// are not alike. Nodes of a --procs run started from this executable
+	// (the default) inherit its environment, so theirs is the same; nodes
+	// started from another build (RAFTBENCH_NODE_BINARY) run at that
+	// build's default, and a --cluster run's nodes are not measured. Nil in
+	// results written before it was recorded, or when the runtime does not
+	// report it.
 	GCPercent *int `json:"gc_percent,omitempty"`
 }
 
