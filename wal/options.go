@@ -81,13 +81,14 @@ type PebbleOptions struct {
 	// 79.2k, 49.3k and 57.0k without — better in every pair, because a
 	// 10 s run after 2 s of warm-up sits inside the transient described in
 	// spare.go. After `--warmup 20s` (steady state: full-size memtables,
-	// every WAL file recycled at about 28 MB) the gain is gone: 112.0k,
+	// every WAL file recycled at about 28 MB) no gain was measured: 112.0k,
 	// 88.7k, 81.9k, 125.4k, 138.0k and 95.9k with the spare against 134.6k,
-	// 139.0k, 113.0k, 109.1k, 118.4k and 100.7k without, over 6 rounds. At
-	// that load the WAL directory holds about 213 MiB per node either way,
-	// so the spare costs disk only at light load. It stays opt-in: it
-	// shortens a new or restarted store's first 15–20 s and changes nothing
-	// after.
+	// 139.0k, 113.0k, 109.1k, 118.4k and 100.7k without, over 6 rounds
+	// (without it ahead in 4 of 6 pairs, within this disk's noise). At that
+	// load the WAL directory holds about 213 MiB per node either way, so
+	// the spare's files add disk mainly at light load (besides the write of
+	// each spare). It stays opt-in: it helps a new or restarted store's
+	// first 15–20 s and nothing measurable after.
 	SpareWAL uint64
 
 	// Logger receives Pebble's log messages. Default: errors go to Pebble's
