@@ -135,20 +135,15 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 	po.Lock = lock
 	var spare *spareFS
 	if opts.SpareWAL > 0 {
-		if spare, err = newSpareFS(opts.FS, dir, int64(opts.SpareWAL), opts.Logger); err != nil {
-			_ = lock.Close()
-			return nil, err
-		}
+		spare = newSpareFS(opts.FS, dir, int64(opts.SpareWAL), opts.Logger)
 	}
 	db, err := openDB(dir, po, spare)
 	if err != nil {
-		spare.close()
 		_ = lock.Close()
 		return nil, pebbleErr(err)
 	}
 	if err := checkTables(db, opts.FS, dir, opts.GroupID); err != nil {
 		err = errors.Join(err, db.Close())
-		spare.close()
 		return nil, errors.Join(err, lock.Close())
 	}
 	l := &PebbleLog{
@@ -168,8 +163,15 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 			err = errors.Join(err, l.mark.close())
 		}
 		err = errors.Join(err, db.Close())
-		spare.close()
 		return nil, errors.Join(err, lock.Close())
+	}
+	if spare != nil {
+		// The log is ours and whole: now the spare may be written.
+		if err := spare.prepare(); err != nil {
+			err = errors.Join(err, l.mark.close(), db.Close())
+			return nil, errors.Join(err, lock.Close())
+		}
+		spare.start()
 	}
 	if !l.exact {
 		l.markKick = make(chan struct{}, 1)
@@ -231,7 +233,11 @@ func mkdirAll(fs vfs.FS, dir string) error {
 // which the next open takes as it is.
 //
 // Only the last open runs on spare (when not nil): the first one's WAL is
-// deleted by the second, so giving it the spare would waste the spare.
+// deleted by the second, so giving it the spare would waste the spare. The
+// spare is built before that open only when dir held no store: a new log
+// has nothing that could be refused, and its first WAL then takes the
+// spare. An existing store gets its spare once the log has passed its
+// checks (openPebble), so a refused directory is never written to by it.
 func openDB(dir string, po *pebble.Options, spare *spareFS) (*pebble.DB, error) {
 	desc, err := pebble.Peek(dir, po.FS)
 	if err != nil {
@@ -247,6 +253,11 @@ func openDB(dir string, po *pebble.Options, spare *spareFS) (*pebble.DB, error) 
 		}
 	}
 	if spare != nil {
+		if !desc.Exists {
+			if err := spare.prepare(); err != nil {
+				return nil, err
+			}
+		}
 		po.FS = spare
 	}
 	return pebble.Open(dir, po)

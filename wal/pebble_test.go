@@ -70,20 +70,28 @@ func TestOpenRefusesOtherFormats(t *testing.T) {
 		{"foreign marker", [][]byte{formatKey, []byte("something else")}, "not a wal"},
 		{"data without marker", [][]byte{[]byte("user key"), []byte("v")}, "no wal format marker"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fs := vfs.NewMem()
-			writeRaw(t, fs, "db", tc.kvs...)
-			l, err := OpenPebble("db", PebbleOptions{FS: fs})
-			if err == nil {
-				l.Close()
-				t.Fatal("open succeeded")
-			}
-			if !errors.Is(err, ErrFormatVersion) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "db") {
-				t.Fatalf("err = %v; want ErrFormatVersion mentioning %q and the directory", err, tc.want)
-			}
-			// The refused open released the directory again.
-			writeRaw(t, fs, "db")
-		})
+		for _, spare := range []uint64{0, 1 << 20} {
+			t.Run(fmt.Sprintf("%s/spare=%d", tc.name, spare), func(t *testing.T) {
+				fs := vfs.NewMem()
+				writeRaw(t, fs, "db", tc.kvs...)
+				l, err := OpenPebble("db", PebbleOptions{FS: fs, SpareWAL: spare, Logger: testLogger{t}})
+				if err == nil {
+					l.Close()
+					t.Fatal("open succeeded")
+				}
+				if !errors.Is(err, ErrFormatVersion) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "db") {
+					t.Fatalf("err = %v; want ErrFormatVersion mentioning %q and the directory", err, tc.want)
+				}
+				// A refused directory gets no spare WAL written into it.
+				for _, name := range []string{spareName, spareTmpName} {
+					if _, err := fs.Stat(fs.PathJoin("db", name)); !errors.Is(err, os.ErrNotExist) {
+						t.Errorf("refused open left %s: %v", name, err)
+					}
+				}
+				// The refused open released the directory again.
+				writeRaw(t, fs, "db")
+			})
+		}
 	}
 }
 

@@ -38,7 +38,8 @@ import (
 //
 // Crash safety: the spare is built under spareTmpName and renamed to
 // spareName only once its zeros are synced, so a spareName file is always
-// whole; Open deletes a leftover spareTmpName. The rename from spareName to
+// whole; Open deletes a leftover spareTmpName (once the directory is
+// known to be a log's, see prepare). The rename from spareName to
 // a WAL's name is made durable by the directory sync Pebble does after
 // creating every WAL, before anything is written to it.
 const (
@@ -67,32 +68,59 @@ type spareFS struct {
 	// taken counts the WAL files created from the spare (tests read it).
 	taken atomic.Int64
 
+	// prepared and started are set by prepare and start, on the opening
+	// goroutine, before the rebuilder exists.
+	prepared, started bool
+
 	kick chan struct{} // capacity one: a rebuild is wanted
 	stop chan struct{}
 	done chan struct{}
 }
 
-// newSpareFS prepares dir's spare (building it now when there is none, so
-// the first WAL Pebble opens takes it) and starts its rebuilder.
-func newSpareFS(fs vfs.FS, dir string, size int64, logger pebble.Logger) (*spareFS, error) {
-	s := &spareFS{
+// newSpareFS makes the filesystem for dir's spare. It touches nothing in
+// dir: a directory is only written to once it is known to be a log's (see
+// prepare), and the rebuilder starts with start.
+func newSpareFS(fs vfs.FS, dir string, size int64, logger pebble.Logger) *spareFS {
+	return &spareFS{
 		FS: fs, dir: dir, size: size, logger: logger,
 		kick: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	if err := fs.RemoveAll(fs.PathJoin(dir, spareTmpName)); err != nil {
-		return nil, fmt.Errorf("spare WAL: remove leftover: %w", err)
+}
+
+// prepare deletes a leftover spareTmpName and makes the spare ready,
+// building it now when there is none whole. It runs once: before Pebble
+// opens a directory that holds no store yet (so that the first WAL takes
+// the spare), otherwise after the log has passed its checks, so that a
+// directory the log refuses — another format, another program's store,
+// damage — gets no spare written into it. Failing to build one is logged,
+// not returned: no spare only means appending fsyncs, as without the
+// option, and the log itself is fine.
+func (s *spareFS) prepare() error {
+	if s.prepared {
+		return nil
 	}
-	if fi, err := fs.Stat(fs.PathJoin(dir, spareName)); err == nil && fi.Size() >= size {
+	s.prepared = true
+	if err := s.FS.RemoveAll(s.PathJoin(s.dir, spareTmpName)); err != nil {
+		return fmt.Errorf("spare WAL: remove leftover: %w", err)
+	}
+	if fi, err := s.FS.Stat(s.PathJoin(s.dir, spareName)); err == nil && fi.Size() >= s.size {
+		s.mu.Lock()
 		s.ready = true
+		s.mu.Unlock()
 	} else if err := s.build(); err != nil {
-		// No spare only means appending fsyncs, as without the option;
-		// the log itself is fine, so say so and go on.
-		logger.Errorf("wal: %s: spare WAL: %v", dir, err)
+		s.logger.Errorf("wal: %s: spare WAL: %v", s.dir, err)
 	}
+	return nil
+}
+
+// start starts the rebuilder, which builds a new spare whenever Pebble
+// has taken the last one (a take before start is remembered: Create's
+// kick waits in its channel). Call it once, after prepare.
+func (s *spareFS) start() {
+	s.started = true
 	go s.rebuild()
-	return s, nil
 }
 
 // Create creates name, taking the spare for it when name is a Pebble WAL
@@ -196,7 +224,7 @@ func (s *spareFS) fill(f vfs.File, name string) error {
 // Call it after Pebble is closed. A nil
 // spareFS (no spare) closes as a no-op.
 func (s *spareFS) close() {
-	if s == nil {
+	if s == nil || !s.started {
 		return
 	}
 	close(s.stop)

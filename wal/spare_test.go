@@ -186,3 +186,39 @@ func isPebbleFile(name string) bool {
 	}
 	return false
 }
+
+// An existing store opened with a spare for the first time gets it once
+// the log has passed its checks: its leftover half-built spare is gone and
+// a whole one is ready for the next WAL, and the log reads as before.
+func TestSpareWALAddedToExistingStore(t *testing.T) {
+	fs := vfs.NewMem()
+	l := mustOpen(t, "wal", PebbleOptions{FS: fs, Logger: testLogger{t}})
+	ents := spareEntries(1, 40, 1024)
+	mustSave(t, l, core.HardState{Term: 1, Commit: 40}, ents)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.Create(fs.PathJoin("wal", spareTmpName), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, "wal", PebbleOptions{FS: fs, SpareWAL: 1 << 20, Logger: testLogger{t}})
+	if n := l.spare.taken.Load(); n != 0 {
+		t.Errorf("the live WAL of an existing store took %d spares, want 0: the spare comes after the checks", n)
+	}
+	if _, err := fs.Stat(fs.PathJoin("wal", spareTmpName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("leftover %s after open: %v", spareTmpName, err)
+	}
+	if fi, err := fs.Stat(fs.PathJoin("wal", spareName)); err != nil || fi.Size() != 1<<20 {
+		t.Errorf("spare after open: %v, %v; want %d bytes", fi, err, 1<<20)
+	}
+	if got := readState(t, l); !reflect.DeepEqual(got.ents, ents) {
+		t.Errorf("recovered %s, want entries (0, 40]", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
