@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -18,5 +19,22 @@ func TestApplyGCPercent(t *testing.T) {
 	applyGCPercent()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("with GOGC=100 the target is %d: GOGC was overridden", got)
+	}
+}
+
+// The binary runs DefaultProcsPerCPU processors per CPU unless GOMAXPROCS
+// names the number.
+func TestApplyProcs(t *testing.T) {
+	base := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(base)
+	t.Setenv("GOMAXPROCS", "")
+	applyProcs()
+	if got := runtime.GOMAXPROCS(base); got != DefaultProcsPerCPU*base {
+		t.Errorf("without GOMAXPROCS the binary runs %d processors, want %d", got, DefaultProcsPerCPU*base)
+	}
+	t.Setenv("GOMAXPROCS", "1")
+	applyProcs()
+	if got := runtime.GOMAXPROCS(0); got != base {
+		t.Errorf("with GOMAXPROCS set the binary runs %d processors, want them left at %d", got, base)
 	}
 }
