@@ -261,21 +261,28 @@ func TestDurabilityMarkerDamage(t *testing.T) {
 			}
 		}
 	})
-	t.Run("store wiped", func(t *testing.T) {
-		// Every Pebble file gone, the marker left: an empty store is no
-		// new one when the marker says 20 entries were durable.
-		fs, opts, path := setup(t)
-		names, _ := fs.List("db")
-		for _, n := range names {
-			if p := fs.PathJoin("db", n); p != path {
-				if err := fs.Remove(p); err != nil {
-					t.Fatal(err)
+	for _, spare := range []uint64{0, 1 << 20} {
+		t.Run(fmt.Sprintf("store wiped/spare=%d", spare), func(t *testing.T) {
+			// Every Pebble file gone, the marker left: an empty store is no
+			// new one when the marker says 20 entries were durable.
+			fs, opts, path := setup(t)
+			names, _ := fs.List("db")
+			for _, n := range names {
+				if p := fs.PathJoin("db", n); p != path {
+					if err := fs.Remove(p); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
-		}
-		_, err := OpenPebble("db", opts)
-		expectLostSynced(t, err, 20)
-	})
+			opts.SpareWAL = spare
+			_, err := OpenPebble("db", opts)
+			expectLostSynced(t, err, 20)
+			if spare != 0 {
+				// Nor does the refused directory get a spare WAL.
+				expectNoSpare(t, fs, "db", int64(spare))
+			}
+		})
+	}
 	t.Run("missing", func(t *testing.T) {
 		fs, opts, path := setup(t)
 		if err := fs.Remove(path); err != nil {

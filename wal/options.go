@@ -62,7 +62,9 @@ type PebbleOptions struct {
 	// log keeps ready (spare.go): zeros, written and synced ahead of time,
 	// that Pebble takes instead of creating an empty WAL file, so a new or
 	// restarted store's WAL fsyncs overwrite instead of appending (on the
-	// OS filesystem an appending fdatasync also writes the inode). In
+	// OS filesystem an appending fdatasync also writes the inode); a
+	// restarted store's first WAL, created at open before the log's checks
+	// have passed, is an ordinary file, and the spare serves the next. In
 	// [1 MiB, 4 GiB); MemTableSize fits a full memtable's WAL. Default 0,
 	// none: every WAL file Pebble makes from a spare is then recycled at
 	// that size, so the WAL directory holds about seven of them (the live

@@ -137,7 +137,7 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 	if opts.SpareWAL > 0 {
 		spare = newSpareFS(opts.FS, dir, int64(opts.SpareWAL), opts.Logger)
 	}
-	db, err := openDB(dir, po, spare)
+	db, err := openDB(dir, po, spare, opts.GroupID)
 	if err != nil {
 		_ = lock.Close()
 		return nil, pebbleErr(err)
@@ -167,10 +167,7 @@ func openPebble(dir string, opts PebbleOptions) (*PebbleLog, error) {
 	}
 	if spare != nil {
 		// The log is ours and whole: now the spare may be written.
-		if err := spare.prepare(); err != nil {
-			err = errors.Join(err, l.mark.close(), db.Close())
-			return nil, errors.Join(err, lock.Close())
-		}
+		spare.prepare()
 		spare.start()
 	}
 	if !l.exact {
@@ -234,14 +231,22 @@ func mkdirAll(fs vfs.FS, dir string) error {
 //
 // Only the last open runs on spare (when not nil): the first one's WAL is
 // deleted by the second, so giving it the spare would waste the spare. The
-// spare is built before that open only when dir held no store: a new log
-// has nothing that could be refused, and its first WAL then takes the
-// spare. An existing store gets its spare once the log has passed its
-// checks (openPebble), so a refused directory is never written to by it.
-func openDB(dir string, po *pebble.Options, spare *spareFS) (*pebble.DB, error) {
+// spare is built before that open only for a new log — no Pebble store and
+// no durability marker of group in dir — which has nothing that could be
+// refused, and its first WAL then takes the spare. Any other directory
+// gets its spare once the log has passed its checks (openPebble), so the
+// spare is never written into a directory Open refuses; a store wiped but
+// for its marker is refused as one that lost synced entries.
+func openDB(dir string, po *pebble.Options, spare *spareFS, group uint64) (*pebble.DB, error) {
 	desc, err := pebble.Peek(dir, po.FS)
 	if err != nil {
 		return nil, err
+	}
+	fresh := !desc.Exists
+	if fresh && spare != nil {
+		if _, err := po.FS.Stat(po.FS.PathJoin(dir, markFileName(group))); !errors.Is(err, os.ErrNotExist) {
+			fresh = false // a marker (or an error reading for one): not new
+		}
 	}
 	if !desc.Exists || desc.FormatMajorVersion < pebbleFormat {
 		db, err := pebble.Open(dir, po)
@@ -253,10 +258,8 @@ func openDB(dir string, po *pebble.Options, spare *spareFS) (*pebble.DB, error) 
 		}
 	}
 	if spare != nil {
-		if !desc.Exists {
-			if err := spare.prepare(); err != nil {
-				return nil, err
-			}
+		if fresh {
+			spare.prepare()
 		}
 		po.FS = spare
 	}

@@ -29,7 +29,8 @@ import (
 // So a log opened with PebbleOptions.SpareWAL keeps one spare: a file of
 // that many bytes, written with zeros and synced, that spareFS hands to
 // Pebble, renamed, whenever Pebble would otherwise create a new (empty) WAL
-// file, and then rebuilds in the background. It is opt-in because every
+// file and a spare is ready, and then rebuilds in the background (when it
+// is first made: prepare). It is opt-in because every
 // file made from a spare stays that large when Pebble recycles it, however
 // light the load (see SpareWAL for the measured trade-off). Pebble writes
 // the spare from offset 0 as it writes a recycled file, and its WAL replay
@@ -91,19 +92,22 @@ func newSpareFS(fs vfs.FS, dir string, size int64, logger pebble.Logger) *spareF
 
 // prepare deletes a leftover spareTmpName and makes the spare ready,
 // building it now when there is none whole. It runs once: before Pebble
-// opens a directory that holds no store yet (so that the first WAL takes
-// the spare), otherwise after the log has passed its checks, so that a
+// opens the directory of a new log (so that its first WAL takes the
+// spare), otherwise after the log has passed its checks, so that a
 // directory the log refuses — another format, another program's store,
-// damage — gets no spare written into it. Failing to build one is logged,
-// not returned: no spare only means appending fsyncs, as without the
-// option, and the log itself is fine.
-func (s *spareFS) prepare() error {
+// damage — gets no spare written into it; a restarted store's live WAL is
+// therefore an ordinary file, and the spare serves its next one. A
+// failure is logged, not returned: no spare only means appending fsyncs,
+// as without the option, and the log itself is fine. The rebuilder then
+// tries again when Pebble next creates a WAL.
+func (s *spareFS) prepare() {
 	if s.prepared {
-		return nil
+		return
 	}
 	s.prepared = true
 	if err := s.FS.RemoveAll(s.PathJoin(s.dir, spareTmpName)); err != nil {
-		return fmt.Errorf("spare WAL: remove leftover: %w", err)
+		s.logger.Errorf("wal: %s: spare WAL: remove leftover: %v", s.dir, err)
+		return
 	}
 	if fi, err := s.FS.Stat(s.PathJoin(s.dir, spareName)); err == nil && fi.Size() >= s.size {
 		s.mu.Lock()
@@ -112,7 +116,6 @@ func (s *spareFS) prepare() error {
 	} else if err := s.build(); err != nil {
 		s.logger.Errorf("wal: %s: spare WAL: %v", s.dir, err)
 	}
-	return nil
 }
 
 // start starts the rebuilder, which builds a new spare whenever Pebble

@@ -218,7 +218,36 @@ func TestSpareWALAddedToExistingStore(t *testing.T) {
 	if got := readState(t, l); !reflect.DeepEqual(got.ents, ents) {
 		t.Errorf("recovered %s, want entries (0, 40]", got)
 	}
+	// Some memtables later (256 KiB, 512 KiB, ...; a rotation takes a
+	// recycled WAL file first, when Pebble has one), a new WAL takes the
+	// spare.
+	more := spareEntries(41, 3040, 1024)
+	for i := 0; i < len(more); i += 40 {
+		mustSave(t, l, core.HardState{Term: 1, Commit: more[i+39].Index}, more[i:i+40])
+	}
+	if n := l.spare.taken.Load(); n < 1 {
+		t.Errorf("after 3 MiB more, %d WAL files were made from the spare, want at least 1", n)
+	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// expectNoSpare fails t if dir holds a spare WAL of size bytes, one being
+// built, or a file as large (a WAL Pebble made from a spare).
+func expectNoSpare(t *testing.T, fs vfs.FS, dir string, size int64) {
+	t.Helper()
+	names, err := fs.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		fi, err := fs.Stat(fs.PathJoin(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == spareName || n == spareTmpName || fi.Size() >= size {
+			t.Errorf("%s holds %s (%d bytes): a spare WAL was written into it", dir, n, fi.Size())
+		}
 	}
 }
