@@ -262,8 +262,11 @@ func Default() Config {
 // its numbers say more about the machine than about Raft.
 func (c *Config) Warnings() []string {
 	var w []string
-	if procs := runtime.GOMAXPROCS(0); c.Nodes > 4*procs {
-		w = append(w, fmt.Sprintf("--nodes %d on %d CPUs (GOMAXPROCS %d): more than 4 nodes per CPU compete for it, so elections and latency will reflect the machine as much as Raft", c.Nodes, runtime.NumCPU(), procs))
+	// CPUs, not GOMAXPROCS: the raftbench binary runs more processors
+	// than CPUs (cli.DefaultProcsPerCPU), and it is the CPUs the nodes
+	// compete for.
+	if cpus := runtime.NumCPU(); c.Nodes > 4*cpus {
+		w = append(w, fmt.Sprintf("--nodes %d on %d CPUs: more than 4 nodes per CPU compete for them, so elections and latency will reflect the machine as much as Raft", c.Nodes, cpus))
 	}
 	return w
 }
