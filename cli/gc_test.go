@@ -34,7 +34,15 @@ func TestApplyProcs(t *testing.T) {
 	}
 	t.Setenv("GOMAXPROCS", "1")
 	applyProcs()
-	if got := runtime.GOMAXPROCS(0); got != base {
+	if got := runtime.GOMAXPROCS(base); got != base {
 		t.Errorf("with GOMAXPROCS set the binary runs %d processors, want them left at %d", got, base)
+	}
+	// A value the runtime ignores is no setting: the default applies.
+	for _, v := range []string{"0", "-3", "four"} {
+		t.Setenv("GOMAXPROCS", v)
+		applyProcs()
+		if got := runtime.GOMAXPROCS(base); got != DefaultProcsPerCPU*base {
+			t.Errorf("with GOMAXPROCS=%q the binary runs %d processors, want %d", v, got, DefaultProcsPerCPU*base)
+		}
 	}
 }

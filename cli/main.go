@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -104,8 +105,8 @@ func applyGCPercent() {
 // two processors per CPU the same trace had 5% and 0.30 ms (p90 0.84 ms).
 //
 // Measured with `raftbench run --clients C --duration 8s --warmup 2s`
-// (6 s after 1 s at 1 client), GOMAXPROCS 4 and 2 interleaved ABBA on a
-// 2-CPU machine, every round listed:
+// (at 1 client `--duration 6s --warmup 1s`), GOMAXPROCS 4 and 2
+// interleaved ABBA on a 2-CPU machine, every round listed:
 //
 //	clients  2 per CPU: ops/s      p99.9 ms         1 per CPU: ops/s     p99.9 ms
 //	1        2101, 2134            1.6, 1.8         1784, 1726           1.7, 2.2
@@ -118,17 +119,20 @@ func applyGCPercent() {
 // need, so CPU per operation rose in 8 of the 9 pairs, by up to 25% (at
 // 256 clients 15.8, 16.0 and 16.6 µs against 13.3, 12.8 and 16.9 µs; at
 // 1024 clients 11.9 and 12.3 against 10.3 and 11.5). Three processors on
-// two CPUs gained less and swung more (16.1k and 31.6k ops/s at 64
-// clients). The value in force is recorded in summary.json
+// two CPUs were no better and swung more (16.1k and 31.6k ops/s at 64
+// clients). Dragonboat's own runner (../shared/peers/dragonboat, 256
+// clients, 10 s after 2 s) gained as much in the same sitting: 71.1k and
+// 84.6k ops/s at GOMAXPROCS 4 against 51.9k and 65.1k at 2. The value in force is recorded in summary.json
 // (env.gomaxprocs); GOMAXPROCS=N in the environment sets any other (Go's
 // own default is one per CPU). Setting it turns off the runtime's
 // tracking of a container's CPU limit after start.
 const DefaultProcsPerCPU = 2
 
 // applyProcs sets DefaultProcsPerCPU processors per CPU unless GOMAXPROCS
-// is set.
+// names a number the runtime took (a positive integer; it ignores any
+// other value, and so does this).
 func applyProcs() {
-	if os.Getenv("GOMAXPROCS") == "" {
+	if n, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err != nil || n <= 0 {
 		runtime.GOMAXPROCS(DefaultProcsPerCPU * runtime.GOMAXPROCS(0))
 	}
 }
