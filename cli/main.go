@@ -120,9 +120,10 @@ func applyGCPercent() {
 // 256 clients 15.8, 16.0 and 16.6 µs against 13.3, 12.8 and 16.9 µs; at
 // 1024 clients 11.9 and 12.3 against 10.3 and 11.5). Three processors on
 // two CPUs were no better and swung more (16.1k and 31.6k ops/s at 64
-// clients). Dragonboat's own runner (../shared/peers/dragonboat, 256
-// clients, 10 s after 2 s) gained as much in the same sitting: 71.1k and
-// 84.6k ops/s at GOMAXPROCS 4 against 51.9k and 65.1k at 2. The value in force is recorded in summary.json
+// clients). The peers run by this binary move too, by amounts the
+// machine's drift blurs: `bin/raftbench-peers run --system dragonboat
+// --clients 256 --duration 10s --warmup 2s`, GOMAXPROCS 4 then 2, twice,
+// read 48.9k against 49.7k and 74.3k against 45.0k ops/s. The value in force is recorded in summary.json
 // (env.gomaxprocs); GOMAXPROCS=N in the environment sets any other (Go's
 // own default is one per CPU). Setting it turns off the runtime's
 // tracking of a container's CPU limit after start.
