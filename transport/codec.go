@@ -396,9 +396,24 @@ func readFrameInto(r *bufio.Reader, buf []byte, maxFrame int) ([]byte, error) {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("%w: body of %d bytes: %w", ErrBadFrame, n, err)
+		return nil, fmt.Errorf("%w: body of %d bytes: %w", ErrBadFrame, n, frameCut{err})
 	}
 	return body, nil
+}
+
+// frameCut marks a frame that is bad only because its stream ended or
+// broke inside it (err, the read's own error), not because of what it
+// held: a snapshot receiver counts that as an interrupted transfer, not a
+// bad record.
+type frameCut struct{ err error }
+
+func (c frameCut) Error() string { return c.err.Error() }
+func (c frameCut) Unwrap() error { return c.err }
+
+// isFrameCut reports whether err is a frame cut short by its stream.
+func isFrameCut(err error) bool {
+	var c frameCut
+	return errors.As(err, &c)
 }
 
 // readUvarint is binary.ReadUvarint with errors mapped onto ours: io.EOF
@@ -410,7 +425,7 @@ func readUvarint(r io.ByteReader) (uint64, error) {
 		c, err := r.ReadByte()
 		if err != nil {
 			if i > 0 && errors.Is(err, io.EOF) {
-				return 0, fmt.Errorf("%w: truncated frame length: %w", ErrBadFrame, io.ErrUnexpectedEOF)
+				return 0, fmt.Errorf("%w: truncated frame length: %w", ErrBadFrame, frameCut{io.ErrUnexpectedEOF})
 			}
 			return 0, err
 		}

@@ -63,7 +63,8 @@ const (
 	// SnapshotFailChecksum: the data did not match its CRC-32C.
 	SnapshotFailChecksum
 	// SnapshotFailInterrupted: the stream ended, broke or went silent for
-	// SnapshotTimeout before the end record (or the transport closed).
+	// SnapshotTimeout before the end record (or the transport closed),
+	// between records or inside one: a record cut short is no bad record.
 	SnapshotFailInterrupted
 
 	// NumSnapshotFailReasons is the number of SnapshotFailReason values.
@@ -93,6 +94,8 @@ func (c SnapshotFailCounts) Total() uint64 { return sum(c[:]) }
 
 func snapshotFailReason(err error) SnapshotFailReason {
 	switch {
+	case isFrameCut(err):
+		return SnapshotFailInterrupted
 	case errors.Is(err, ErrSnapshotTooLarge):
 		return SnapshotFailTooLarge
 	case errors.Is(err, ErrSnapshotChecksum):

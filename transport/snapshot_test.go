@@ -164,6 +164,10 @@ func TestSnapshotReceiveBadInput(t *testing.T) {
 		{"ack inside a transfer", replace(ok, 3, snapAckFrame(0)), false, SnapshotFailBadRecord},
 		{"frame over MaxFrameSize", replace(ok, 2, binary.AppendUvarint(nil, 1<<17)), false, SnapshotFailBadRecord},
 		{"sender hangs up mid-transfer", ok[:4], true, SnapshotFailInterrupted},
+		// A cut inside a chunk (the sender crashed, or was removed, while
+		// writing it) is a broken stream too, not a bad record.
+		{"sender hangs up mid-chunk", append(ok[:4:4], ok[4][:len(ok[4])/2]), true, SnapshotFailInterrupted},
+		{"sender hangs up inside a frame length", append(ok[:4:4], []byte{0x80}), true, SnapshotFailInterrupted},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
