@@ -258,14 +258,18 @@ func Default() Config {
 	}
 }
 
+// cpusAtStart is GOMAXPROCS as the process started: the CPUs, or the
+// container's CPU limit (or what the GOMAXPROCS variable set). Package
+// variables are set before main runs, so this is read before the raftbench
+// binary raises GOMAXPROCS above the CPUs (cli.DefaultProcsPerCPU); it is
+// the CPUs the nodes compete for.
+var cpusAtStart = runtime.GOMAXPROCS(0)
+
 // Warnings are what the configuration asks of this machine that will make
 // its numbers say more about the machine than about Raft.
 func (c *Config) Warnings() []string {
 	var w []string
-	// CPUs, not GOMAXPROCS: the raftbench binary runs more processors
-	// than CPUs (cli.DefaultProcsPerCPU), and it is the CPUs the nodes
-	// compete for.
-	if cpus := runtime.NumCPU(); c.Nodes > 4*cpus {
+	if cpus := cpusAtStart; c.Nodes > 4*cpus {
 		w = append(w, fmt.Sprintf("--nodes %d on %d CPUs: more than 4 nodes per CPU compete for them, so elections and latency will reflect the machine as much as Raft", c.Nodes, cpus))
 	}
 	return w

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -249,7 +248,7 @@ func TestDefaultsAreNodes(t *testing.T) {
 // small for them; absurd sizes are refused.
 func TestManyNodes(t *testing.T) {
 	c := Default()
-	c.Nodes = 4*runtime.NumCPU() + 1
+	c.Nodes = 4*cpusAtStart + 1
 	if err := c.Validate(); err != nil {
 		t.Fatalf("--nodes %d: %v", c.Nodes, err)
 	}

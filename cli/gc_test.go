@@ -38,7 +38,7 @@ func TestApplyProcs(t *testing.T) {
 		t.Errorf("with GOMAXPROCS set the binary runs %d processors, want them left at %d", got, base)
 	}
 	// A value the runtime ignores is no setting: the default applies.
-	for _, v := range []string{"0", "-3", "four"} {
+	for _, v := range []string{"0", "-3", "four", "+4", "99999999999"} {
 		t.Setenv("GOMAXPROCS", v)
 		applyProcs()
 		if got := runtime.GOMAXPROCS(base); got != DefaultProcsPerCPU*base {

@@ -443,6 +443,9 @@ func (e *Engine) serve(s Stream, remote string) {
 // Close) is logged quietly; bad input is counted and logged as a warning.
 // A frame cut short by the peer closing is counted as a bad frame: the
 // sender may have crashed mid-write, which is worth seeing in the counters.
+// (A snapshot stream cut inside a record counts instead as an interrupted
+// transfer, on purpose: there a cut is what removing a peer or stopping a
+// transfer does, and a bad record must mean damaged data.)
 func (e *Engine) endRead(remote string, from uint64, err error) {
 	switch {
 	case e.isClosed(), errors.Is(err, net.ErrClosed):

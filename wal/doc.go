@@ -80,7 +80,9 @@
 //
 // With PebbleOptions.SpareWAL the directory also holds RAFTBENCH-SPARE-WAL,
 // a file of zeros Pebble takes (renamed) for its next new WAL, so that a
-// new or restarted store's WAL fsyncs overwrite instead of appending; a
-// RAFTBENCH-SPARE-WAL.tmp is one being built, deleted on open. spare.go
+// new or restarted store's WAL fsyncs overwrite instead of appending (a
+// restarted store's first WAL excepted: the spare is made only once the
+// log has passed Open's checks); a RAFTBENCH-SPARE-WAL.tmp is one being
+// built, deleted when the spare is made. spare.go
 // says why and why it is safe; SpareWAL's doc has the measured trade-off.
 package wal

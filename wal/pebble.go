@@ -235,8 +235,8 @@ func mkdirAll(fs vfs.FS, dir string) error {
 // no durability marker of group in dir — which has nothing that could be
 // refused, and its first WAL then takes the spare. Any other directory
 // gets its spare once the log has passed its checks (openPebble), so the
-// spare is never written into a directory Open refuses; a store wiped but
-// for its marker is refused as one that lost synced entries.
+// spare is never written into a directory Open refuses (a store wiped but
+// for its marker is left to the marker check).
 func openDB(dir string, po *pebble.Options, spare *spareFS, group uint64) (*pebble.DB, error) {
 	desc, err := pebble.Peek(dir, po.FS)
 	if err != nil {

@@ -29,9 +29,9 @@ import (
 // So a log opened with PebbleOptions.SpareWAL keeps one spare: a file of
 // that many bytes, written with zeros and synced, that spareFS hands to
 // Pebble, renamed, whenever Pebble would otherwise create a new (empty) WAL
-// file and a spare is ready, and then rebuilds in the background (when it
-// is first made: prepare). It is opt-in because every
-// file made from a spare stays that large when Pebble recycles it, however
+// file and a spare is ready, and then rebuilds it in the background
+// (prepare makes the first). It is opt-in because every file made from a
+// spare stays that large when Pebble recycles it, however
 // light the load (see SpareWAL for the measured trade-off). Pebble writes
 // the spare from offset 0 as it writes a recycled file, and its WAL replay
 // already reads the zeros after the last record as the end of the log (the
