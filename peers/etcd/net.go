@@ -296,14 +296,20 @@ func (p *peerConn) run() {
 				backoff = min(2*backoff, maxBackoff)
 				continue // the next message wakes it
 			}
-			p.mu.Lock()
+			// closed is the transport's, under its lock; holding it while
+			// p.conn is set means close either sees this connection (and
+			// closes it with closeConn) or has already marked the
+			// transport closed here.
+			p.t.mu.Lock()
 			if p.t.closed {
-				p.mu.Unlock()
+				p.t.mu.Unlock()
 				_ = c.Close()
 				return
 			}
+			p.mu.Lock()
 			p.conn, conn = c, c
 			p.mu.Unlock()
+			p.t.mu.Unlock()
 			bw = bufio.NewWriterSize(conn, 256<<10)
 			backoff = 10 * time.Millisecond
 		}
